@@ -1,0 +1,65 @@
+//! The command line: `gatehouse serve` and `gatehouse gc`.
+
+use crate::config::{Config, ConfigError, ProcessEnv};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Container registry gateway and OCI registry store"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the registry (embedded defaults: ./data, SQLite, local blob files).
+    Serve(ServeArgs),
+    /// Remove unreferenced blobs and abandoned uploads; safe while the server runs.
+    Gc(GcArgs),
+}
+
+/// Settings shared by every command that opens the data directory.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// TOML settings file; every setting can also be given as GATEHOUSE_<NAME>.
+    #[arg(long, env = "GATEHOUSE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory [default: ./data]
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Listen address [default: 127.0.0.1:5000]
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Leave anything younger than this alone (e.g. 30s, 15m, 24h) [default: gc_grace, 24h]
+    #[arg(long)]
+    pub grace: Option<String>,
+}
+
+impl CommonArgs {
+    /// Settings from file and environment, with this command's flags on top.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut cfg = Config::load(self.config.as_deref(), &ProcessEnv)?;
+        if let Some(d) = &self.data_dir {
+            cfg.data_dir = d.clone();
+        }
+        Ok(cfg)
+    }
+}

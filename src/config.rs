@@ -1,0 +1,155 @@
+//! Settings. Precedence: command-line flags, then `GATEHOUSE_<SETTING>` environment
+//! variables, then the TOML file given with `--config`, then the built-in defaults, so
+//! that `gatehouse serve` with nothing else runs on embedded defaults.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the server listens on.
+    pub listen: SocketAddr,
+    /// Where metadata (`meta.db`), blobs and upload staging live.
+    pub data_dir: PathBuf,
+    /// tracing filter directives, e.g. `info` or `gatehouse=debug,info`.
+    pub log: String,
+    /// Age under which garbage collection never touches an upload, blob or link
+    /// (e.g. `30s`, `15m`, `24h`, `7d`).
+    pub gc_grace: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            data_dir: PathBuf::from("./data"),
+            log: "info".to_owned(),
+            gc_grace: "24h".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("config file {0}: {1}")]
+    Parse(PathBuf, toml::de::Error),
+    #[error("environment variable {0}: {1}")]
+    Env(String, String),
+    #[error("setting {0}: {1}")]
+    Invalid(&'static str, String),
+}
+
+/// Environment variables, so tests can pass a map instead of the process environment.
+pub trait Env {
+    fn var(&self, key: &str) -> Option<String>;
+}
+
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+}
+
+impl<S: std::hash::BuildHasher> Env for std::collections::HashMap<String, String, S> {
+    fn var(&self, key: &str) -> Option<String> {
+        self.get(key).cloned()
+    }
+}
+
+impl Config {
+    /// Defaults, overlaid by the file (if any), then by `GATEHOUSE_*` variables.
+    pub fn load(file: Option<&Path>, env: &dyn Env) -> Result<Self, ConfigError> {
+        let mut table =
+            toml::Table::try_from(Config::default()).map_err(|e| ConfigError::Invalid("defaults", e.to_string()))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
+            let from_file: toml::Table = text.parse().map_err(|e| ConfigError::Parse(path.to_owned(), e))?;
+            // Parse the file alone first so that its errors name the file.
+            Config::deserialize(toml::Value::Table(from_file.clone()))
+                .map_err(|e| ConfigError::Invalid("config file", e.to_string()))?;
+            table.extend(from_file);
+        }
+        let keys: Vec<String> = table.keys().cloned().collect();
+        for key in keys {
+            let var = format!("GATEHOUSE_{}", key.to_uppercase());
+            if let Some(raw) = env.var(&var) {
+                // A value that parses as TOML keeps its type (numbers, booleans, arrays);
+                // anything else is taken as a plain string.
+                let value = format!("v = {raw}")
+                    .parse::<toml::Table>()
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                    .unwrap_or(toml::Value::String(raw));
+                table.insert(key, value);
+            }
+        }
+        let cfg = Config::deserialize(toml::Value::Table(table))
+            .map_err(|e| ConfigError::Env("GATEHOUSE_*".into(), e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        parse_duration(&self.gc_grace).map_err(|e| ConfigError::Invalid("gc_grace", e))?;
+        tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| ConfigError::Invalid("log", e.to_string()))?;
+        Ok(())
+    }
+
+    pub fn gc_grace(&self) -> Duration {
+        parse_duration(&self.gc_grace).unwrap_or(Duration::from_secs(24 * 3600))
+    }
+}
+
+/// `90`, `90s`, `15m`, `24h`, `7d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30s, 15m, 24h or 7d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use s, m, h or d")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn env_overrides_file_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("g.toml");
+        std::fs::write(&file, "listen = \"0.0.0.0:6000\"\ngc_grace = \"1h\"\n").unwrap();
+        let env: HashMap<String, String> = [("GATEHOUSE_GC_GRACE".to_owned(), "5m".to_owned())].into();
+        let cfg = Config::load(Some(&file), &env).unwrap();
+        assert_eq!(cfg.listen.port(), 6000);
+        assert_eq!(cfg.gc_grace(), Duration::from_secs(300));
+        assert_eq!(cfg.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let env: HashMap<String, String> = [("GATEHOUSE_GC_GRACE".to_owned(), "soon".to_owned())].into();
+        let err = Config::load(None, &env).unwrap_err().to_string();
+        assert!(err.contains("gc_grace"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("g.toml");
+        std::fs::write(&file, "listn = \"x\"\n").unwrap();
+        let err = Config::load(Some(&file), &HashMap::new()).unwrap_err().to_string();
+        assert!(err.contains("listn"), "{err}");
+    }
+}

@@ -1,0 +1,248 @@
+//! Every error a client can see, in one place.
+//!
+//! `ErrorCode` lists each OCI distribution error code once, with its HTTP status.
+//! Handlers return `Result<_, Error>`; module errors (`MetaError`, `BlobError`, parse
+//! errors) convert into `Error` through the `From` impls at the bottom of this file, and
+//! `IntoResponse` renders the OCI JSON body `{"errors":[{code,message,detail}]}`.
+//! Anything unexpected becomes a 500 whose cause is logged once and never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    SizeInvalid,
+    TagInvalid,
+    Unauthorized,
+    Denied,
+    Unsupported,
+    TooManyRequests,
+    RangeInvalid,
+    /// Manifest bodies over the size limit (413); reported with the SIZE_INVALID code.
+    ManifestTooLarge,
+    PaginationNumberInvalid,
+    /// A path under `/v2/` that names no endpoint.
+    UnknownRoute,
+    Internal,
+}
+
+impl ErrorCode {
+    /// (wire code, HTTP status, default message)
+    fn table(self) -> (&'static str, StatusCode, &'static str) {
+        use ErrorCode::*;
+        match self {
+            BlobUnknown => ("BLOB_UNKNOWN", StatusCode::NOT_FOUND, "blob unknown to registry"),
+            BlobUploadInvalid => ("BLOB_UPLOAD_INVALID", StatusCode::BAD_REQUEST, "blob upload invalid"),
+            BlobUploadUnknown => (
+                "BLOB_UPLOAD_UNKNOWN",
+                StatusCode::NOT_FOUND,
+                "blob upload unknown to registry",
+            ),
+            DigestInvalid => (
+                "DIGEST_INVALID",
+                StatusCode::BAD_REQUEST,
+                "provided digest did not match uploaded content",
+            ),
+            ManifestBlobUnknown => (
+                "MANIFEST_BLOB_UNKNOWN",
+                StatusCode::BAD_REQUEST,
+                "manifest references a manifest or blob unknown to registry",
+            ),
+            ManifestInvalid => ("MANIFEST_INVALID", StatusCode::BAD_REQUEST, "manifest invalid"),
+            ManifestUnknown => (
+                "MANIFEST_UNKNOWN",
+                StatusCode::NOT_FOUND,
+                "manifest unknown to registry",
+            ),
+            NameInvalid => ("NAME_INVALID", StatusCode::BAD_REQUEST, "invalid repository name"),
+            NameUnknown => (
+                "NAME_UNKNOWN",
+                StatusCode::NOT_FOUND,
+                "repository name not known to registry",
+            ),
+            SizeInvalid => (
+                "SIZE_INVALID",
+                StatusCode::BAD_REQUEST,
+                "provided length did not match content length",
+            ),
+            TagInvalid => ("TAG_INVALID", StatusCode::BAD_REQUEST, "manifest tag did not match URI"),
+            Unauthorized => ("UNAUTHORIZED", StatusCode::UNAUTHORIZED, "authentication required"),
+            Denied => (
+                "DENIED",
+                StatusCode::FORBIDDEN,
+                "requested access to the resource is denied",
+            ),
+            Unsupported => (
+                "UNSUPPORTED",
+                StatusCode::METHOD_NOT_ALLOWED,
+                "the operation is unsupported",
+            ),
+            TooManyRequests => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS, "too many requests"),
+            RangeInvalid => (
+                "RANGE_INVALID",
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "invalid content range",
+            ),
+            ManifestTooLarge => (
+                "SIZE_INVALID",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "manifest exceeds the size limit",
+            ),
+            PaginationNumberInvalid => (
+                "PAGINATION_NUMBER_INVALID",
+                StatusCode::BAD_REQUEST,
+                "invalid number of results requested",
+            ),
+            UnknownRoute => ("UNSUPPORTED", StatusCode::NOT_FOUND, "no such endpoint"),
+            Internal => (
+                "INTERNAL_ERROR",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal server error",
+            ),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.table().0
+    }
+
+    pub fn status(self) -> StatusCode {
+        self.table().1
+    }
+}
+
+/// A client-visible failure.
+#[derive(Debug)]
+pub struct Error {
+    pub code: ErrorCode,
+    pub message: String,
+    pub detail: Option<Value>,
+    /// Extra response headers (e.g. `Range` on a 416, `Content-Range` on a bad range).
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            detail: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// The code with its default message.
+    pub fn code(code: ErrorCode) -> Self {
+        Self::new(code, code.table().2)
+    }
+
+    pub fn with_detail(mut self, detail: Value) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+
+    pub fn with_header(mut self, name: header::HeaderName, value: &str) -> Self {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.push((name, v));
+        }
+        self
+    }
+
+    /// An unexpected failure: logged here with its cause chain, sent as a bare 500.
+    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        let mut chain = cause.to_string();
+        let mut source = cause.source();
+        while let Some(s) = source {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            source = s.source();
+        }
+        tracing::error!(error = %chain, "internal error");
+        Self::code(ErrorCode::Internal)
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "errors": [{
+                "code": self.code.as_str(),
+                "message": self.message,
+                "detail": self.detail.unwrap_or(Value::Null),
+            }]
+        });
+        let mut resp = (self.code.status(), axum::Json(body)).into_response();
+        for (k, v) in self.headers {
+            resp.headers_mut().insert(k, v);
+        }
+        resp
+    }
+}
+
+// === conversions from module errors ===
+
+impl From<crate::oci::name::NameError> for Error {
+    fn from(e: crate::oci::name::NameError) -> Self {
+        Self::new(ErrorCode::NameInvalid, e.to_string())
+    }
+}
+
+impl From<crate::oci::name::TagError> for Error {
+    fn from(e: crate::oci::name::TagError) -> Self {
+        Self::new(ErrorCode::TagInvalid, e.to_string())
+    }
+}
+
+impl From<crate::oci::digest::DigestError> for Error {
+    fn from(e: crate::oci::digest::DigestError) -> Self {
+        Self::new(ErrorCode::DigestInvalid, e.to_string())
+    }
+}
+
+impl From<crate::oci::name::ReferenceError> for Error {
+    fn from(e: crate::oci::name::ReferenceError) -> Self {
+        match e {
+            crate::oci::name::ReferenceError::Digest(d) => d.into(),
+            crate::oci::name::ReferenceError::Tag(t) => t.into(),
+        }
+    }
+}
+
+impl From<crate::store::meta::MetaError> for Error {
+    fn from(e: crate::store::meta::MetaError) -> Self {
+        Self::internal(&e)
+    }
+}
+
+impl From<crate::store::blobs::BlobError> for Error {
+    fn from(e: crate::store::blobs::BlobError) -> Self {
+        match e {
+            crate::store::blobs::BlobError::NotFound => Self::code(ErrorCode::BlobUnknown),
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Self::internal(&e)
+    }
+}

@@ -1,0 +1,15 @@
+//! gatehouse: a container registry gateway and the OCI registry store it forwards to.
+//!
+//! Module map (calls flow downwards):
+//! - `cli`, `config`: command line and settings;
+//! - `server`: router assembly, request logging, serving;
+//! - `store`: the OCI Distribution registry (HTTP API, service, metadata, blobs, GC);
+//! - `oci`: digests, names, references and the `/v2/` route parser;
+//! - `error`: every client-visible error and its HTTP mapping.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod oci;
+pub mod server;
+pub mod store;

@@ -1,0 +1,553 @@
+//! The metadata database: the record of which repositories, blobs, manifests, tags and
+//! upload sessions exist. All SQL of the store lives here, written to run on SQLite and
+//! PostgreSQL alike (`$n` parameters, BIGINT times in Unix milliseconds).
+//!
+//! SQLite runs in WAL mode with a pool of readers and a single writer connection; write
+//! transactions start with `BEGIN IMMEDIATE`, so they are serialised in-process and
+//! across processes (e.g. `gatehouse gc` beside a running server), and a decision made
+//! inside one (such as "this blob is absent, store its bytes") cannot be raced.
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("metadata database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("metadata migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type MetaResult<T> = Result<T, MetaError>;
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn migrator() -> Migrator {
+    use sqlx::SqlSafeStr;
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "store".into(),
+        MigrationType::Simple,
+        include_str!("../../migrations/sqlite/0001_store.sql").into_sql_str(),
+        false,
+    )])
+}
+
+/// A manifest as stored, with what is needed to serve it.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub digest: String,
+    pub media_type: String,
+    pub content: Vec<u8>,
+}
+
+/// A manifest about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewManifest<'a> {
+    pub digest: &'a str,
+    pub media_type: &'a str,
+    pub artifact_type: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    /// JSON object text of the manifest's annotations, if any.
+    pub annotations: Option<&'a str>,
+    pub content: &'a [u8],
+    pub blobs: &'a [String],
+    pub children: &'a [String],
+}
+
+/// One entry of a referrers listing.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    pub digest: String,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    pub size: i64,
+    pub annotations: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UploadRow {
+    pub repository: String,
+    pub size: u64,
+}
+
+#[derive(Clone)]
+pub struct MetaStore {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+impl MetaStore {
+    /// Open (creating if needed) the SQLite database at `path` and apply migrations.
+    pub async fn open_sqlite(path: &Path) -> MetaResult<Self> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode is durable across process crashes (kill -9); only an OS
+            // crash can lose the last commits, never corrupt the database.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        migrator().run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(Self { read, write })
+    }
+
+    /// Start a serialised write transaction.
+    pub async fn begin_write(&self) -> MetaResult<WriteTx> {
+        Ok(WriteTx(self.write.begin_with("BEGIN IMMEDIATE").await?))
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+
+    pub async fn repository_exists(&self, name: &str) -> MetaResult<bool> {
+        let row = sqlx::query("SELECT 1 FROM repositories WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Size of a live blob linked into `repo`.
+    pub async fn linked_blob_size(&self, repo: &str, digest: &str) -> MetaResult<Option<u64>> {
+        let row = sqlx::query(
+            "SELECT b.size FROM repository_blobs rb \
+             JOIN repositories r ON r.id = rb.repository_id \
+             JOIN blobs b ON b.digest = rb.digest AND b.state = 'live' \
+             WHERE r.name = $1 AND rb.digest = $2",
+        )
+        .bind(repo)
+        .bind(digest)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| r.get::<i64, _>(0) as u64))
+    }
+
+    pub async fn manifest_by_tag(&self, repo: &str, tag: &str) -> MetaResult<Option<StoredManifest>> {
+        let row = sqlx::query(
+            "SELECT m.digest, m.media_type, m.content FROM tags t \
+             JOIN repositories r ON r.id = t.repository_id \
+             JOIN manifests m ON m.digest = t.digest \
+             WHERE r.name = $1 AND t.name = $2",
+        )
+        .bind(repo)
+        .bind(tag)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(stored_manifest))
+    }
+
+    pub async fn manifest_by_digest(&self, repo: &str, digest: &str) -> MetaResult<Option<StoredManifest>> {
+        let row = sqlx::query(
+            "SELECT m.digest, m.media_type, m.content FROM repository_manifests rm \
+             JOIN repositories r ON r.id = rm.repository_id \
+             JOIN manifests m ON m.digest = rm.digest \
+             WHERE r.name = $1 AND rm.digest = $2",
+        )
+        .bind(repo)
+        .bind(digest)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(stored_manifest))
+    }
+
+    /// Tags of `repo` in lexical order after `last`; `None` when the repository is unknown.
+    pub async fn tags(&self, repo: &str, last: Option<&str>, limit: Option<u32>) -> MetaResult<Option<Vec<String>>> {
+        let Some(id) = self.read_repository_id(repo).await? else {
+            return Ok(None);
+        };
+        let rows = sqlx::query("SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3")
+            .bind(id)
+            .bind(last.unwrap_or(""))
+            .bind(limit.map(i64::from).unwrap_or(-1))
+            .fetch_all(&self.read)
+            .await?;
+        Ok(Some(rows.into_iter().map(|r| r.get(0)).collect()))
+    }
+
+    /// Repository names in lexical order after `last`.
+    pub async fn catalog(&self, last: Option<&str>, limit: Option<u32>) -> MetaResult<Vec<String>> {
+        let rows = sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
+            .bind(last.unwrap_or(""))
+            .bind(limit.map(i64::from).unwrap_or(-1))
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Manifests in `repo` whose `subject` is `subject`.
+    pub async fn referrers(&self, repo: &str, subject: &str) -> MetaResult<Vec<Referrer>> {
+        let rows = sqlx::query(
+            "SELECT m.digest, m.media_type, m.artifact_type, m.size, m.annotations \
+             FROM repository_manifests rm \
+             JOIN repositories r ON r.id = rm.repository_id \
+             JOIN manifests m ON m.digest = rm.digest \
+             WHERE r.name = $1 AND m.subject = $2 ORDER BY m.digest",
+        )
+        .bind(repo)
+        .bind(subject)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Referrer {
+                digest: r.get(0),
+                media_type: r.get(1),
+                artifact_type: r.get(2),
+                size: r.get(3),
+                annotations: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn read_repository_id(&self, name: &str) -> MetaResult<Option<i64>> {
+        let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    // === upload sessions ===
+
+    pub async fn create_upload(&self, id: &str, repo: &str) -> MetaResult<()> {
+        let now = now_ms();
+        sqlx::query("INSERT INTO uploads (id, repository, size, created_at, updated_at) VALUES ($1, $2, 0, $3, $3)")
+            .bind(id)
+            .bind(repo)
+            .bind(now)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn upload(&self, id: &str) -> MetaResult<Option<UploadRow>> {
+        // Read through the writer's snapshot-free path would serialise reads behind writes;
+        // the read pool sees every committed size, which is all a session needs.
+        let row = sqlx::query("SELECT repository, size FROM uploads WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| UploadRow {
+            repository: r.get(0),
+            size: r.get::<i64, _>(1) as u64,
+        }))
+    }
+
+    pub async fn set_upload_size(&self, id: &str, size: u64) -> MetaResult<()> {
+        sqlx::query("UPDATE uploads SET size = $1, updated_at = $2 WHERE id = $3")
+            .bind(size as i64)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_upload(&self, id: &str) -> MetaResult<bool> {
+        let r = sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Upload sessions not touched since `cutoff_ms`.
+    pub async fn stale_uploads(&self, cutoff_ms: i64) -> MetaResult<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM uploads WHERE updated_at < $1")
+            .bind(cutoff_ms)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Blob rows claimed by garbage collection (invisible, bytes possibly gone).
+    pub async fn deleting_blobs(&self, limit: i64) -> MetaResult<Vec<String>> {
+        let rows = sqlx::query("SELECT digest FROM blobs WHERE state = 'deleting' LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+}
+
+fn stored_manifest(r: sqlx::sqlite::SqliteRow) -> StoredManifest {
+    StoredManifest {
+        digest: r.get(0),
+        media_type: r.get(1),
+        content: r.get(2),
+    }
+}
+
+/// A serialised write transaction. Dropping it without `commit` rolls back.
+pub struct WriteTx(Transaction<'static, Sqlite>);
+
+impl WriteTx {
+    pub async fn commit(self) -> MetaResult<()> {
+        Ok(self.0.commit().await?)
+    }
+
+    pub async fn repository_id(&mut self, name: &str) -> MetaResult<Option<i64>> {
+        let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *self.0)
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// The repository's id, creating it on first use.
+    pub async fn ensure_repository(&mut self, name: &str) -> MetaResult<i64> {
+        if let Some(id) = self.repository_id(name).await? {
+            return Ok(id);
+        }
+        let row = sqlx::query("INSERT INTO repositories (name, created_at) VALUES ($1, $2) RETURNING id")
+            .bind(name)
+            .bind(now_ms())
+            .fetch_one(&mut *self.0)
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Whether a live row exists for the blob.
+    pub async fn blob_is_live(&mut self, digest: &str) -> MetaResult<bool> {
+        let row = sqlx::query("SELECT 1 FROM blobs WHERE digest = $1 AND state = 'live'")
+            .bind(digest)
+            .fetch_optional(&mut *self.0)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Record the blob as live (reviving a row garbage collection had claimed).
+    pub async fn upsert_live_blob(&mut self, digest: &str, size: u64) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO blobs (digest, size, state, created_at) VALUES ($1, $2, 'live', $3) \
+             ON CONFLICT (digest) DO UPDATE SET state = 'live', size = excluded.size, created_at = excluded.created_at",
+        )
+        .bind(digest)
+        .bind(size as i64)
+        .bind(now_ms())
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn link_blob(&mut self, repo_id: i64, digest: &str) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (repository_id, digest) DO UPDATE SET linked_at = excluded.linked_at",
+        )
+        .bind(repo_id)
+        .bind(digest)
+        .bind(now_ms())
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    /// Size of a live blob linked into the repository.
+    pub async fn linked_blob_size(&mut self, repo_id: i64, digest: &str) -> MetaResult<Option<u64>> {
+        let row = sqlx::query(
+            "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest AND b.state = 'live' \
+             WHERE rb.repository_id = $1 AND rb.digest = $2",
+        )
+        .bind(repo_id)
+        .bind(digest)
+        .fetch_optional(&mut *self.0)
+        .await?;
+        Ok(row.map(|r| r.get::<i64, _>(0) as u64))
+    }
+
+    pub async fn unlink_blob(&mut self, repo_id: i64, digest: &str) -> MetaResult<bool> {
+        let r = sqlx::query("DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2")
+            .bind(repo_id)
+            .bind(digest)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    pub async fn manifest_is_linked(&mut self, repo_id: i64, digest: &str) -> MetaResult<bool> {
+        let row = sqlx::query("SELECT 1 FROM repository_manifests WHERE repository_id = $1 AND digest = $2")
+            .bind(repo_id)
+            .bind(digest)
+            .fetch_optional(&mut *self.0)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Record a manifest (idempotent: the same digest is the same content) and its references.
+    pub async fn insert_manifest(&mut self, m: &NewManifest<'_>) -> MetaResult<()> {
+        let inserted = sqlx::query(
+            "INSERT INTO manifests (digest, media_type, artifact_type, subject, annotations, size, content, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(m.digest)
+        .bind(m.media_type)
+        .bind(m.artifact_type)
+        .bind(m.subject)
+        .bind(m.annotations)
+        .bind(m.content.len() as i64)
+        .bind(m.content)
+        .bind(now_ms())
+        .execute(&mut *self.0)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(());
+        }
+        for b in m.blobs {
+            sqlx::query(
+                "INSERT INTO manifest_blobs (manifest_digest, blob_digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(m.digest)
+            .bind(b)
+            .execute(&mut *self.0)
+            .await?;
+        }
+        for c in m.children {
+            sqlx::query(
+                "INSERT INTO manifest_children (manifest_digest, child_digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(m.digest)
+            .bind(c)
+            .execute(&mut *self.0)
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn link_manifest(&mut self, repo_id: i64, digest: &str) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO repository_manifests (repository_id, digest, pushed_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = excluded.pushed_at",
+        )
+        .bind(repo_id)
+        .bind(digest)
+        .bind(now_ms())
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_tag(&mut self, repo_id: i64, tag: &str, digest: &str) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+        )
+        .bind(repo_id)
+        .bind(tag)
+        .bind(digest)
+        .bind(now_ms())
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_tag(&mut self, repo_id: i64, tag: &str) -> MetaResult<bool> {
+        let r = sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND name = $2")
+            .bind(repo_id)
+            .bind(tag)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Remove a manifest from a repository, with every tag that points at it.
+    pub async fn unlink_manifest(&mut self, repo_id: i64, digest: &str) -> MetaResult<bool> {
+        sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND digest = $2")
+            .bind(repo_id)
+            .bind(digest)
+            .execute(&mut *self.0)
+            .await?;
+        let r = sqlx::query("DELETE FROM repository_manifests WHERE repository_id = $1 AND digest = $2")
+            .bind(repo_id)
+            .bind(digest)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    // === garbage collection (see store::gc for the protocol) ===
+
+    /// Drop blob links older than `cutoff_ms` that no manifest of the same repository uses.
+    pub async fn drop_unused_blob_links(&mut self, cutoff_ms: i64) -> MetaResult<u64> {
+        let r = sqlx::query(
+            "DELETE FROM repository_blobs WHERE linked_at < $1 AND NOT EXISTS ( \
+                SELECT 1 FROM repository_manifests rm JOIN manifest_blobs mb ON mb.manifest_digest = rm.digest \
+                WHERE rm.repository_id = repository_blobs.repository_id AND mb.blob_digest = repository_blobs.digest)",
+        )
+        .bind(cutoff_ms)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Drop manifests older than `cutoff_ms` that no repository links to.
+    pub async fn drop_unlinked_manifests(&mut self, cutoff_ms: i64) -> MetaResult<u64> {
+        let r = sqlx::query(
+            "DELETE FROM manifests WHERE created_at < $1 AND NOT EXISTS ( \
+                SELECT 1 FROM repository_manifests rm WHERE rm.digest = manifests.digest)",
+        )
+        .bind(cutoff_ms)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Claim for deletion every live blob older than `cutoff_ms` that nothing references.
+    pub async fn claim_unreferenced_blobs(&mut self, cutoff_ms: i64) -> MetaResult<u64> {
+        let r = sqlx::query(
+            "UPDATE blobs SET state = 'deleting' WHERE state = 'live' AND created_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = blobs.digest) \
+             AND NOT EXISTS (SELECT 1 FROM manifest_blobs mb WHERE mb.blob_digest = blobs.digest)",
+        )
+        .bind(cutoff_ms)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Whether the blob row is still claimed for deletion (not revived by an upload).
+    pub async fn blob_is_deleting(&mut self, digest: &str) -> MetaResult<bool> {
+        let row = sqlx::query("SELECT 1 FROM blobs WHERE digest = $1 AND state = 'deleting'")
+            .bind(digest)
+            .fetch_optional(&mut *self.0)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    pub async fn blob_row_exists(&mut self, digest: &str) -> MetaResult<bool> {
+        let row = sqlx::query("SELECT 1 FROM blobs WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(&mut *self.0)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    pub async fn delete_blob_row(&mut self, digest: &str) -> MetaResult<()> {
+        sqlx::query("DELETE FROM blobs WHERE digest = $1")
+            .bind(digest)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+}

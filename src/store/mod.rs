@@ -1,0 +1,441 @@
+//! The registry store: an OCI Distribution registry with content-addressed blobs and a
+//! metadata database. `Registry` is the service the HTTP handlers (`store::http`) call;
+//! it owns the rules (what must exist before what, what a push commits atomically) and
+//! knows nothing of HTTP.
+//!
+//! Commit points, which make every operation all-or-nothing across crashes:
+//! - a blob is visible once its `blobs` row and repository link are committed; its
+//!   bytes are fsynced and renamed into place inside that same write transaction;
+//! - a manifest, its references, its repository link and its tags are one transaction,
+//!   in which every referenced blob and child manifest is checked.
+
+pub mod blobs;
+pub mod gc;
+pub mod http;
+pub mod manifests;
+pub mod meta;
+pub mod uploads;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::oci::{Digest, Reference, RepoName, Tag};
+use blobs::{BlobStore, ByteStream, FsBlobStore};
+use meta::{MetaStore, NewManifest, Referrer, StoredManifest};
+use serde_json::json;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use uploads::{StageError, Staging};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create data directory {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Meta(#[from] meta::MetaError),
+}
+
+/// Cheap to clone; all clones share one store.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    meta: MetaStore,
+    blobs: Arc<dyn BlobStore>,
+    staging: Staging,
+}
+
+/// What a manifest PUT recorded.
+#[derive(Debug)]
+pub struct PushedManifest {
+    pub digest: Digest,
+    pub subject: Option<Digest>,
+    pub tags: Vec<Tag>,
+}
+
+impl Registry {
+    /// Open the store in `data_dir` with the embedded defaults: SQLite metadata
+    /// (`meta.db`) and blobs as files (`blobs/`), uploads staged in `uploads/`.
+    pub async fn open(data_dir: &Path) -> Result<Self, OpenError> {
+        for sub in ["blobs", "uploads"] {
+            let d = data_dir.join(sub);
+            std::fs::create_dir_all(&d).map_err(|e| OpenError::DataDir(d.clone(), e))?;
+        }
+        let meta = MetaStore::open_sqlite(&data_dir.join("meta.db")).await?;
+        let blobs = Arc::new(FsBlobStore::new(data_dir.join("blobs")));
+        Ok(Self::with_parts(meta, blobs, Staging::new(data_dir.join("uploads"))))
+    }
+
+    pub fn with_parts(meta: MetaStore, blobs: Arc<dyn BlobStore>, staging: Staging) -> Self {
+        Self {
+            inner: Arc::new(Inner { meta, blobs, staging }),
+        }
+    }
+
+    pub fn meta(&self) -> &MetaStore {
+        &self.inner.meta
+    }
+
+    pub fn blob_store(&self) -> &Arc<dyn BlobStore> {
+        &self.inner.blobs
+    }
+
+    pub fn staging(&self) -> &Staging {
+        &self.inner.staging
+    }
+
+    // === blobs ===
+
+    /// Size of a blob readable in `repo`.
+    pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
+        self.inner
+            .meta
+            .linked_blob_size(repo.as_str(), &digest.to_string())
+            .await?
+            .ok_or_else(|| blob_unknown(digest))
+    }
+
+    pub async fn read_blob(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<ByteStream> {
+        Ok(self.inner.blobs.read(digest, range).await?)
+    }
+
+    /// Remove the blob from `repo` (its bytes go when garbage collection finds them unused).
+    pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+        let mut tx = self.inner.meta.begin_write().await?;
+        let repo_id = tx
+            .repository_id(repo.as_str())
+            .await?
+            .ok_or_else(|| name_unknown(repo))?;
+        if !tx.unlink_blob(repo_id, &digest.to_string()).await? {
+            return Err(blob_unknown(digest));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Link a blob of `from` into `target` without moving bytes. `Ok(false)` when the
+    /// blob is not readable in `from` (the caller then starts a normal upload).
+    pub async fn mount_blob(&self, target: &RepoName, from: &RepoName, digest: &Digest) -> Result<bool> {
+        let d = digest.to_string();
+        let mut tx = self.inner.meta.begin_write().await?;
+        let Some(from_id) = tx.repository_id(from.as_str()).await? else {
+            return Ok(false);
+        };
+        if tx.linked_blob_size(from_id, &d).await?.is_none() {
+            return Ok(false);
+        }
+        let target_id = tx.ensure_repository(target.as_str()).await?;
+        tx.link_blob(target_id, &d).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Make a verified, fsynced staged file the blob `digest` and link it into `repo`.
+    async fn commit_blob(&self, repo: &RepoName, digest: &Digest, size: u64, staged: &Path) -> Result<()> {
+        let d = digest.to_string();
+        let mut tx = self.inner.meta.begin_write().await?;
+        let repo_id = tx.ensure_repository(repo.as_str()).await?;
+        if !tx.blob_is_live(&d).await? {
+            // Inside the write transaction: garbage collection cannot remove these bytes
+            // between the rename and the commit of the row that makes them visible.
+            self.inner.blobs.put_staged(digest, staged).await?;
+            tx.upsert_live_blob(&d, size).await?;
+        }
+        tx.link_blob(repo_id, &d).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // === uploads ===
+
+    pub async fn start_upload(&self, repo: &RepoName) -> Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.inner.staging.create(&id).await?;
+        self.inner.meta.create_upload(&id, repo.as_str()).await?;
+        Ok(id)
+    }
+
+    /// Bytes received so far by an upload session of `repo`.
+    pub async fn upload_size(&self, repo: &RepoName, id: &str) -> Result<u64> {
+        Ok(self.upload_row(repo, id).await?.size)
+    }
+
+    async fn upload_row(&self, repo: &RepoName, id: &str) -> Result<meta::UploadRow> {
+        // Session ids are UUIDs; checking the shape keeps any other string off the filesystem.
+        let unknown = || Error::code(ErrorCode::BlobUploadUnknown).with_detail(json!({ "upload": id }));
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(unknown());
+        }
+        match self.inner.meta.upload(id).await? {
+            Some(row) if row.repository == repo.as_str() => Ok(row),
+            _ => Err(unknown()),
+        }
+    }
+
+    /// Append a chunk. `range` is the request's `Content-Range` (inclusive start and end),
+    /// which must continue exactly where the session stands.
+    pub async fn upload_chunk(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        range: Option<(u64, u64)>,
+        body: ByteStream,
+    ) -> Result<u64> {
+        let mut session = self.inner.staging.lock(id).await;
+        let row = self.upload_row(repo, id).await?;
+        if let Some((start, end)) = range {
+            if start != row.size || end < start {
+                return Err(range_invalid(row.size, start, end));
+            }
+        }
+        let size = session.append(row.size, body).await.map_err(stage_error)?;
+        if let Some((start, end)) = range {
+            if size - start != end - start + 1 {
+                session.rollback(row.size).await.map_err(stage_error)?;
+                return Err(Error::new(
+                    ErrorCode::RangeInvalid,
+                    format!(
+                        "Content-Range {start}-{end} announces {} bytes, the body had {}",
+                        end - start + 1,
+                        size - start
+                    ),
+                ));
+            }
+        }
+        self.inner.meta.set_upload_size(id, size).await?;
+        Ok(size)
+    }
+
+    /// Finish an upload session: append the last chunk, verify the digest, commit.
+    pub async fn complete_upload(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        digest: &Digest,
+        body: Option<ByteStream>,
+    ) -> Result<()> {
+        let mut session = self.inner.staging.lock(id).await;
+        let row = self.upload_row(repo, id).await?;
+        let size = match body {
+            Some(body) => session.append(row.size, body).await.map_err(stage_error)?,
+            None => row.size,
+        };
+        let actual = session.finish(size, digest.algorithm()).await.map_err(stage_error)?;
+        let staged = session.path();
+        drop(session);
+        if &actual != digest {
+            self.discard_upload(id).await?;
+            return Err(digest_mismatch(digest, &actual));
+        }
+        self.commit_blob(repo, digest, size, &staged).await?;
+        self.discard_upload(id).await
+    }
+
+    pub async fn cancel_upload(&self, repo: &RepoName, id: &str) -> Result<()> {
+        let _session = self.inner.staging.lock(id).await;
+        self.upload_row(repo, id).await?;
+        drop(_session);
+        self.discard_upload(id).await
+    }
+
+    async fn discard_upload(&self, id: &str) -> Result<()> {
+        self.inner.meta.delete_upload(id).await?;
+        self.inner.staging.remove(id).await;
+        Ok(())
+    }
+
+    /// A whole blob in one request (`POST ?digest=`).
+    pub async fn upload_whole(&self, repo: &RepoName, digest: &Digest, body: ByteStream) -> Result<()> {
+        let id = format!("whole-{}", uuid::Uuid::new_v4());
+        let staged = self
+            .inner
+            .staging
+            .stage_whole(&id, digest, body)
+            .await
+            .map_err(stage_error)?;
+        let Some((path, size)) = staged else {
+            return Err(Error::code(ErrorCode::DigestInvalid).with_detail(json!({ "digest": digest.to_string() })));
+        };
+        let result = self.commit_blob(repo, digest, size, &path).await;
+        self.inner.staging.remove(&id).await;
+        result
+    }
+
+    // === manifests ===
+
+    pub async fn put_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: &[u8],
+        extra_tags: Vec<Tag>,
+    ) -> Result<PushedManifest> {
+        let parsed = manifests::parse(content_type, body)?;
+        let digest = match reference {
+            Reference::Digest(want) => {
+                let got = Digest::of(want.algorithm(), body);
+                if &got != want {
+                    return Err(digest_mismatch(want, &got));
+                }
+                got
+            }
+            Reference::Tag(_) => Digest::sha256_of(body),
+        };
+        let mut tags = extra_tags;
+        if let Reference::Tag(t) = reference {
+            tags.insert(0, t.clone());
+        }
+        tags.dedup();
+        let d = digest.to_string();
+
+        let mut tx = self.inner.meta.begin_write().await?;
+        let repo_id = tx.ensure_repository(repo.as_str()).await?;
+        let mut blob_refs = Vec::with_capacity(parsed.required_blobs.len() + parsed.foreign_blobs.len());
+        for b in &parsed.required_blobs {
+            let b = b.to_string();
+            if tx.linked_blob_size(repo_id, &b).await?.is_none() {
+                return Err(Error::new(
+                    ErrorCode::ManifestBlobUnknown,
+                    format!("blob {b} is not in repository {repo}"),
+                )
+                .with_detail(json!({ "digest": b })));
+            }
+            blob_refs.push(b);
+        }
+        for b in &parsed.foreign_blobs {
+            let b = b.to_string();
+            if tx.linked_blob_size(repo_id, &b).await?.is_some() {
+                blob_refs.push(b);
+            }
+        }
+        let children: Vec<String> = parsed.children.iter().map(Digest::to_string).collect();
+        for c in &children {
+            if !tx.manifest_is_linked(repo_id, c).await? {
+                return Err(Error::new(
+                    ErrorCode::ManifestBlobUnknown,
+                    format!("manifest {c} is not in repository {repo}"),
+                )
+                .with_detail(json!({ "digest": c })));
+            }
+        }
+        let subject = parsed.subject.as_ref().map(Digest::to_string);
+        tx.insert_manifest(&NewManifest {
+            digest: &d,
+            media_type: &parsed.media_type,
+            artifact_type: parsed.artifact_type.as_deref(),
+            subject: subject.as_deref(),
+            annotations: parsed.annotations.as_deref(),
+            content: body,
+            blobs: &blob_refs,
+            children: &children,
+        })
+        .await?;
+        tx.link_manifest(repo_id, &d).await?;
+        for t in &tags {
+            tx.set_tag(repo_id, t.as_str(), &d).await?;
+        }
+        tx.commit().await?;
+        Ok(PushedManifest {
+            digest,
+            subject: parsed.subject,
+            tags,
+        })
+    }
+
+    pub async fn get_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<StoredManifest> {
+        let found = match reference {
+            Reference::Tag(t) => self.inner.meta.manifest_by_tag(repo.as_str(), t.as_str()).await?,
+            Reference::Digest(d) => {
+                self.inner
+                    .meta
+                    .manifest_by_digest(repo.as_str(), &d.to_string())
+                    .await?
+            }
+        };
+        match found {
+            Some(m) => Ok(m),
+            None => Err(self.manifest_unknown(repo, reference).await),
+        }
+    }
+
+    /// Delete a tag (the manifest stays), or a manifest by digest (with its tags).
+    pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+        let mut tx = self.inner.meta.begin_write().await?;
+        let repo_id = tx
+            .repository_id(repo.as_str())
+            .await?
+            .ok_or_else(|| name_unknown(repo))?;
+        let removed = match reference {
+            Reference::Tag(t) => tx.delete_tag(repo_id, t.as_str()).await?,
+            Reference::Digest(d) => tx.unlink_manifest(repo_id, &d.to_string()).await?,
+        };
+        if !removed {
+            return Err(
+                Error::code(ErrorCode::ManifestUnknown).with_detail(json!({ "reference": reference.to_string() }))
+            );
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn manifest_unknown(&self, repo: &RepoName, reference: &Reference) -> Error {
+        match self.inner.meta.repository_exists(repo.as_str()).await {
+            Ok(false) => name_unknown(repo),
+            _ => Error::code(ErrorCode::ManifestUnknown).with_detail(json!({ "reference": reference.to_string() })),
+        }
+    }
+
+    // === listings ===
+
+    pub async fn tags(&self, repo: &RepoName, last: Option<&str>, limit: Option<u32>) -> Result<Vec<String>> {
+        self.inner
+            .meta
+            .tags(repo.as_str(), last, limit)
+            .await?
+            .ok_or_else(|| name_unknown(repo))
+    }
+
+    pub async fn catalog(&self, last: Option<&str>, limit: Option<u32>) -> Result<Vec<String>> {
+        Ok(self.inner.meta.catalog(last, limit).await?)
+    }
+
+    pub async fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Referrer>> {
+        Ok(self.inner.meta.referrers(repo.as_str(), &subject.to_string()).await?)
+    }
+}
+
+fn blob_unknown(d: &Digest) -> Error {
+    Error::code(ErrorCode::BlobUnknown).with_detail(json!({ "digest": d.to_string() }))
+}
+
+fn name_unknown(repo: &RepoName) -> Error {
+    Error::code(ErrorCode::NameUnknown).with_detail(json!({ "name": repo.as_str() }))
+}
+
+fn digest_mismatch(want: &Digest, got: &Digest) -> Error {
+    Error::new(ErrorCode::DigestInvalid, format!("content digest is {got}, not {want}"))
+        .with_detail(json!({ "expected": want.to_string(), "actual": got.to_string() }))
+}
+
+fn range_invalid(size: u64, start: u64, end: u64) -> Error {
+    let have = if size == 0 {
+        "0-0".to_owned()
+    } else {
+        format!("0-{}", size - 1)
+    };
+    Error::new(
+        ErrorCode::RangeInvalid,
+        format!("chunk {start}-{end} does not continue the upload, which has {size} bytes"),
+    )
+    .with_header(axum::http::header::RANGE, &have)
+}
+
+fn stage_error(e: StageError) -> Error {
+    match e {
+        // The client's body broke off: nothing was kept, and the client is usually gone.
+        StageError::Body(io) => Error::new(ErrorCode::BlobUploadInvalid, format!("upload body interrupted: {io}")),
+        StageError::Io(io) => Error::internal(&io),
+    }
+}

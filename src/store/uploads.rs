@@ -1,0 +1,230 @@
+//! Upload staging: the bytes of blobs being pushed, before their digest is verified.
+//!
+//! A session is a row in `uploads` plus a file `<data>/uploads/<id>`. Chunks append to
+//! the file while a SHA-256 state runs alongside, so completing an upload costs no
+//! re-read; the state lives in memory only, and a session continued after a restart (or
+//! with another digest algorithm) re-reads its file instead. A chunk that fails half-way
+//! (the client went away) is cut off again, so a session only ever holds whole chunks.
+//! Monolithic uploads (`POST ?digest=`) stage into a file with no session row at all.
+
+use crate::oci::{Digest, DigestAlgorithm, Hasher};
+use crate::store::blobs::ByteStream;
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+/// The running hash of a session's bytes `[0, offset)`.
+#[derive(Clone)]
+struct HashState {
+    offset: u64,
+    hasher: Hasher,
+}
+
+/// Per-session lock and cached hash state. The lock serialises requests on one session
+/// so that two concurrent PATCHes cannot interleave their bytes.
+type SessionSlot = Arc<tokio::sync::Mutex<Option<HashState>>>;
+
+pub struct Staging {
+    dir: PathBuf,
+    sessions: Mutex<HashMap<String, SessionSlot>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("upload body: {0}")]
+    Body(io::Error),
+    #[error("upload staging I/O: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl Staging {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    fn slot(&self, id: &str) -> SessionSlot {
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(id.to_owned()).or_default().clone()
+    }
+
+    fn forget(&self, id: &str) {
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(id);
+    }
+
+    pub async fn create(&self, id: &str) -> io::Result<()> {
+        tokio::fs::File::create(self.path(id)).await.map(drop)
+    }
+
+    /// Lock a session for the duration of one request.
+    pub async fn lock(&self, id: &str) -> SessionGuard<'_> {
+        let slot = self.slot(id);
+        let guard = slot.clone().lock_owned().await;
+        SessionGuard {
+            staging: self,
+            id: id.to_owned(),
+            state: guard,
+        }
+    }
+
+    /// Stage a complete blob uploaded in one request, verifying it against `expected`.
+    /// Returns the staged file and its size, or `Ok(None)` when the digest differs (the
+    /// staged bytes are already removed then).
+    pub async fn stage_whole(
+        &self,
+        id: &str,
+        expected: &Digest,
+        body: ByteStream,
+    ) -> Result<Option<(PathBuf, u64)>, StageError> {
+        let path = self.path(id);
+        let mut file = tokio::fs::File::create(&path).await?;
+        let mut hasher = Hasher::new(expected.algorithm());
+        let written = copy_hashing(body, &mut file, &mut hasher).await;
+        let size = match written {
+            Ok(n) => n,
+            Err(e) => {
+                drop(file);
+                let _ = tokio::fs::remove_file(&path).await;
+                return Err(e);
+            }
+        };
+        if &hasher.finish() != expected {
+            drop(file);
+            let _ = tokio::fs::remove_file(&path).await;
+            return Ok(None);
+        }
+        file.sync_all().await?;
+        Ok(Some((path, size)))
+    }
+
+    pub async fn remove(&self, id: &str) {
+        self.forget(id);
+        let _ = tokio::fs::remove_file(self.path(id)).await;
+    }
+}
+
+/// One request's hold on an upload session.
+pub struct SessionGuard<'a> {
+    staging: &'a Staging,
+    id: String,
+    state: tokio::sync::OwnedMutexGuard<Option<HashState>>,
+}
+
+impl SessionGuard<'_> {
+    /// Append `body` at `offset` (the session's committed size). Returns the new size.
+    /// On failure the file is cut back to `offset`.
+    pub async fn append(&mut self, offset: u64, body: ByteStream) -> Result<u64, StageError> {
+        let path = self.staging.path(&self.id);
+        let mut file = tokio::fs::OpenOptions::new().write(true).open(&path).await?;
+        // Discard anything past the committed size (left by a chunk that failed before).
+        file.set_len(offset).await?;
+        file.seek(io::SeekFrom::Start(offset)).await?;
+        let mut state = match self.state.take() {
+            Some(s) if s.offset == offset => s,
+            _ => HashState {
+                offset,
+                hasher: rehash(&path, offset, DigestAlgorithm::Sha256).await?,
+            },
+        };
+        match copy_hashing(body, &mut file, &mut state.hasher).await {
+            Ok(n) => {
+                file.flush().await?;
+                state.offset += n;
+                let size = state.offset;
+                *self.state = Some(state);
+                Ok(size)
+            }
+            Err(e) => {
+                file.set_len(offset).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Digest of the session's first `size` bytes with `algorithm`, after an fsync of the
+    /// file so that the bytes are durable before they are committed as a blob.
+    pub async fn finish(&mut self, size: u64, algorithm: DigestAlgorithm) -> Result<Digest, StageError> {
+        let path = self.staging.path(&self.id);
+        let file = tokio::fs::OpenOptions::new().write(true).open(&path).await?;
+        file.set_len(size).await?;
+        file.sync_all().await?;
+        let digest = match self.state.take() {
+            Some(s) if s.offset == size && s.hasher.algorithm() == algorithm => s.hasher.finish(),
+            _ => rehash(&path, size, algorithm).await?.finish(),
+        };
+        Ok(digest)
+    }
+
+    /// Cut the session back to `offset` bytes (undo a chunk that was accepted in full
+    /// but turned out not to match its announced range).
+    pub async fn rollback(&mut self, offset: u64) -> Result<(), StageError> {
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(self.staging.path(&self.id))
+            .await?;
+        file.set_len(offset).await?;
+        *self.state = None;
+        Ok(())
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.staging.path(&self.id)
+    }
+}
+
+impl Drop for SessionGuard<'_> {
+    fn drop(&mut self) {
+        // Free the slot unless a hash state is cached for the next chunk or another
+        // request is waiting on it (the map and this guard hold the only references).
+        if self.state.is_none() {
+            let mut map = self.staging.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            if map.get(&self.id).is_some_and(|slot| Arc::strong_count(slot) <= 2) {
+                map.remove(&self.id);
+            }
+        }
+    }
+}
+
+async fn copy_hashing(
+    mut body: ByteStream,
+    file: &mut tokio::fs::File,
+    hasher: &mut Hasher,
+) -> Result<u64, StageError> {
+    let mut n = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(StageError::Body)?;
+        hasher.update(&chunk);
+        file.write_all(&chunk).await?;
+        n += chunk.len() as u64;
+    }
+    Ok(n)
+}
+
+/// Hash the first `len` bytes of a staged file.
+async fn rehash(path: &Path, len: u64, algorithm: DigestAlgorithm) -> io::Result<Hasher> {
+    let mut hasher = Hasher::new(algorithm);
+    let mut file = tokio::fs::File::open(path).await?.take(len);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher)
+}
