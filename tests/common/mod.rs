@@ -1,0 +1,203 @@
+//! Test harness: a real gatehouse server on an ephemeral loopback port, and helpers to
+//! build OCI content (blobs, image manifests, indexes, OCI layouts) offline.
+#![allow(dead_code)]
+
+pub mod clients;
+
+use gatehouse::oci::Digest;
+use gatehouse::{server, store};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::Path;
+use tempfile::TempDir;
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// An in-process server with its own data directory; shut down on drop.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+    pub registry: store::Registry,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let registry = store::Registry::open(dir.path()).await.expect("open registry");
+        // Bound before the server task starts, so no readiness wait is needed.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = server::app(registry.clone());
+        tokio::spawn(async move {
+            let _ = server::serve(listener, app, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Self { addr, dir, registry, shutdown: Some(tx) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// `host:port` as clients write it in image references.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+pub fn digest(data: &[u8]) -> String {
+    Digest::sha256_of(data).to_string()
+}
+
+pub fn descriptor(media_type: &str, data: &[u8]) -> Value {
+    json!({ "mediaType": media_type, "digest": digest(data), "size": data.len() })
+}
+
+/// A minimal valid image config for the given platform.
+pub fn config_blob(arch: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "architecture": arch, "os": "linux",
+        "rootfs": { "type": "layers", "diff_ids": [] },
+        "config": {}
+    }))
+    .expect("json")
+}
+
+pub fn image_manifest(config: &[u8], layers: &[&[u8]], extra: Value) -> Vec<u8> {
+    let mut m = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor(OCI_CONFIG, config),
+        "layers": layers.iter().map(|l| descriptor(OCI_LAYER, l)).collect::<Vec<_>>(),
+    });
+    if let (Some(obj), Some(extra)) = (m.as_object_mut(), extra.as_object()) {
+        obj.extend(extra.clone());
+    }
+    serde_json::to_vec(&m).expect("json")
+}
+
+pub fn index_manifest(children: &[(&[u8], &str)]) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": children.iter().map(|(m, arch)| {
+            let mut d = descriptor(OCI_MANIFEST, m);
+            d["platform"] = json!({ "architecture": arch, "os": "linux" });
+            d
+        }).collect::<Vec<_>>(),
+    }))
+    .expect("json")
+}
+
+/// Upload a blob in one request (`POST ?digest=`).
+pub async fn push_blob(c: &reqwest::Client, srv: &TestServer, repo: &str, data: &[u8]) -> String {
+    let d = digest(data);
+    let r = c
+        .post(srv.url(&format!("/v2/{repo}/blobs/uploads/?digest={d}")))
+        .body(data.to_vec())
+        .send()
+        .await
+        .expect("push blob");
+    assert_eq!(r.status(), 201, "blob push: {}", r.text().await.unwrap_or_default());
+    d
+}
+
+pub async fn put_manifest(c: &reqwest::Client, srv: &TestServer, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> reqwest::Response {
+    c.put(srv.url(&format!("/v2/{repo}/manifests/{reference}")))
+        .header("content-type", media_type)
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("put manifest")
+}
+
+/// Push config + layers + manifest under `tag`; returns the manifest bytes.
+pub async fn push_image(c: &reqwest::Client, srv: &TestServer, repo: &str, tag: &str, seed: u64) -> Vec<u8> {
+    let config = config_blob("amd64");
+    let layer = random_bytes(2048, seed);
+    push_blob(c, srv, repo, &config).await;
+    push_blob(c, srv, repo, &layer).await;
+    let m = image_manifest(&config, &[&layer], json!({}));
+    let r = put_manifest(c, srv, repo, tag, OCI_MANIFEST, &m).await;
+    assert_eq!(r.status(), 201, "manifest push: {}", r.text().await.unwrap_or_default());
+    m
+}
+
+/// The first OCI error code of a response body.
+pub async fn error_code(r: reqwest::Response) -> String {
+    let v: Value = r.json().await.expect("OCI error body is JSON");
+    v["errors"][0]["code"].as_str().expect("errors[0].code").to_owned()
+}
+
+/// Write an OCI image layout (as `skopeo copy oci:` reads it) holding `blobs` and an
+/// `index.json` with one entry per `(manifest, media type, ref name)`.
+pub fn write_oci_layout(dir: &Path, blobs: &[&[u8]], entries: &[(&[u8], &str, &str)]) {
+    let blob_dir = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blob_dir).expect("mkdir");
+    for b in blobs.iter().copied().chain(entries.iter().map(|e| e.0)) {
+        std::fs::write(blob_dir.join(&digest(b)[7..]), b).expect("write blob");
+    }
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("write layout");
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": entries.iter().map(|(m, mt, name)| {
+            let mut d = descriptor(mt, m);
+            d["annotations"] = json!({ "org.opencontainers.image.ref.name": name });
+            d
+        }).collect::<Vec<_>>(),
+    });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).expect("json")).expect("write index");
+}
+
+/// Read a blob back out of an OCI layout.
+pub fn layout_blob(dir: &Path, digest: &str) -> Vec<u8> {
+    let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
+    std::fs::read(dir.join("blobs/sha256").join(hex)).expect("blob in layout")
+}
+
+/// Send a request exactly as written (no client-side path normalisation); returns the
+/// status code and body.
+pub async fn raw_request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("read");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status line");
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
