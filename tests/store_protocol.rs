@@ -21,23 +21,41 @@ async fn monolithic_upload_then_get_head_and_ranges() {
     let data = random_bytes(10_000, 1);
     let d = push_blob(&c, &srv, "acme/web/app", &data).await;
 
-    let r = c.get(srv.url(&format!("/v2/acme/web/app/blobs/{d}"))).send().await.unwrap();
+    let r = c
+        .get(srv.url(&format!("/v2/acme/web/app/blobs/{d}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["docker-content-digest"], d.as_str());
     assert_eq!(r.headers()["content-length"], "10000");
     assert_eq!(r.bytes().await.unwrap().as_ref(), &data[..]);
 
-    let r = c.head(srv.url(&format!("/v2/acme/web/app/blobs/{d}"))).send().await.unwrap();
+    let r = c
+        .head(srv.url(&format!("/v2/acme/web/app/blobs/{d}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-length"], "10000");
     assert_eq!(r.headers()["docker-content-digest"], d.as_str());
 
-    let r = c.get(srv.url(&format!("/v2/acme/web/app/blobs/{d}"))).header("range", "bytes=100-199").send().await.unwrap();
+    let r = c
+        .get(srv.url(&format!("/v2/acme/web/app/blobs/{d}")))
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 206);
     assert_eq!(r.headers()["content-range"], "bytes 100-199/10000");
     assert_eq!(r.bytes().await.unwrap().as_ref(), &data[100..200]);
 
-    let r = c.get(srv.url(&format!("/v2/acme/web/app/blobs/{d}"))).header("range", "bytes=20000-").send().await.unwrap();
+    let r = c
+        .get(srv.url(&format!("/v2/acme/web/app/blobs/{d}")))
+        .header("range", "bytes=20000-")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 416);
     assert_eq!(r.headers()["content-range"], "bytes */10000");
     assert_eq!(error_code(r).await, "RANGE_INVALID");
@@ -53,7 +71,12 @@ async fn post_then_put_upload_and_sha512() {
     let loc = r.headers()["location"].to_str().unwrap().to_owned();
     assert!(r.headers().contains_key("docker-upload-uuid"));
     let d512 = gatehouse::oci::Digest::of(gatehouse::oci::DigestAlgorithm::Sha512, &data).to_string();
-    let r = c.put(srv.url(&format!("{loc}?digest={d512}"))).body(data.clone()).send().await.unwrap();
+    let r = c
+        .put(srv.url(&format!("{loc}?digest={d512}")))
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()["location"], format!("/v2/a/blobs/{d512}").as_str());
     let got = c.get(srv.url(&format!("/v2/a/blobs/{d512}"))).send().await.unwrap();
@@ -69,12 +92,24 @@ async fn chunked_upload_with_status_and_out_of_order_chunk() {
     let r = c.post(srv.url("/v2/a/blobs/uploads/")).send().await.unwrap();
     let loc = r.headers()["location"].to_str().unwrap().to_owned();
 
-    let r = c.patch(srv.url(&loc)).header("content-range", "0-999").body(data[..1000].to_vec()).send().await.unwrap();
+    let r = c
+        .patch(srv.url(&loc))
+        .header("content-range", "0-999")
+        .body(data[..1000].to_vec())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
     assert_eq!(r.headers()["range"], "0-999");
 
     // A chunk that does not continue at byte 1000 is refused and changes nothing.
-    let r = c.patch(srv.url(&loc)).header("content-range", "1500-2999").body(data[1500..].to_vec()).send().await.unwrap();
+    let r = c
+        .patch(srv.url(&loc))
+        .header("content-range", "1500-2999")
+        .body(data[1500..].to_vec())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 416);
     assert_eq!(error_code(r).await, "RANGE_INVALID");
 
@@ -82,12 +117,30 @@ async fn chunked_upload_with_status_and_out_of_order_chunk() {
     assert_eq!(r.status(), 204);
     assert_eq!(r.headers()["range"], "0-999");
 
-    let r = c.patch(srv.url(&loc)).header("content-range", "1000-1999").body(data[1000..2000].to_vec()).send().await.unwrap();
+    let r = c
+        .patch(srv.url(&loc))
+        .header("content-range", "1000-1999")
+        .body(data[1000..2000].to_vec())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["range"], "0-1999");
     let d = digest(&data);
-    let r = c.put(srv.url(&format!("{loc}?digest={d}"))).body(data[2000..].to_vec()).send().await.unwrap();
+    let r = c
+        .put(srv.url(&format!("{loc}?digest={d}")))
+        .body(data[2000..].to_vec())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
-    let got = c.get(srv.url(&format!("/v2/a/blobs/{d}"))).send().await.unwrap().bytes().await.unwrap();
+    let got = c
+        .get(srv.url(&format!("/v2/a/blobs/{d}")))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(got.as_ref(), &data[..]);
 
     // The session is gone once completed.
@@ -101,7 +154,12 @@ async fn blob_whose_bytes_do_not_match_its_digest_is_rejected_and_nothing_stored
     let srv = TestServer::start().await;
     let c = http();
     let claimed = digest(b"the real content");
-    let r = c.post(srv.url(&format!("/v2/a/blobs/uploads/?digest={claimed}"))).body("forged").send().await.unwrap();
+    let r = c
+        .post(srv.url(&format!("/v2/a/blobs/uploads/?digest={claimed}")))
+        .body("forged")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(error_code(r).await, "DIGEST_INVALID");
     let r = c.head(srv.url(&format!("/v2/a/blobs/{claimed}"))).send().await.unwrap();
@@ -113,7 +171,12 @@ async fn blob_whose_bytes_do_not_match_its_digest_is_rejected_and_nothing_stored
     // Same through a session: the PUT fails and the session is discarded.
     let r = c.post(srv.url("/v2/a/blobs/uploads/")).send().await.unwrap();
     let loc = r.headers()["location"].to_str().unwrap().to_owned();
-    let r = c.put(srv.url(&format!("{loc}?digest={claimed}"))).body("forged").send().await.unwrap();
+    let r = c
+        .put(srv.url(&format!("{loc}?digest={claimed}")))
+        .body("forged")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(r).await, "DIGEST_INVALID");
     assert_eq!(c.get(srv.url(&loc)).send().await.unwrap().status(), 404);
     let staged: Vec<_> = std::fs::read_dir(srv.dir.path().join("uploads")).unwrap().collect();
@@ -142,22 +205,44 @@ async fn bad_digests_and_unknown_uploads() {
     let c = http();
     let r = c.get(srv.url("/v2/a/blobs/sha256:1234")).send().await.unwrap();
     assert_eq!(error_code(r).await, "DIGEST_INVALID");
-    let r = c.post(srv.url("/v2/a/blobs/uploads/?digest=md5:abc")).body("x").send().await.unwrap();
+    let r = c
+        .post(srv.url("/v2/a/blobs/uploads/?digest=md5:abc"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let r = c.get(srv.url("/v2/a/blobs/uploads/../../etc")).send().await.unwrap();
     assert!(r.status().is_client_error());
-    let r = c.patch(srv.url("/v2/a/blobs/uploads/not-a-session")).body("x").send().await.unwrap();
+    let r = c
+        .patch(srv.url("/v2/a/blobs/uploads/not-a-session"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
-    let r = c.get(srv.url(&format!("/v2/a/blobs/{}", digest(b"nope")))).send().await.unwrap();
+    let r = c
+        .get(srv.url(&format!("/v2/a/blobs/{}", digest(b"nope"))))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(error_code(r).await, "BLOB_UNKNOWN");
     // A session of repository a is not usable through repository b.
     let r = c.post(srv.url("/v2/a/blobs/uploads/")).send().await.unwrap();
     let id = r.headers()["docker-upload-uuid"].to_str().unwrap().to_owned();
-    let r = c.get(srv.url(&format!("/v2/b/blobs/uploads/{id}"))).send().await.unwrap();
+    let r = c
+        .get(srv.url(&format!("/v2/b/blobs/uploads/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
     // PUT without digest
-    let r = c.put(srv.url(&format!("/v2/a/blobs/uploads/{id}"))).send().await.unwrap();
+    let r = c
+        .put(srv.url(&format!("/v2/a/blobs/uploads/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(r).await, "DIGEST_INVALID");
 }
 
@@ -178,8 +263,19 @@ async fn cancel_upload_removes_session() {
 async fn invalid_names_are_refused() {
     let srv = TestServer::start().await;
     let long = "a".repeat(300);
-    for name in ["a/../b", "../etc", "Acme/web", long.as_str(), "a//b", "-a", "a/%2e%2e/b"] {
-        for (method, path) in [("POST", format!("/v2/{name}/blobs/uploads/")), ("GET", format!("/v2/{name}/tags/list"))] {
+    for name in [
+        "a/../b",
+        "../etc",
+        "Acme/web",
+        long.as_str(),
+        "a//b",
+        "-a",
+        "a/%2e%2e/b",
+    ] {
+        for (method, path) in [
+            ("POST", format!("/v2/{name}/blobs/uploads/")),
+            ("GET", format!("/v2/{name}/tags/list")),
+        ] {
             let (status, body) = raw_request(srv.addr, method, &path).await;
             assert_eq!(status, 400, "{method} {path}: {body}");
             assert!(body.contains("NAME_INVALID"), "{method} {path}: {body}");
@@ -194,12 +290,21 @@ async fn manifest_push_get_head_by_tag_and_digest() {
     let m = push_image(&c, &srv, "acme/web/app", "1.0", 4).await;
     let d = digest(&m);
     for reference in ["1.0", d.as_str()] {
-        let r = c.get(srv.url(&format!("/v2/acme/web/app/manifests/{reference}"))).header("accept", OCI_MANIFEST).send().await.unwrap();
+        let r = c
+            .get(srv.url(&format!("/v2/acme/web/app/manifests/{reference}")))
+            .header("accept", OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], OCI_MANIFEST);
         assert_eq!(r.headers()["docker-content-digest"], d.as_str());
         assert_eq!(r.bytes().await.unwrap().as_ref(), &m[..]);
-        let r = c.head(srv.url(&format!("/v2/acme/web/app/manifests/{reference}"))).send().await.unwrap();
+        let r = c
+            .head(srv.url(&format!("/v2/acme/web/app/manifests/{reference}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-length"], m.len().to_string().as_str());
     }
@@ -208,7 +313,11 @@ async fn manifest_push_get_head_by_tag_and_digest() {
     assert_eq!(error_code(r).await, "MANIFEST_UNKNOWN");
     let r = c.get(srv.url("/v2/acme/nothing/manifests/1.0")).send().await.unwrap();
     assert_eq!(error_code(r).await, "NAME_UNKNOWN");
-    let r = c.get(srv.url("/v2/acme/web/app/manifests/bad@tag")).send().await.unwrap();
+    let r = c
+        .get(srv.url("/v2/acme/web/app/manifests/bad@tag"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(r).await, "TAG_INVALID");
 }
 
@@ -227,7 +336,11 @@ async fn manifest_with_missing_blob_is_rejected_and_tag_unchanged() {
     assert_eq!(body["errors"][0]["detail"]["digest"], digest(&missing).as_str());
     let r = c.get(srv.url("/v2/a/manifests/latest")).send().await.unwrap();
     assert_eq!(r.bytes().await.unwrap().as_ref(), &good[..]);
-    let r = c.get(srv.url(&format!("/v2/a/manifests/{}", digest(&bad)))).send().await.unwrap();
+    let r = c
+        .get(srv.url(&format!("/v2/a/manifests/{}", digest(&bad))))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
 }
 
@@ -237,7 +350,12 @@ async fn garbage_truncated_and_mismatched_manifests_are_invalid() {
     let c = http();
     let good = push_image(&c, &srv, "a", "v1", 7).await;
     let truncated = &good[..good.len() / 2];
-    for body in [truncated, b"not json at all".as_slice(), b"{}".as_slice(), b"[1,2]".as_slice()] {
+    for body in [
+        truncated,
+        b"not json at all".as_slice(),
+        b"{}".as_slice(),
+        b"[1,2]".as_slice(),
+    ] {
         let r = put_manifest(&c, &srv, "a", "v2", OCI_MANIFEST, body).await;
         assert_eq!(r.status(), 400);
         assert_eq!(error_code(r).await, "MANIFEST_INVALID");
@@ -279,14 +397,34 @@ async fn index_requires_children_and_negotiates_on_accept() {
     assert_eq!(r.status(), 400);
     assert_eq!(error_code(r).await, "MANIFEST_BLOB_UNKNOWN");
 
-    assert_eq!(put_manifest(&c, &srv, "multi", &digest(&arm), OCI_MANIFEST, &arm).await.status(), 201);
-    assert_eq!(put_manifest(&c, &srv, "multi", "latest", OCI_INDEX, &index).await.status(), 201);
+    assert_eq!(
+        put_manifest(&c, &srv, "multi", &digest(&arm), OCI_MANIFEST, &arm)
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        put_manifest(&c, &srv, "multi", "latest", OCI_INDEX, &index)
+            .await
+            .status(),
+        201
+    );
 
-    let r = c.get(srv.url("/v2/multi/manifests/latest")).header("accept", format!("{OCI_MANIFEST}, {OCI_INDEX}")).send().await.unwrap();
+    let r = c
+        .get(srv.url("/v2/multi/manifests/latest"))
+        .header("accept", format!("{OCI_MANIFEST}, {OCI_INDEX}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["content-type"], OCI_INDEX);
     assert_eq!(r.bytes().await.unwrap().as_ref(), &index[..]);
     // A client that only reads image manifests gets the linux/amd64 image.
-    let r = c.get(srv.url("/v2/multi/manifests/latest")).header("accept", OCI_MANIFEST).send().await.unwrap();
+    let r = c
+        .get(srv.url("/v2/multi/manifests/latest"))
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["docker-content-digest"], digest(&amd).as_str());
 }
 
@@ -311,7 +449,12 @@ async fn docker_schema2_manifest_and_list_are_accepted() {
         "manifests": [{ "mediaType": dm, "digest": digest(&m), "size": m.len(), "platform": { "architecture": "amd64", "os": "linux" } }]
     })).unwrap();
     assert_eq!(put_manifest(&c, &srv, "d", "list", dl, &list).await.status(), 201);
-    let r = c.get(srv.url("/v2/d/manifests/list")).header("accept", dl).send().await.unwrap();
+    let r = c
+        .get(srv.url("/v2/d/manifests/list"))
+        .header("accept", dl)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["content-type"], dl);
 }
 
@@ -328,8 +471,12 @@ async fn foreign_layers_may_be_absent() {
     let m = serde_json::to_vec(&json!({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "config": descriptor(OCI_CONFIG, &cfg), "layers": [foreign]
-    })).unwrap();
-    assert_eq!(put_manifest(&c, &srv, "win", "ltsc", OCI_MANIFEST, &m).await.status(), 201);
+    }))
+    .unwrap();
+    assert_eq!(
+        put_manifest(&c, &srv, "win", "ltsc", OCI_MANIFEST, &m).await.status(),
+        201
+    );
 }
 
 #[tokio::test]
@@ -348,11 +495,29 @@ async fn several_tags_in_one_put() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let tags: Vec<_> = r.headers().get_all("oci-tag").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    let tags: Vec<_> = r
+        .headers()
+        .get_all("oci-tag")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
     assert_eq!(tags, ["a", "b", "c"]);
-    let list: Value = c.get(srv.url("/v2/t/tags/list")).send().await.unwrap().json().await.unwrap();
+    let list: Value = c
+        .get(srv.url("/v2/t/tags/list"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["tags"], json!(["a", "b", "c"]));
-    let r = c.put(srv.url(&format!("/v2/t/manifests/{d}?tag=..bad"))).header("content-type", OCI_MANIFEST).body(m).send().await.unwrap();
+    let r = c
+        .put(srv.url(&format!("/v2/t/manifests/{d}?tag=..bad")))
+        .header("content-type", OCI_MANIFEST)
+        .body(m)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(r).await, "TAG_INVALID");
 }
 
@@ -362,17 +527,40 @@ async fn tag_and_manifest_deletion() {
     let c = http();
     let m = push_image(&c, &srv, "del", "one", 11).await;
     let d = digest(&m);
-    assert_eq!(put_manifest(&c, &srv, "del", "two", OCI_MANIFEST, &m).await.status(), 201);
+    assert_eq!(
+        put_manifest(&c, &srv, "del", "two", OCI_MANIFEST, &m).await.status(),
+        201
+    );
 
     let r = c.delete(srv.url("/v2/del/manifests/one")).send().await.unwrap();
     assert_eq!(r.status(), 202);
-    assert_eq!(c.get(srv.url("/v2/del/manifests/one")).send().await.unwrap().status(), 404);
-    assert_eq!(c.get(srv.url("/v2/del/manifests/two")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        c.get(srv.url("/v2/del/manifests/one")).send().await.unwrap().status(),
+        404
+    );
+    assert_eq!(
+        c.get(srv.url("/v2/del/manifests/two")).send().await.unwrap().status(),
+        200
+    );
 
-    let r = c.delete(srv.url(&format!("/v2/del/manifests/{d}"))).send().await.unwrap();
+    let r = c
+        .delete(srv.url(&format!("/v2/del/manifests/{d}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
-    assert_eq!(c.get(srv.url(&format!("/v2/del/manifests/{d}"))).send().await.unwrap().status(), 404);
-    assert_eq!(c.get(srv.url("/v2/del/manifests/two")).send().await.unwrap().status(), 404);
+    assert_eq!(
+        c.get(srv.url(&format!("/v2/del/manifests/{d}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        c.get(srv.url("/v2/del/manifests/two")).send().await.unwrap().status(),
+        404
+    );
     let r = c.delete(srv.url("/v2/del/manifests/one")).send().await.unwrap();
     assert_eq!(error_code(r).await, "MANIFEST_UNKNOWN");
 }
@@ -382,8 +570,22 @@ async fn blob_delete_unlinks_from_repository() {
     let srv = TestServer::start().await;
     let c = http();
     let d = push_blob(&c, &srv, "b", b"bytes").await;
-    assert_eq!(c.delete(srv.url(&format!("/v2/b/blobs/{d}"))).send().await.unwrap().status(), 202);
-    assert_eq!(c.head(srv.url(&format!("/v2/b/blobs/{d}"))).send().await.unwrap().status(), 404);
+    assert_eq!(
+        c.delete(srv.url(&format!("/v2/b/blobs/{d}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    assert_eq!(
+        c.head(srv.url(&format!("/v2/b/blobs/{d}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     let r = c.delete(srv.url(&format!("/v2/b/blobs/{d}"))).send().await.unwrap();
     assert_eq!(error_code(r).await, "BLOB_UNKNOWN");
 }
@@ -393,18 +595,45 @@ async fn cross_repository_mount_and_fallback() {
     let srv = TestServer::start().await;
     let c = http();
     let d = push_blob(&c, &srv, "src", b"shared layer").await;
-    let r = c.post(srv.url(&format!("/v2/dst/blobs/uploads/?mount={d}&from=src"))).send().await.unwrap();
+    let r = c
+        .post(srv.url(&format!("/v2/dst/blobs/uploads/?mount={d}&from=src")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()["location"], format!("/v2/dst/blobs/{d}").as_str());
-    assert_eq!(c.head(srv.url(&format!("/v2/dst/blobs/{d}"))).send().await.unwrap().status(), 200);
+    assert_eq!(
+        c.head(srv.url(&format!("/v2/dst/blobs/{d}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     // Not in the source repository: a normal upload session instead.
     let other = digest(b"elsewhere");
-    let r = c.post(srv.url(&format!("/v2/dst2/blobs/uploads/?mount={other}&from=src"))).send().await.unwrap();
+    let r = c
+        .post(srv.url(&format!("/v2/dst2/blobs/uploads/?mount={other}&from=src")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
-    assert!(r.headers()["location"].to_str().unwrap().starts_with("/v2/dst2/blobs/uploads/"));
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/v2/dst2/blobs/uploads/")
+    );
     // Blobs of one repository are not readable through another without a mount.
-    assert_eq!(c.head(srv.url(&format!("/v2/dst3/blobs/{d}"))).send().await.unwrap().status(), 404);
+    assert_eq!(
+        c.head(srv.url(&format!("/v2/dst3/blobs/{d}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 }
 
 #[tokio::test]
@@ -428,7 +657,14 @@ async fn tags_and_catalog_paginate_with_link_headers() {
     assert!(r.headers().get("link").is_none());
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["tags"], json!(["v5"]));
-    let v: Value = c.get(srv.url("/v2/r/a/tags/list?n=0")).send().await.unwrap().json().await.unwrap();
+    let v: Value = c
+        .get(srv.url("/v2/r/a/tags/list?n=0"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["tags"], json!([]));
     let r = c.get(srv.url("/v2/r/a/tags/list?n=abc")).send().await.unwrap();
     assert_eq!(r.status(), 400);
@@ -439,7 +675,14 @@ async fn tags_and_catalog_paginate_with_link_headers() {
     assert_eq!(r.headers()["link"], "</v2/_catalog?n=2&last=r%2Fb>; rel=\"next\"");
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["repositories"], json!(["r/a", "r/b"]));
-    let v: Value = c.get(srv.url("/v2/_catalog?n=2&last=r%2Fb")).send().await.unwrap().json().await.unwrap();
+    let v: Value = c
+        .get(srv.url("/v2/_catalog?n=2&last=r%2Fb"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["repositories"], json!(["r/c"]));
 }
 
@@ -461,7 +704,8 @@ async fn referrers_api_with_subject_and_artifact_type_filter() {
         "layers": [descriptor("application/spdx+json", &sbom)],
         "subject": descriptor(OCI_MANIFEST, &subject),
         "annotations": { "org.opencontainers.image.created": "2026-11-23T00:00:00Z" }
-    })).unwrap();
+    }))
+    .unwrap();
     let ad = digest(&artifact);
     let r = put_manifest(&c, &srv, "app", &ad, OCI_MANIFEST, &artifact).await;
     assert_eq!(r.status(), 201);
@@ -474,14 +718,25 @@ async fn referrers_api_with_subject_and_artifact_type_filter() {
     assert_eq!(v["manifests"].as_array().unwrap().len(), 1);
     assert_eq!(v["manifests"][0]["digest"], ad.as_str());
     assert_eq!(v["manifests"][0]["artifactType"], "application/spdx+json");
-    assert_eq!(v["manifests"][0]["annotations"]["org.opencontainers.image.created"], "2026-11-23T00:00:00Z");
+    assert_eq!(
+        v["manifests"][0]["annotations"]["org.opencontainers.image.created"],
+        "2026-11-23T00:00:00Z"
+    );
 
-    let r = c.get(srv.url(&format!("/v2/app/referrers/{sd}?artifactType=application/x-other"))).send().await.unwrap();
+    let r = c
+        .get(srv.url(&format!("/v2/app/referrers/{sd}?artifactType=application/x-other")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["oci-filters-applied"], "artifactType");
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["manifests"], json!([]));
     // A subject with no referrers (or not present at all) is an empty index, not a 404.
-    let r = c.get(srv.url(&format!("/v2/app/referrers/{}", digest(b"nothing")))).send().await.unwrap();
+    let r = c
+        .get(srv.url(&format!("/v2/app/referrers/{}", digest(b"nothing"))))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let r = c.get(srv.url("/v2/app/referrers/sha256:xyz")).send().await.unwrap();
     assert_eq!(error_code(r).await, "DIGEST_INVALID");
@@ -520,7 +775,10 @@ async fn client_disconnect_mid_upload_leaves_no_blob() {
     let r = c.post(srv.url("/v2/cut/blobs/uploads/")).send().await.unwrap();
     let loc = r.headers()["location"].to_str().unwrap().to_owned();
     let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
-    let head = format!("PATCH {loc} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", data.len());
+    let head = format!(
+        "PATCH {loc} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        data.len()
+    );
     s.write_all(head.as_bytes()).await.unwrap();
     s.write_all(&data[..70_000]).await.unwrap();
     s.flush().await.unwrap();
@@ -535,14 +793,30 @@ async fn client_disconnect_mid_upload_leaves_no_blob() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(c.head(srv.url(&format!("/v2/cut/blobs/{d}"))).send().await.unwrap().status(), 404);
+    assert_eq!(
+        c.head(srv.url(&format!("/v2/cut/blobs/{d}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     let r = c.get(srv.url(&loc)).send().await.unwrap();
     assert_eq!(r.headers()["range"], "0-0", "the broken chunk is not kept");
-    let staged: Vec<_> = std::fs::read_dir(srv.dir.path().join("uploads")).unwrap().flatten().map(|e| e.path()).collect();
+    let staged: Vec<_> = std::fs::read_dir(srv.dir.path().join("uploads"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     assert_eq!(staged.len(), 1, "only the open session's file remains: {staged:?}");
     assert_eq!(std::fs::metadata(&staged[0]).unwrap().len(), 0);
 
     // The session is still usable after the broken chunk.
-    let r = c.put(srv.url(&format!("{loc}?digest={d}"))).body(data.clone()).send().await.unwrap();
+    let r = c
+        .put(srv.url(&format!("{loc}?digest={d}")))
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
 }

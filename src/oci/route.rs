@@ -46,10 +46,10 @@ pub fn parse_v2_path(rest: &str) -> Option<OciRoute> {
     let (head, last) = rest.rsplit_once('/')?;
     let name = |suffix: &str| head.strip_suffix(suffix).filter(|n| !n.is_empty()).map(str::to_owned);
 
-    if last == "list" {
-        if let Some(name) = name("/tags") {
-            return Some(OciRoute::Tags { name });
-        }
+    if last == "list"
+        && let Some(name) = name("/tags")
+    {
+        return Some(OciRoute::Tags { name });
     }
     if let Some(name) = name("/manifests") {
         return Some(OciRoute::Manifest {

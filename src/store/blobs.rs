@@ -130,13 +130,19 @@ impl BlobStore for FsBlobStore {
                 let Ok(prefixes) = std::fs::read_dir(&alg_dir) else {
                     continue;
                 };
-                for prefix in prefixes {
-                    for entry in std::fs::read_dir(prefix?.path())? {
-                        let entry = entry?;
+                for prefix in prefixes.flatten() {
+                    let Ok(entries) = std::fs::read_dir(prefix.path()) else {
+                        continue;
+                    };
+                    for entry in entries.flatten() {
                         let name = entry.file_name();
-                        // Anything that is not a well-formed digest file is not ours to judge.
-                        if let Ok(d) = format!("{alg}:{}", name.to_string_lossy()).parse::<Digest>() {
-                            out.push((d, entry.metadata()?.modified()?));
+                        // Anything that is not a well-formed digest file is not ours to judge;
+                        // a file deleted while we list it is simply not reported.
+                        let Ok(d) = format!("{alg}:{}", name.to_string_lossy()).parse::<Digest>() else {
+                            continue;
+                        };
+                        if let Ok(modified) = entry.metadata().and_then(|m| m.modified()) {
+                            out.push((d, modified));
                         }
                     }
                 }

@@ -2,7 +2,7 @@
 //!
 //! Protocol (the database is the record; bytes follow it):
 //! 1. Upload sessions idle for longer than the grace period are discarded, with their
-//!    staged files; stray staging files without a session go too.
+//!    staged files; stray staging files without a session go too once idle for an hour.
 //! 2. In one write transaction: blob links older than the grace period that no manifest
 //!    of their repository uses are dropped, manifests no repository links are dropped,
 //!    and every live blob that is now unreferenced and older than the grace period is
@@ -41,6 +41,11 @@ pub enum GcError {
 
 const BATCH: i64 = 256;
 
+/// Staging files without a session row belong to single-request uploads in flight
+/// (their file's mtime advances as bytes arrive) or to a crash. However small the
+/// configured grace period, such a file is left alone until it has been idle this long.
+const STRAY_STAGING_MIN_AGE: Duration = Duration::from_secs(3600);
+
 pub async fn collect(reg: &Registry, grace: Duration) -> Result<GcReport, GcError> {
     let cutoff_ms = now_ms() - grace.as_millis() as i64;
     let cutoff_time = SystemTime::now().checked_sub(grace).unwrap_or(SystemTime::UNIX_EPOCH);
@@ -52,10 +57,17 @@ pub async fn collect(reg: &Registry, grace: Duration) -> Result<GcReport, GcErro
         reg.staging().remove(&id).await;
         report.uploads_removed += 1;
     }
+    let stray_cutoff = SystemTime::now()
+        .checked_sub(grace.max(STRAY_STAGING_MIN_AGE))
+        .unwrap_or(SystemTime::UNIX_EPOCH);
     let mut entries = tokio::fs::read_dir(reg.staging().dir()).await?;
     while let Some(entry) = entries.next_entry().await? {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let old = entry.metadata().await?.modified()? < cutoff_time;
+        // A file can vanish between listing and stat: its upload just completed.
+        let Ok(modified) = entry.metadata().await.and_then(|m| m.modified()) else {
+            continue;
+        };
+        let old = modified < stray_cutoff;
         if old && meta.upload(&name).await?.is_none() {
             let _ = tokio::fs::remove_file(entry.path()).await;
             report.uploads_removed += 1;

@@ -95,7 +95,7 @@ fn parse_image(media_type: String, body: &[u8]) -> Result<ParsedManifest> {
     let mut foreign = Vec::new();
     for layer in m.layers() {
         let d = descriptor_digest(layer)?;
-        if media::is_non_distributable(&layer.media_type().to_string()) {
+        if media::is_non_distributable(layer.media_type().as_ref()) {
             foreign.push(d);
         } else {
             required.push(d);

@@ -139,7 +139,15 @@ impl Registry {
         if !tx.blob_is_live(&d).await? {
             // Inside the write transaction: garbage collection cannot remove these bytes
             // between the rename and the commit of the row that makes them visible.
-            self.inner.blobs.put_staged(digest, staged).await?;
+            match self.inner.blobs.put_staged(digest, staged).await {
+                Err(blobs::BlobError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::new(
+                        ErrorCode::BlobUploadUnknown,
+                        "the upload was discarded (idle past the garbage-collection grace period) before it completed",
+                    ));
+                }
+                other => other?,
+            }
             tx.upsert_live_blob(&d, size).await?;
         }
         tx.link_blob(repo_id, &d).await?;
@@ -184,24 +192,24 @@ impl Registry {
     ) -> Result<u64> {
         let mut session = self.inner.staging.lock(id).await;
         let row = self.upload_row(repo, id).await?;
-        if let Some((start, end)) = range {
-            if start != row.size || end < start {
-                return Err(range_invalid(row.size, start, end));
-            }
+        if let Some((start, end)) = range
+            && (start != row.size || end < start)
+        {
+            return Err(range_invalid(row.size, start, end));
         }
         let size = session.append(row.size, body).await.map_err(stage_error)?;
-        if let Some((start, end)) = range {
-            if size - start != end - start + 1 {
-                session.rollback(row.size).await.map_err(stage_error)?;
-                return Err(Error::new(
-                    ErrorCode::RangeInvalid,
-                    format!(
-                        "Content-Range {start}-{end} announces {} bytes, the body had {}",
-                        end - start + 1,
-                        size - start
-                    ),
-                ));
-            }
+        if let Some((start, end)) = range
+            && size - start != end - start + 1
+        {
+            session.rollback(row.size).await.map_err(stage_error)?;
+            return Err(Error::new(
+                ErrorCode::RangeInvalid,
+                format!(
+                    "Content-Range {start}-{end} announces {} bytes, the body had {}",
+                    end - start + 1,
+                    size - start
+                ),
+            ));
         }
         self.inner.meta.set_upload_size(id, size).await?;
         Ok(size)

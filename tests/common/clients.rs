@@ -5,7 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn require(tool: &str) {
-    let found = Command::new(tool).arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    let found = Command::new(tool)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     assert!(
         found,
         "{tool} is required for this test and was not found; install it with `apt-get install -y podman skopeo` \
@@ -37,9 +41,14 @@ impl Skopeo {
     /// `skopeo copy` with TLS verification off (the store speaks plain HTTP on loopback).
     pub fn copy(&self, args: &[&str], src: &str, dst: &str) -> Output {
         let mut cmd = Command::new("skopeo");
-        cmd.args(["--insecure-policy", "copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
-            .args(args)
-            .args([src, dst]);
+        cmd.args([
+            "--insecure-policy",
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+        ])
+        .args(args)
+        .args([src, dst]);
         run(&mut cmd)
     }
 
@@ -56,7 +65,9 @@ pub struct Podman {
 impl Podman {
     pub fn new() -> Self {
         require("podman");
-        Self { root: tempfile::tempdir().expect("podman root") }
+        Self {
+            root: tempfile::tempdir().expect("podman root"),
+        }
     }
 
     fn cmd(&self) -> Command {
@@ -66,7 +77,14 @@ impl Podman {
             .arg(root.join("storage"))
             .arg("--runroot")
             .arg(root.join("run"))
-            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "none"]);
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "none",
+            ]);
         c
     }
 

@@ -39,7 +39,12 @@ impl TestServer {
             })
             .await;
         });
-        Self { addr, dir, registry, shutdown: Some(tx) }
+        Self {
+            addr,
+            dir,
+            registry,
+            shutdown: Some(tx),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -61,7 +66,10 @@ impl Drop for TestServer {
 }
 
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
@@ -134,7 +142,14 @@ pub async fn push_blob(c: &reqwest::Client, srv: &TestServer, repo: &str, data: 
     d
 }
 
-pub async fn put_manifest(c: &reqwest::Client, srv: &TestServer, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> reqwest::Response {
+pub async fn put_manifest(
+    c: &reqwest::Client,
+    srv: &TestServer,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    body: &[u8],
+) -> reqwest::Response {
     c.put(srv.url(&format!("/v2/{repo}/manifests/{reference}")))
         .header("content-type", media_type)
         .body(body.to_vec())
@@ -197,7 +212,14 @@ pub async fn raw_request(addr: SocketAddr, method: &str, path: &str) -> (u16, St
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.expect("read");
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status line");
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }

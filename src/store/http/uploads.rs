@@ -45,10 +45,10 @@ pub(super) async fn start(reg: &Registry, repo: &RepoName, req: &Req, body: Body
         let digest: Digest = mount.parse()?;
         // Without a valid `from`, or when the blob is not there, fall back to a normal
         // upload session as the spec asks (the client then uploads the bytes).
-        if let Some(from) = req.query("from").and_then(|f| f.parse::<RepoName>().ok()) {
-            if reg.mount_blob(repo, &from, &digest).await? {
-                return Ok(created(repo, &digest));
-            }
+        if let Some(from) = req.query("from").and_then(|f| f.parse::<RepoName>().ok())
+            && reg.mount_blob(repo, &from, &digest).await?
+        {
+            return Ok(created(repo, &digest));
         }
     } else if let Some(digest) = req.query("digest") {
         let digest: Digest = digest.parse()?;
