@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Benchmark gatehouse against Distribution 2.8 (Debian's docker-registry) and nginx,
+# all on loopback, measured in the same run. Prints figures side by side with ratios.
+#
+#   bench/run.sh                     # defaults: 512 MiB blob, 2 GiB blob for RSS, 10 s wrk runs
+#   BIG_MB=128 HUGE_MB=512 DURATION=5 bench/run.sh    # a quicker pass
+#
+# Needs (installed when missing, as root): docker-registry nginx-light wrk curl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIG_MB=${BIG_MB:-512}
+HUGE_MB=${HUGE_MB:-2048}
+DURATION=${DURATION:-10}
+SMALL_PUSHES=${SMALL_PUSHES:-3000}
+GH_PORT=5201 DR_PORT=5202 NG_PORT=5203
+
+need=()
+command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+echo "building release binaries..." >&2
+cargo build --release --quiet --bin gatehouse --example loadgen
+TARGET=${CARGO_TARGET_DIR:-target}
+GH_BIN=$TARGET/release/gatehouse
+LOADGEN=$TARGET/release/examples/loadgen
+
+work=$(mktemp -d /var/tmp/gatehouse-bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+wait_port() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; echo "port $1 did not open" >&2; exit 1; }
+
+start_gatehouse() {
+  rm -rf "$work/gh"
+  "$GH_BIN" serve --listen 127.0.0.1:$GH_PORT --data-dir "$work/gh" >"$work/gh.log" 2>&1 &
+  GH_PID=$!; pids+=($GH_PID); wait_port $GH_PORT
+}
+
+start_distribution() {
+  rm -rf "$work/dr"
+  cat >"$work/dr.yml" <<YML
+version: 0.1
+log: { level: warn, accesslog: { disabled: false } }
+storage:
+  filesystem: { rootdirectory: $work/dr }
+  delete: { enabled: true }
+  cache: { blobdescriptor: inmemory }
+http: { addr: 127.0.0.1:$DR_PORT }
+YML
+  docker-registry serve "$work/dr.yml" >"$work/dr.log" 2>&1 &
+  DR_PID=$!; pids+=($DR_PID); wait_port $DR_PORT
+}
+
+mkdir -p "$work/www"
+cat >"$work/nginx.conf" <<NGX
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx.err;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on; tcp_nopush on;
+  server { listen 127.0.0.1:$NG_PORT; root $work/www; }
+}
+NGX
+
+echo "making test data..." >&2
+head -c $((BIG_MB * 1024 * 1024)) /dev/urandom >"$work/www/big.bin"
+BIG_DIGEST="sha256:$(sha256sum "$work/www/big.bin" | cut -d' ' -f1)"
+BIG_BYTES=$((BIG_MB * 1024 * 1024))
+
+nginx -c "$work/nginx.conf"
+pids+=($(cat "$work/nginx.pid"))
+
+# push_blob BASE REPO FILE DIGEST -> seconds taken by the upload (POST + single PUT)
+push_blob() {
+  local base=$1 repo=$2 file=$3 digest=$4 loc
+  loc=$(curl -s -D - -o /dev/null -X POST "$base/v2/$repo/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
+  case "$loc" in http*) ;; *) loc="$base$loc" ;; esac
+  case "$loc" in *\?*) loc="$loc&digest=$digest" ;; *) loc="$loc?digest=$digest" ;; esac
+  curl -s -f -o /dev/null -w '%{time_total}' -X PUT -H 'content-type: application/octet-stream' -T "$file" "$loc"
+}
+
+pull_secs() { curl -s -f -o /dev/null -w '%{time_total}' "$1"; }
+
+parallel_pull_secs() {
+  local url=$1 start end
+  start=$(date +%s.%N)
+  for _ in 1 2 3 4 5 6 7 8; do curl -s -f -o /dev/null "$url" & done
+  wait $(jobs -p | grep -v -e "$GH_PID" -e "$DR_PID" || true) 2>/dev/null || true
+  end=$(date +%s.%N)
+  echo "$end - $start" | bc -l
+}
+
+mbps() { echo "scale=0; $1 / 1048576 / $2" | bc -l; }
+
+# put_image BASE: a small image with 50 tags, for manifest GET and tag list
+put_image() {
+  local base=$1 cfg layer m d
+  printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{}}' >"$work/cfg.json"
+  head -c 4096 /dev/urandom >"$work/layer.bin"
+  cfg="sha256:$(sha256sum "$work/cfg.json" | cut -d' ' -f1)"
+  layer="sha256:$(sha256sum "$work/layer.bin" | cut -d' ' -f1)"
+  push_blob "$base" bench/app "$work/cfg.json" "$cfg" >/dev/null
+  push_blob "$base" bench/app "$work/layer.bin" "$layer" >/dev/null
+  m=$(printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":4096}]}' "$cfg" "$(stat -c %s "$work/cfg.json")" "$layer")
+  for i in $(seq 1 50); do
+    curl -s -f -o /dev/null -X PUT -H 'content-type: application/vnd.oci.image.manifest.v1+json' --data-binary "$m" "$base/v2/bench/app/manifests/v$i"
+  done
+}
+
+# wrk_rps URL -> "requests/s p99_ms"
+wrk_rps() {
+  local out rps p99
+  out=$(wrk -t2 -c64 -d"${DURATION}s" --latency -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$1")
+  rps=$(echo "$out" | awk '/Requests\/sec/{print int($2)}')
+  p99=$(echo "$out" | awk '$1=="99%"{v=$2; if (v ~ /us$/) {sub("us","",v); v=v/1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v=v*1000}; print v}')
+  echo "$rps $p99"
+}
+
+declare -A R
+run_suite() {  # NAME BASE
+  local name=$1 base=$2 t
+  t=$(push_blob "$base" bench/big "$work/www/big.bin" "$BIG_DIGEST"); R[$name.push]=$(mbps $BIG_BYTES "$t")
+  t=$(pull_secs "$base/v2/bench/big/blobs/$BIG_DIGEST"); R[$name.pull]=$(mbps $BIG_BYTES "$t")
+  t=$(parallel_pull_secs "$base/v2/bench/big/blobs/$BIG_DIGEST"); R[$name.pull8]=$(mbps $((BIG_BYTES * 8)) "$t")
+  R[$name.small]=$("$LOADGEN" small-push "$base" bench/small "$SMALL_PUSHES" 16 | sed -E 's/.*pushes_per_s=([0-9]+).*/\1/')
+  put_image "$base"
+  read -r R[$name.mget] R[$name.mp99] < <(wrk_rps "$base/v2/bench/app/manifests/v1")
+  read -r R[$name.tags] _ < <(wrk_rps "$base/v2/bench/app/tags/list")
+}
+
+echo "gatehouse..." >&2
+start_gatehouse; run_suite gh "http://127.0.0.1:$GH_PORT"
+echo "distribution..." >&2
+start_distribution; run_suite dr "http://127.0.0.1:$DR_PORT"
+echo "nginx..." >&2
+t=$(pull_secs "http://127.0.0.1:$NG_PORT/big.bin"); R[ng.pull]=$(mbps $BIG_BYTES "$t")
+t=$(parallel_pull_secs "http://127.0.0.1:$NG_PORT/big.bin"); R[ng.pull8]=$(mbps $((BIG_BYTES * 8)) "$t")
+
+# Peak RSS while a HUGE_MB blob is pushed, each server freshly started.
+echo "peak RSS with a ${HUGE_MB} MiB push..." >&2
+head -c $((HUGE_MB * 1024 * 1024)) /dev/urandom >"$work/huge.bin"
+rm -f "$work/www/big.bin"
+HUGE_DIGEST="sha256:$(sha256sum "$work/huge.bin" | cut -d' ' -f1)"
+kill "$GH_PID" "$DR_PID"; sleep 0.5
+start_gatehouse; push_blob "http://127.0.0.1:$GH_PORT" bench/huge "$work/huge.bin" "$HUGE_DIGEST" >/dev/null
+R[gh.rss]=$(awk '/VmHWM/{print int($2/1024)}' /proc/$GH_PID/status)
+start_distribution; push_blob "http://127.0.0.1:$DR_PORT" bench/huge "$work/huge.bin" "$HUGE_DIGEST" >/dev/null
+R[dr.rss]=$(awk '/VmHWM/{print int($2/1024)}' /proc/$DR_PID/status)
+
+ratio() { echo "scale=2; $1 / $2" | bc -l; }
+printf '\n%-44s %12s %12s %10s %10s  %s\n' "metric" "gatehouse" "distribution" "nginx" "ratio" "target"
+row() { printf '%-44s %12s %12s %10s %10s  %s\n' "$@"; }
+row "blob push ${BIG_MB} MiB (MiB/s, digest+fsync)" "${R[gh.push]}" "${R[dr.push]}" "-" "$(ratio "${R[gh.push]}" "${R[dr.push]}")x dr" ">= 2.5x dr"
+row "blob pull ${BIG_MB} MiB (MiB/s)" "${R[gh.pull]}" "${R[dr.pull]}" "${R[ng.pull]}" "$(ratio "${R[gh.pull]}" "${R[ng.pull]}")x ng" ">= 0.8x nginx"
+row "8 parallel pulls (MiB/s total)" "${R[gh.pull8]}" "${R[dr.pull8]}" "${R[ng.pull8]}" "$(ratio "${R[gh.pull8]}" "${R[ng.pull8]}")x ng" ""
+row "4 KiB blob pushes/s (16 clients)" "${R[gh.small]}" "${R[dr.small]}" "-" "$(ratio "${R[gh.small]}" "${R[dr.small]}")x dr" ">= 5x dr"
+row "manifest GET req/s (64 conns)" "${R[gh.mget]}" "${R[dr.mget]}" "-" "$(ratio "${R[gh.mget]}" "${R[dr.mget]}")x dr" ">= 8x dr"
+row "manifest GET p99 (ms)" "${R[gh.mp99]}" "${R[dr.mp99]}" "-" "" "< 20 ms"
+row "tag list req/s (64 conns, 50 tags)" "${R[gh.tags]}" "${R[dr.tags]}" "-" "$(ratio "${R[gh.tags]}" "${R[dr.tags]}")x dr" ""
+row "peak RSS pushing ${HUGE_MB} MiB (MiB)" "${R[gh.rss]}" "${R[dr.rss]}" "-" "" "< 64 MiB"
