@@ -20,12 +20,25 @@ fn usage() -> ! {
 
 async fn push_one(c: &reqwest::Client, base: &str, repo: &str, data: Vec<u8>) -> Result<(), String> {
     let digest = format!("sha256:{}", hex::encode(Sha256::digest(&data)));
-    let r = c.post(format!("{base}/v2/{repo}/blobs/uploads/")).send().await.map_err(|e| e.to_string())?;
+    let r = c
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     if r.status() != 202 {
         return Err(format!("POST: {}", r.status()));
     }
-    let loc = r.headers().get("location").and_then(|l| l.to_str().ok()).ok_or("no Location")?.to_owned();
-    let mut url = if loc.starts_with("http") { loc } else { format!("{base}{loc}") };
+    let loc = r
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .ok_or("no Location")?
+        .to_owned();
+    let mut url = if loc.starts_with("http") {
+        loc
+    } else {
+        format!("{base}{loc}")
+    };
     url.push(if url.contains('?') { '&' } else { '?' });
     url.push_str("digest=");
     url.push_str(&digest);
@@ -46,12 +59,21 @@ async fn main() {
     let repo = args[2].clone();
     let count: usize = args[3].parse().unwrap_or_else(|_| usage());
     let concurrency: usize = args[4].parse().unwrap_or_else(|_| usage());
-    let size: usize = args.get(5).map(|s| s.parse().unwrap_or_else(|_| usage())).unwrap_or(4096);
+    let size: usize = args
+        .get(5)
+        .map(|s| s.parse().unwrap_or_else(|_| usage()))
+        .unwrap_or(4096);
 
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().expect("client");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .expect("client");
     let next = Arc::new(AtomicUsize::new(0));
     // Distinct content per push: a run tag plus the push number, padded with filler.
-    let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let start = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
@@ -81,5 +103,9 @@ async fn main() {
     let secs = start.elapsed().as_secs_f64();
     all.sort();
     let p99 = all.get(all.len() * 99 / 100).copied().unwrap_or_default();
-    println!("pushes_per_s={:.0} p99_ms={:.2} count={count} concurrency={concurrency}", count as f64 / secs, p99.as_secs_f64() * 1000.0);
+    println!(
+        "pushes_per_s={:.0} p99_ms={:.2} count={count} concurrency={concurrency}",
+        count as f64 / secs,
+        p99.as_secs_f64() * 1000.0
+    );
 }

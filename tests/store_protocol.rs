@@ -378,6 +378,34 @@ async fn oversized_manifest_is_413() {
     let big = vec![b' '; 4 * 1024 * 1024 + 1];
     let r = put_manifest(&c, &srv, "a", "big", OCI_MANIFEST, &big).await;
     assert_eq!(r.status(), 413);
+    assert_eq!(error_code(r).await, "SIZE_INVALID");
+}
+
+#[tokio::test]
+async fn chunk_length_must_match_content_range_and_range_must_parse() {
+    let srv = TestServer::start().await;
+    let c = http();
+    let r = c.post(srv.url("/v2/a/blobs/uploads/")).send().await.unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let r = c
+        .patch(srv.url(&loc))
+        .header("content-range", "0-99")
+        .body(vec![1u8; 50])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_code(r).await, "SIZE_INVALID");
+    let r = c.get(srv.url(&loc)).send().await.unwrap();
+    assert_eq!(r.headers()["range"], "0-0", "the mismatched chunk was not kept");
+    let r = c
+        .patch(srv.url(&loc))
+        .header("content-range", "zero-to-ten")
+        .body(vec![1u8; 11])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, "BLOB_UPLOAD_INVALID");
 }
 
 #[tokio::test]

@@ -203,7 +203,7 @@ impl Registry {
         {
             session.rollback(row.size).await.map_err(stage_error)?;
             return Err(Error::new(
-                ErrorCode::RangeInvalid,
+                ErrorCode::SizeInvalid,
                 format!(
                     "Content-Range {start}-{end} announces {} bytes, the body had {}",
                     end - start + 1,

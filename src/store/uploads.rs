@@ -199,19 +199,73 @@ impl Drop for SessionGuard<'_> {
     }
 }
 
+/// Bytes gathered from the request body before one hash-and-write step.
+const WRITE_BATCH: usize = 1 << 20;
+
+/// Stream `body` onto the end of `file`, hashing it on the way. Each batch is hashed and
+/// written on the blocking pool while the next batch is received from the network, so
+/// the async workers never hash or wait on the disk. Returns the bytes written.
 async fn copy_hashing(
     mut body: ByteStream,
     file: &mut tokio::fs::File,
     hasher: &mut Hasher,
 ) -> Result<u64, StageError> {
-    let mut n = 0u64;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(StageError::Body)?;
-        hasher.update(&chunk);
-        file.write_all(&chunk).await?;
-        n += chunk.len() as u64;
+    type Step = tokio::task::JoinHandle<io::Result<(std::fs::File, Hasher, Vec<u8>)>>;
+    async fn settle(step: Step) -> io::Result<(std::fs::File, Hasher, Vec<u8>)> {
+        step.await.map_err(io::Error::other)?
     }
-    Ok(n)
+
+    file.flush().await?;
+    let std_file = file.try_clone().await?.into_std().await;
+    let mut idle = Some((std_file, hasher.clone()));
+    let mut pending: Option<Step> = None;
+    let mut buf = Vec::with_capacity(WRITE_BATCH);
+    let mut spare = Vec::with_capacity(WRITE_BATCH);
+    let mut total = 0u64;
+    loop {
+        let next = body.next().await;
+        let done = match next {
+            Some(Ok(chunk)) => {
+                total += chunk.len() as u64;
+                buf.extend_from_slice(&chunk);
+                if buf.len() < WRITE_BATCH {
+                    continue;
+                }
+                false
+            }
+            Some(Err(e)) => {
+                if let Some(step) = pending {
+                    let _ = settle(step).await;
+                }
+                return Err(StageError::Body(e));
+            }
+            None => true,
+        };
+        if let Some(step) = pending.take() {
+            let (f, h, mut used) = settle(step).await?;
+            used.clear();
+            spare = used;
+            idle = Some((f, h));
+        }
+        let Some((mut f, mut h)) = idle.take() else {
+            return Err(StageError::Io(io::Error::other("upload writer lost its file")));
+        };
+        let data = std::mem::replace(&mut buf, std::mem::take(&mut spare));
+        pending = Some(tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            h.update(&data);
+            f.write_all(&data)?;
+            Ok((f, h, data))
+        }));
+        if done {
+            break;
+        }
+    }
+    if let Some(step) = pending {
+        let (_, h, _) = settle(step).await?;
+        *hasher = h;
+    }
+    Ok(total)
 }
 
 /// Hash the first `len` bytes of a staged file.
