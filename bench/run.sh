@@ -31,6 +31,7 @@ GH_BIN=$TARGET/release/gatehouse
 LOADGEN=$TARGET/release/examples/loadgen
 
 work=$(mktemp -d /var/tmp/gatehouse-bench.XXXXXX)
+chmod 755 "$work"  # nginx workers run unprivileged
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
@@ -91,10 +92,10 @@ push_blob() {
 pull_secs() { curl -s -f -o /dev/null -w '%{time_total}' "$1"; }
 
 parallel_pull_secs() {
-  local url=$1 start end
+  local url=$1 start end kids=()
   start=$(date +%s.%N)
-  for _ in 1 2 3 4 5 6 7 8; do curl -s -f -o /dev/null "$url" & done
-  wait $(jobs -p | grep -v -e "$GH_PID" -e "$DR_PID" || true) 2>/dev/null || true
+  for _ in 1 2 3 4 5 6 7 8; do curl -s -f -o /dev/null "$url" & kids+=($!); done
+  wait "${kids[@]}"
   end=$(date +%s.%N)
   echo "$end - $start" | bc -l
 }

@@ -42,7 +42,8 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn read(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<ByteStream, BlobError>;
 
     /// Make `staged` (a complete, verified and fsynced local file) the content of
-    /// `digest`, atomically: a reader sees the whole blob or nothing. Consumes `staged`.
+    /// `digest`, atomically and durably: a reader sees the whole blob or nothing. Leaves
+    /// `staged` in place (the caller removes it), so a placement can be repeated.
     async fn put_staged(&self, digest: &Digest, staged: &Path) -> Result<(), BlobError>;
 
     /// Remove the bytes; removing an absent blob is not an error.
@@ -68,7 +69,7 @@ impl FsBlobStore {
     }
 }
 
-/// fsync a directory so that a rename inside it survives power loss.
+/// fsync a directory so that a new name inside it survives power loss.
 pub(crate) async fn sync_dir(dir: &Path) -> io::Result<()> {
     let dir = dir.to_owned();
     tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
@@ -108,7 +109,13 @@ impl BlobStore for FsBlobStore {
             .parent()
             .ok_or_else(|| io::Error::other("blob path has no parent"))?;
         tokio::fs::create_dir_all(dir).await?;
-        tokio::fs::rename(staged, &target).await?;
+        // A hard link publishes the complete file under its final name in one step; an
+        // existing file of that name already holds the same bytes (content addressing).
+        match tokio::fs::hard_link(staged, &target).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
         sync_dir(dir).await?;
         Ok(())
     }

@@ -11,7 +11,7 @@
 //!    re-checks the claim: an upload of the same digest revives the row inside its own
 //!    write transaction, so bytes a client has just pushed are never removed. A crash
 //!    here leaves claimed rows (invisible) whose deletion the next run finishes.
-//! 4. Blob files with no row at all (left by a crash between rename and commit) and
+//! 4. Blob files with no row at all (left by a crash between placement and commit) and
 //!    older than the grace period are removed, again under the write lock.
 
 use crate::oci::Digest;

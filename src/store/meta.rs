@@ -127,6 +127,15 @@ impl MetaStore {
         Ok(row.is_some())
     }
 
+    /// Whether the blob exists and is live (in any repository).
+    pub async fn blob_is_live(&self, digest: &str) -> MetaResult<bool> {
+        let row = sqlx::query("SELECT 1 FROM blobs WHERE digest = $1 AND state = 'live'")
+            .bind(digest)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// Size of a live blob linked into `repo`.
     pub async fn linked_blob_size(&self, repo: &str, digest: &str) -> MetaResult<Option<u64>> {
         let row = sqlx::query(
@@ -325,6 +334,11 @@ impl WriteTx {
             .fetch_one(&mut *self.0)
             .await?;
         Ok(row.get(0))
+    }
+
+    pub async fn delete_upload(&mut self, id: &str) -> MetaResult<()> {
+        sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id).execute(&mut *self.0).await?;
+        Ok(())
     }
 
     /// Whether a live row exists for the blob.

@@ -5,7 +5,8 @@
 //!
 //! Commit points, which make every operation all-or-nothing across crashes:
 //! - a blob is visible once its `blobs` row and repository link are committed; its
-//!   bytes are fsynced and renamed into place inside that same write transaction;
+//!   bytes are fsynced and in place before that transaction commits, and garbage
+//!   collection, which deletes bytes only under the same write lock, cannot interleave;
 //! - a manifest, its references, its repository link and its tags are one transaction,
 //!   in which every referenced blob and child manifest is checked.
 
@@ -131,28 +132,51 @@ impl Registry {
         Ok(true)
     }
 
-    /// Make a verified, fsynced staged file the blob `digest` and link it into `repo`.
-    async fn commit_blob(&self, repo: &RepoName, digest: &Digest, size: u64, staged: &Path) -> Result<()> {
+    /// Make a verified, fsynced staged file the blob `digest` and link it into `repo`;
+    /// `finished_upload` is the session this completes, closed in the same transaction.
+    ///
+    /// The bytes are placed before the write lock is taken, so pushes do not queue behind
+    /// each other's disk syncs. Under the lock the placement is re-checked: garbage
+    /// collection deletes bytes only under that lock, so what is there now stays until
+    /// the row that makes it visible is committed.
+    async fn commit_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+        staged: &Path,
+        finished_upload: Option<&str>,
+    ) -> Result<()> {
         let d = digest.to_string();
+        let blobs = &self.inner.blobs;
+        let already_live = self.inner.meta.blob_is_live(&d).await?;
+        if !already_live {
+            self.place_blob(digest, staged).await?;
+        }
         let mut tx = self.inner.meta.begin_write().await?;
         let repo_id = tx.ensure_repository(repo.as_str()).await?;
         if !tx.blob_is_live(&d).await? {
-            // Inside the write transaction: garbage collection cannot remove these bytes
-            // between the rename and the commit of the row that makes them visible.
-            match self.inner.blobs.put_staged(digest, staged).await {
-                Err(blobs::BlobError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(Error::new(
-                        ErrorCode::BlobUploadUnknown,
-                        "the upload was discarded (idle past the garbage-collection grace period) before it completed",
-                    ));
-                }
-                other => other?,
+            if already_live || blobs.stat(digest).await? != Some(size) {
+                self.place_blob(digest, staged).await?;
             }
             tx.upsert_live_blob(&d, size).await?;
         }
         tx.link_blob(repo_id, &d).await?;
+        if let Some(id) = finished_upload {
+            tx.delete_upload(id).await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn place_blob(&self, digest: &Digest, staged: &Path) -> Result<()> {
+        match self.inner.blobs.put_staged(digest, staged).await {
+            Err(blobs::BlobError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::new(
+                ErrorCode::BlobUploadUnknown,
+                "the upload was discarded (idle past the garbage-collection grace period) before it completed",
+            )),
+            other => Ok(other?),
+        }
     }
 
     // === uploads ===
@@ -236,8 +260,9 @@ impl Registry {
             self.discard_upload(id).await?;
             return Err(digest_mismatch(digest, &actual));
         }
-        self.commit_blob(repo, digest, size, &staged).await?;
-        self.discard_upload(id).await
+        self.commit_blob(repo, digest, size, &staged, Some(id)).await?;
+        self.inner.staging.remove(id).await;
+        Ok(())
     }
 
     pub async fn cancel_upload(&self, repo: &RepoName, id: &str) -> Result<()> {
@@ -265,7 +290,7 @@ impl Registry {
         let Some((path, size)) = staged else {
             return Err(Error::code(ErrorCode::DigestInvalid).with_detail(json!({ "digest": digest.to_string() })));
         };
-        let result = self.commit_blob(repo, digest, size, &path).await;
+        let result = self.commit_blob(repo, digest, size, &path, None).await;
         self.inner.staging.remove(&id).await;
         result
     }
