@@ -83,6 +83,7 @@ pids+=($(cat "$work/nginx.pid"))
 # push_blob BASE REPO FILE DIGEST -> seconds taken by the upload (POST + single PUT)
 push_blob() {
   local base=$1 repo=$2 file=$3 digest=$4 loc
+  sync  # no writeback of earlier runs' dirty pages competes with this push's fsync
   loc=$(curl -s -D - -o /dev/null -X POST "$base/v2/$repo/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
   case "$loc" in http*) ;; *) loc="$base$loc" ;; esac
   case "$loc" in *\?*) loc="$loc&digest=$digest" ;; *) loc="$loc?digest=$digest" ;; esac
