@@ -337,7 +337,10 @@ impl WriteTx {
     }
 
     pub async fn delete_upload(&mut self, id: &str) -> MetaResult<()> {
-        sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id).execute(&mut *self.0).await?;
+        sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(id)
+            .execute(&mut *self.0)
+            .await?;
         Ok(())
     }
 
