@@ -217,8 +217,7 @@ async fn gc_removes_unreferenced_blobs_and_abandoned_uploads_only() {
     let c = http();
     let kept = push_image(&c, &srv, "keep", "v1", 31).await;
     let orphan = push_blob(&c, &srv, "keep", b"never referenced").await;
-    let r = c.post(srv.url("/v2/keep/blobs/uploads/")).send().await.unwrap();
-    let abandoned = r.headers()["location"].to_str().unwrap().to_owned();
+    let abandoned = open_session(&c, &srv, "keep").await;
     c.patch(srv.url(&abandoned))
         .body("half an upload")
         .send()

@@ -89,8 +89,7 @@ async fn chunked_upload_with_status_and_out_of_order_chunk() {
     let srv = TestServer::start().await;
     let c = http();
     let data = random_bytes(3000, 3);
-    let r = c.post(srv.url("/v2/a/blobs/uploads/")).send().await.unwrap();
-    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let loc = open_session(&c, &srv, "a").await;
 
     let r = c
         .patch(srv.url(&loc))
@@ -169,8 +168,7 @@ async fn blob_whose_bytes_do_not_match_its_digest_is_rejected_and_nothing_stored
     assert_eq!(r.status(), 404);
 
     // Same through a session: the PUT fails and the session is discarded.
-    let r = c.post(srv.url("/v2/a/blobs/uploads/")).send().await.unwrap();
-    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let loc = open_session(&c, &srv, "a").await;
     let r = c
         .put(srv.url(&format!("{loc}?digest={claimed}")))
         .body("forged")
@@ -250,8 +248,7 @@ async fn bad_digests_and_unknown_uploads() {
 async fn cancel_upload_removes_session() {
     let srv = TestServer::start().await;
     let c = http();
-    let r = c.post(srv.url("/v2/a/blobs/uploads/")).send().await.unwrap();
-    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let loc = open_session(&c, &srv, "a").await;
     c.patch(srv.url(&loc)).body("partial").send().await.unwrap();
     let r = c.delete(srv.url(&loc)).send().await.unwrap();
     assert_eq!(r.status(), 204);
@@ -385,8 +382,7 @@ async fn oversized_manifest_is_413() {
 async fn chunk_length_must_match_content_range_and_range_must_parse() {
     let srv = TestServer::start().await;
     let c = http();
-    let r = c.post(srv.url("/v2/a/blobs/uploads/")).send().await.unwrap();
-    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let loc = open_session(&c, &srv, "a").await;
     let r = c
         .patch(srv.url(&loc))
         .header("content-range", "0-99")
@@ -800,8 +796,7 @@ async fn client_disconnect_mid_upload_leaves_no_blob() {
     drop(s);
 
     let c = http();
-    let r = c.post(srv.url("/v2/cut/blobs/uploads/")).send().await.unwrap();
-    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let loc = open_session(&c, &srv, "cut").await;
     let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
     let head = format!(
         "PATCH {loc} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",

@@ -223,3 +223,14 @@ pub async fn raw_request(addr: SocketAddr, method: &str, path: &str) -> (u16, St
         .unwrap_or_default();
     (status, body)
 }
+
+/// Open an upload session in `repo`; returns its `Location`.
+pub async fn open_session(c: &reqwest::Client, srv: &TestServer, repo: &str) -> String {
+    let r = c
+        .post(srv.url(&format!("/v2/{repo}/blobs/uploads/")))
+        .send()
+        .await
+        .expect("POST upload");
+    assert_eq!(r.status(), 202, "open upload session");
+    r.headers()["location"].to_str().expect("Location").to_owned()
+}
