@@ -69,14 +69,6 @@ impl FsBlobStore {
     }
 }
 
-/// fsync a directory so that a new name inside it survives power loss.
-pub(crate) async fn sync_dir(dir: &Path) -> io::Result<()> {
-    let dir = dir.to_owned();
-    tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
-        .await
-        .map_err(io::Error::other)?
-}
-
 #[async_trait]
 impl BlobStore for FsBlobStore {
     async fn stat(&self, digest: &Digest) -> Result<Option<u64>, BlobError> {
@@ -105,18 +97,29 @@ impl BlobStore for FsBlobStore {
 
     async fn put_staged(&self, digest: &Digest, staged: &Path) -> Result<(), BlobError> {
         let target = self.path(digest);
-        let dir = target
-            .parent()
-            .ok_or_else(|| io::Error::other("blob path has no parent"))?;
-        tokio::fs::create_dir_all(dir).await?;
-        // A hard link publishes the complete file under its final name in one step; an
-        // existing file of that name already holds the same bytes (content addressing).
-        match tokio::fs::hard_link(staged, &target).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
-            Err(e) => return Err(e.into()),
-        }
-        sync_dir(dir).await?;
+        let staged = staged.to_owned();
+        // One blocking step: publish under the final name, then make the name durable.
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let dir = target
+                .parent()
+                .ok_or_else(|| io::Error::other("blob path has no parent"))?;
+            // A hard link publishes the complete file under its final name in one step; an
+            // existing file of that name already holds the same bytes (content addressing).
+            let linked = match std::fs::hard_link(&staged, &target) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound && staged.exists() => {
+                    std::fs::create_dir_all(dir)?;
+                    std::fs::hard_link(&staged, &target)
+                }
+                other => other,
+            };
+            match linked {
+                Ok(()) => std::fs::File::open(dir)?.sync_all(),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+        .map_err(io::Error::other)??;
         Ok(())
     }
 

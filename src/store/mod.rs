@@ -183,7 +183,6 @@ impl Registry {
 
     pub async fn start_upload(&self, repo: &RepoName) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
-        self.inner.staging.create(&id).await?;
         self.inner.meta.create_upload(&id, repo.as_str()).await?;
         Ok(id)
     }

@@ -6,15 +6,17 @@
 //! with another digest algorithm) re-reads its file instead. A chunk that fails half-way
 //! (the client went away) is cut off again, so a session only ever holds whole chunks.
 //! Monolithic uploads (`POST ?digest=`) stage into a file with no session row at all.
+//! A session's file is created by its first write. File work runs on the blocking pool,
+//! one hop per step (open and position; hash and write a batch; sync), not per syscall.
 
 use crate::oci::{Digest, DigestAlgorithm, Hasher};
 use crate::store::blobs::ByteStream;
 use futures_util::StreamExt;
 use std::collections::HashMap;
-use std::io;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 /// The running hash of a session's bytes `[0, offset)`.
 #[derive(Clone)]
@@ -66,10 +68,6 @@ impl Staging {
         map.remove(id);
     }
 
-    pub async fn create(&self, id: &str) -> io::Result<()> {
-        tokio::fs::File::create(self.path(id)).await.map(drop)
-    }
-
     /// Lock a session for the duration of one request.
     pub async fn lock(&self, id: &str) -> SessionGuard<'_> {
         let slot = self.slot(id);
@@ -91,24 +89,29 @@ impl Staging {
         body: ByteStream,
     ) -> Result<Option<(PathBuf, u64)>, StageError> {
         let path = self.path(id);
-        let mut file = tokio::fs::File::create(&path).await?;
-        let mut hasher = Hasher::new(expected.algorithm());
-        let written = copy_hashing(body, &mut file, &mut hasher).await;
-        let size = match written {
-            Ok(n) => n,
+        let file = blocking({
+            let path = path.clone();
+            move || File::create(path)
+        })
+        .await?;
+        let outcome = match copy_hashing(body, file, Hasher::new(expected.algorithm())).await {
+            Ok((size, file, hasher)) => {
+                if &hasher.finish() == expected {
+                    blocking(move || file.sync_all()).await?;
+                    Some((path.clone(), size))
+                } else {
+                    None
+                }
+            }
             Err(e) => {
-                drop(file);
                 let _ = tokio::fs::remove_file(&path).await;
                 return Err(e);
             }
         };
-        if &hasher.finish() != expected {
-            drop(file);
+        if outcome.is_none() {
             let _ = tokio::fs::remove_file(&path).await;
-            return Ok(None);
         }
-        file.sync_all().await?;
-        Ok(Some((path, size)))
+        Ok(outcome)
     }
 
     pub async fn remove(&self, id: &str) {
@@ -128,28 +131,35 @@ impl SessionGuard<'_> {
     /// Append `body` at `offset` (the session's committed size). Returns the new size.
     /// On failure the file is cut back to `offset`.
     pub async fn append(&mut self, offset: u64, body: ByteStream) -> Result<u64, StageError> {
-        let path = self.staging.path(&self.id);
-        let mut file = tokio::fs::OpenOptions::new().write(true).open(&path).await?;
-        // Discard anything past the committed size (left by a chunk that failed before).
-        file.set_len(offset).await?;
-        file.seek(io::SeekFrom::Start(offset)).await?;
-        let mut state = match self.state.take() {
-            Some(s) if s.offset == offset => s,
-            _ => HashState {
-                offset,
-                hasher: rehash(&path, offset, DigestAlgorithm::Sha256).await?,
-            },
-        };
-        match copy_hashing(body, &mut file, &mut state.hasher).await {
-            Ok(n) => {
-                file.flush().await?;
-                state.offset += n;
-                let size = state.offset;
-                *self.state = Some(state);
+        let path = self.path();
+        let cached = self.state.take().filter(|s| s.offset == offset);
+        let (file, hasher) = blocking({
+            let path = path.clone();
+            move || -> io::Result<(File, Hasher)> {
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&path)?;
+                // Discard anything past the committed size (left by a chunk that failed).
+                file.set_len(offset)?;
+                file.seek(io::SeekFrom::Start(offset))?;
+                let hasher = match cached {
+                    Some(s) => s.hasher,
+                    None => rehash(&path, offset, DigestAlgorithm::Sha256)?,
+                };
+                Ok((file, hasher))
+            }
+        })
+        .await?;
+        match copy_hashing(body, file, hasher).await {
+            Ok((n, _, hasher)) => {
+                let size = offset + n;
+                *self.state = Some(HashState { offset: size, hasher });
                 Ok(size)
             }
             Err(e) => {
-                file.set_len(offset).await?;
+                self.rollback(offset).await?;
                 Err(e)
             }
         }
@@ -158,26 +168,40 @@ impl SessionGuard<'_> {
     /// Digest of the session's first `size` bytes with `algorithm`, after an fsync of the
     /// file so that the bytes are durable before they are committed as a blob.
     pub async fn finish(&mut self, size: u64, algorithm: DigestAlgorithm) -> Result<Digest, StageError> {
-        let path = self.staging.path(&self.id);
-        let file = tokio::fs::OpenOptions::new().write(true).open(&path).await?;
-        file.set_len(size).await?;
-        file.sync_all().await?;
-        let digest = match self.state.take() {
-            Some(s) if s.offset == size && s.hasher.algorithm() == algorithm => s.hasher.finish(),
-            _ => rehash(&path, size, algorithm).await?.finish(),
-        };
+        let path = self.path();
+        let cached = self
+            .state
+            .take()
+            .filter(|s| s.offset == size && s.hasher.algorithm() == algorithm);
+        let digest = blocking(move || -> io::Result<Digest> {
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)?;
+            file.set_len(size)?;
+            file.sync_all()?;
+            let hasher = match cached {
+                Some(s) => s.hasher,
+                None => rehash(&path, size, algorithm)?,
+            };
+            Ok(hasher.finish())
+        })
+        .await?;
         Ok(digest)
     }
 
-    /// Cut the session back to `offset` bytes (undo a chunk that was accepted in full
-    /// but turned out not to match its announced range).
+    /// Cut the session back to `offset` bytes (undo a chunk that failed, or that was
+    /// accepted in full but turned out not to match its announced range).
     pub async fn rollback(&mut self, offset: u64) -> Result<(), StageError> {
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .open(self.staging.path(&self.id))
-            .await?;
-        file.set_len(offset).await?;
+        let path = self.path();
         *self.state = None;
+        blocking(move || match OpenOptions::new().write(true).open(path) {
+            Ok(f) => f.set_len(offset),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        })
+        .await?;
         Ok(())
     }
 
@@ -202,29 +226,29 @@ impl Drop for SessionGuard<'_> {
 /// Bytes gathered from the request body before one hash-and-write step.
 const WRITE_BATCH: usize = 1 << 20;
 
-/// Stream `body` onto the end of `file`, hashing it on the way. Each batch is hashed and
-/// written on the blocking pool while the next batch is received from the network, so
-/// the async workers never hash or wait on the disk. Returns the bytes written.
-async fn copy_hashing(
-    mut body: ByteStream,
-    file: &mut tokio::fs::File,
-    hasher: &mut Hasher,
-) -> Result<u64, StageError> {
-    type Step = tokio::task::JoinHandle<io::Result<(std::fs::File, Hasher, Vec<u8>)>>;
-    async fn settle(step: Step) -> io::Result<(std::fs::File, Hasher, Vec<u8>)> {
+/// Run blocking file work on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(io::Error::other)?
+}
+
+/// Stream `body` onto `file` at its current position, hashing it on the way. Each batch
+/// is hashed and written on the blocking pool while the next batch is received from the
+/// network, so the async workers never hash or wait on the disk. Returns the bytes
+/// written, the file and the updated hasher.
+async fn copy_hashing(mut body: ByteStream, file: File, hasher: Hasher) -> Result<(u64, File, Hasher), StageError> {
+    type Step = tokio::task::JoinHandle<io::Result<(File, Hasher, Vec<u8>)>>;
+    async fn settle(step: Step) -> io::Result<(File, Hasher, Vec<u8>)> {
         step.await.map_err(io::Error::other)?
     }
 
-    file.flush().await?;
-    let std_file = file.try_clone().await?.into_std().await;
-    let mut idle = Some((std_file, hasher.clone()));
+    let mut idle = Some((file, hasher));
     let mut pending: Option<Step> = None;
-    let mut buf = Vec::with_capacity(WRITE_BATCH);
-    let mut spare = Vec::with_capacity(WRITE_BATCH);
+    // Buffers grow with the data: a 4 KiB blob costs a 4 KiB buffer, not a batch.
+    let mut buf = Vec::new();
+    let mut spare = Vec::new();
     let mut total = 0u64;
     loop {
-        let next = body.next().await;
-        let done = match next {
+        let done = match body.next().await {
             Some(Ok(chunk)) => {
                 total += chunk.len() as u64;
                 buf.extend_from_slice(&chunk);
@@ -252,21 +276,26 @@ async fn copy_hashing(
         };
         let data = std::mem::replace(&mut buf, std::mem::take(&mut spare));
         pending = Some(tokio::task::spawn_blocking(move || {
-            use std::io::Write;
             h.update(&data);
             f.write_all(&data)?;
-            start_writeback(&f);
+            if data.len() >= WRITE_BATCH {
+                start_writeback(&f);
+            }
             Ok((f, h, data))
         }));
         if done {
             break;
         }
     }
-    if let Some(step) = pending {
-        let (_, h, _) = settle(step).await?;
-        *hasher = h;
+    match pending {
+        Some(step) => {
+            let (f, h, _) = settle(step).await?;
+            Ok((total, f, h))
+        }
+        None => Err(StageError::Io(io::Error::other(
+            "upload writer finished without a write",
+        ))),
     }
-    Ok(total)
 }
 
 /// Ask the kernel to start writing dirty pages of `f` to disk now, without waiting, so
@@ -285,13 +314,16 @@ fn start_writeback(f: &std::fs::File) {
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_f: &std::fs::File) {}
 
-/// Hash the first `len` bytes of a staged file.
-async fn rehash(path: &Path, len: u64, algorithm: DigestAlgorithm) -> io::Result<Hasher> {
+/// Hash the first `len` bytes of a staged file (blocking).
+fn rehash(path: &Path, len: u64, algorithm: DigestAlgorithm) -> io::Result<Hasher> {
     let mut hasher = Hasher::new(algorithm);
-    let mut file = tokio::fs::File::open(path).await?.take(len);
-    let mut buf = vec![0u8; 1 << 20];
+    if len == 0 {
+        return Ok(hasher);
+    }
+    let mut file = File::open(path)?.take(len);
+    let mut buf = vec![0u8; (len as usize).min(WRITE_BATCH)];
     loop {
-        let n = file.read(&mut buf).await?;
+        let n = file.read(&mut buf)?;
         if n == 0 {
             break;
         }
