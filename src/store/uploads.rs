@@ -76,6 +76,7 @@ impl Staging {
             staging: self,
             id: id.to_owned(),
             state: guard,
+            written: None,
         }
     }
 
@@ -125,6 +126,9 @@ pub struct SessionGuard<'a> {
     staging: &'a Staging,
     id: String,
     state: tokio::sync::OwnedMutexGuard<Option<HashState>>,
+    /// The file as this request's last `append` left it (exactly the session's bytes),
+    /// so that `finish` in the same request neither reopens nor truncates it.
+    written: Option<File>,
 }
 
 impl SessionGuard<'_> {
@@ -133,6 +137,7 @@ impl SessionGuard<'_> {
     pub async fn append(&mut self, offset: u64, body: ByteStream) -> Result<u64, StageError> {
         let path = self.path();
         let cached = self.state.take().filter(|s| s.offset == offset);
+        self.written = None;
         let (file, hasher) = blocking({
             let path = path.clone();
             move || -> io::Result<(File, Hasher)> {
@@ -141,8 +146,11 @@ impl SessionGuard<'_> {
                     .create(true)
                     .truncate(false)
                     .open(&path)?;
-                // Discard anything past the committed size (left by a chunk that failed).
-                file.set_len(offset)?;
+                // Discard anything past the committed size (left by a chunk that failed);
+                // truncating to the same size would still dirty the inode, so check first.
+                if file.metadata()?.len() != offset {
+                    file.set_len(offset)?;
+                }
                 file.seek(io::SeekFrom::Start(offset))?;
                 let hasher = match cached {
                     Some(s) => s.hasher,
@@ -153,9 +161,10 @@ impl SessionGuard<'_> {
         })
         .await?;
         match copy_hashing(body, file, hasher).await {
-            Ok((n, _, hasher)) => {
+            Ok((n, file, hasher)) => {
                 let size = offset + n;
                 *self.state = Some(HashState { offset: size, hasher });
+                self.written = Some(file);
                 Ok(size)
             }
             Err(e) => {
@@ -173,13 +182,20 @@ impl SessionGuard<'_> {
             .state
             .take()
             .filter(|s| s.offset == size && s.hasher.algorithm() == algorithm);
+        let written = self.written.take().filter(|_| cached.is_some());
         let digest = blocking(move || -> io::Result<Digest> {
-            let file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)?;
-            file.set_len(size)?;
+            let file = match written {
+                Some(f) => f,
+                None => {
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .open(&path)?;
+                    f.set_len(size)?;
+                    f
+                }
+            };
             file.sync_all()?;
             let hasher = match cached {
                 Some(s) => s.hasher,
@@ -196,6 +212,7 @@ impl SessionGuard<'_> {
     pub async fn rollback(&mut self, offset: u64) -> Result<(), StageError> {
         let path = self.path();
         *self.state = None;
+        self.written = None;
         blocking(move || match OpenOptions::new().write(true).open(path) {
             Ok(f) => f.set_len(offset),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
