@@ -402,6 +402,16 @@ async fn chunk_length_must_match_content_range_and_range_must_parse() {
         .await
         .unwrap();
     assert_eq!(error_code(r).await, "BLOB_UPLOAD_INVALID");
+    // An end offset at the top of the u64 range is refused, not overflowed.
+    let r = c
+        .patch(srv.url(&loc))
+        .header("content-range", format!("0-{}", u64::MAX))
+        .body(vec![1u8; 11])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_code(r).await, "SIZE_INVALID");
 }
 
 #[tokio::test]

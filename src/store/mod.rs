@@ -221,15 +221,16 @@ impl Registry {
             return Err(range_invalid(row.size, start, end));
         }
         let size = session.append(row.size, body).await.map_err(stage_error)?;
+        // `end - start + 1` is the announced length; `None` when it does not fit a u64.
         if let Some((start, end)) = range
-            && size - start != end - start + 1
+            && end.checked_sub(start).and_then(|d| d.checked_add(1)) != Some(size - start)
         {
             session.rollback(row.size).await.map_err(stage_error)?;
             return Err(Error::new(
                 ErrorCode::SizeInvalid,
                 format!(
                     "Content-Range {start}-{end} announces {} bytes, the body had {}",
-                    end - start + 1,
+                    u128::from(end) - u128::from(start) + 1,
                     size - start
                 ),
             ));
