@@ -40,7 +40,8 @@ wait_port() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$1/
 
 start_gatehouse() {
   rm -rf "$work/gh"
-  "$GH_BIN" serve --listen 127.0.0.1:$GH_PORT --data-dir "$work/gh" >"$work/gh.log" 2>&1 &
+  # Plain HTTP, like the Distribution and nginx it is compared with.
+  "$GH_BIN" serve --insecure-http --listen 127.0.0.1:$GH_PORT --data-dir "$work/gh" >"$work/gh.log" 2>&1 &
   GH_PID=$!; pids+=($GH_PID); wait_port $GH_PORT
 }
 

@@ -1,4 +1,4 @@
-//! The command line: `gatehouse serve` and `gatehouse gc`.
+//! The command line: `gatehouse serve`, `gatehouse gc` and `gatehouse certs init`.
 
 use crate::config::{Config, ConfigError, ProcessEnv};
 use clap::{Args, Parser, Subcommand};
@@ -22,6 +22,26 @@ pub enum Command {
     Serve(ServeArgs),
     /// Remove unreferenced blobs and abandoned uploads; safe while the server runs.
     Gc(GcArgs),
+    /// Development TLS certificates.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Create a development CA (kept if it exists) and a server certificate signed by it.
+    Init(CertsInitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertsInitArgs {
+    /// Where to write ca.crt, ca.key, server.crt and server.key
+    #[arg(long, default_value = "certs")]
+    pub dir: PathBuf,
+    /// Host name or IP address the server certificate is for (repeatable)
+    /// [default: localhost, 127.0.0.1, ::1 and this machine's host name]
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
 }
 
 /// Settings shared by every command that opens the data directory.
@@ -42,6 +62,18 @@ pub struct ServeArgs {
     /// Listen address [default: 127.0.0.1:5000]
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// PEM certificate chain to serve (with --tls-key) instead of the development certificate
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Directory of the development certificate, created on first start [default: certs]
+    #[arg(long)]
+    pub tls_dir: Option<PathBuf>,
+    /// Serve plain HTTP, without TLS (private networks and TLS-terminating proxies only)
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub insecure_http: bool,
 }
 
 #[derive(Debug, Args)]

@@ -19,7 +19,29 @@ pub struct Config {
     /// Age under which garbage collection never touches an upload, blob or link
     /// (e.g. `30s`, `15m`, `24h`, `7d`).
     pub gc_grace: String,
+    /// Directory of the development CA and server certificate, created on first start
+    /// when `tls_cert`/`tls_key` are not given.
+    pub tls_dir: PathBuf,
+    /// PEM certificate chain to serve instead of the development certificate.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP without TLS. Only for a private network or a TLS-terminating
+    /// proxy in front.
+    pub insecure_http: bool,
 }
+
+/// Every setting's name (the keys of the TOML file, `GATEHOUSE_<NAME>` in upper case).
+pub const SETTINGS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "log",
+    "gc_grace",
+    "tls_dir",
+    "tls_cert",
+    "tls_key",
+    "insecure_http",
+];
 
 impl Default for Config {
     fn default() -> Self {
@@ -28,6 +50,10 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             log: "info".to_owned(),
             gc_grace: "24h".to_owned(),
+            tls_dir: PathBuf::from("certs"),
+            tls_cert: None,
+            tls_key: None,
+            insecure_http: false,
         }
     }
 }
@@ -76,8 +102,7 @@ impl Config {
                 .map_err(|e| ConfigError::Invalid("config file", e.to_string()))?;
             table.extend(from_file);
         }
-        let keys: Vec<String> = table.keys().cloned().collect();
-        for key in keys {
+        for key in SETTINGS {
             let var = format!("GATEHOUSE_{}", key.to_uppercase());
             if let Some(raw) = env.var(&var) {
                 // A value that parses as TOML keeps its type (numbers, booleans, arrays);
@@ -87,7 +112,7 @@ impl Config {
                     .ok()
                     .and_then(|mut t| t.remove("v"))
                     .unwrap_or(toml::Value::String(raw));
-                table.insert(key, value);
+                table.insert((*key).to_owned(), value);
             }
         }
         let cfg = Config::deserialize(toml::Value::Table(table))
@@ -99,6 +124,12 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         parse_duration(&self.gc_grace).map_err(|e| ConfigError::Invalid("gc_grace", e))?;
         tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| ConfigError::Invalid("log", e.to_string()))?;
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls_cert",
+                "tls_cert and tls_key must be given together".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -139,6 +170,36 @@ mod tests {
         assert_eq!(cfg.listen.port(), 6000);
         assert_eq!(cfg.gc_grace(), Duration::from_secs(300));
         assert_eq!(cfg.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn settings_lists_every_field() {
+        let full = Config {
+            tls_cert: Some("c".into()),
+            tls_key: Some("k".into()),
+            ..Config::default()
+        };
+        let table = toml::Table::try_from(full).unwrap();
+        let mut keys: Vec<&str> = table.keys().map(String::as_str).collect();
+        let mut listed = SETTINGS.to_vec();
+        keys.sort();
+        listed.sort();
+        assert_eq!(keys, listed);
+    }
+
+    #[test]
+    fn env_sets_optional_and_boolean_settings() {
+        let env: HashMap<String, String> = [
+            ("GATEHOUSE_TLS_CERT".to_owned(), "/etc/gh/cert.pem".to_owned()),
+            ("GATEHOUSE_TLS_KEY".to_owned(), "/etc/gh/key.pem".to_owned()),
+            ("GATEHOUSE_INSECURE_HTTP".to_owned(), "true".to_owned()),
+        ]
+        .into();
+        let cfg = Config::load(None, &env).unwrap();
+        assert_eq!(cfg.tls_cert, Some(PathBuf::from("/etc/gh/cert.pem")));
+        assert!(cfg.insecure_http);
+        let half: HashMap<String, String> = [("GATEHOUSE_TLS_CERT".to_owned(), "c.pem".to_owned())].into();
+        assert!(Config::load(None, &half).unwrap_err().to_string().contains("together"));
     }
 
     #[test]

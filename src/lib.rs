@@ -2,7 +2,8 @@
 //!
 //! Module map (calls flow downwards):
 //! - `cli`, `config`: command line and settings;
-//! - `server`: router assembly, request logging, serving;
+//! - `server`: router assembly, request logging, serving over TLS or plain HTTP;
+//! - `tls`: the development CA (`gatehouse certs init`) and the rustls configuration;
 //! - `store`: the OCI Distribution registry (HTTP API, service, metadata, blobs, GC);
 //! - `oci`: digests, names, references and the `/v2/` route parser;
 //! - `error`: every client-visible error and its HTTP mapping.
@@ -13,3 +14,4 @@ pub mod error;
 pub mod oci;
 pub mod server;
 pub mod store;
+pub mod tls;

@@ -1,7 +1,9 @@
 use clap::Parser;
-use gatehouse::cli::{Cli, Command};
+use gatehouse::cli::{CertsCommand, Cli, Command, ServeArgs};
 use gatehouse::config::{Config, parse_duration};
-use gatehouse::{server, store};
+use gatehouse::{server, store, tls};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
 
 fn init_tracing(cfg: &Config) {
@@ -27,23 +29,11 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+type AnyError = Box<dyn std::error::Error>;
+
+async fn run(cli: Cli) -> Result<(), AnyError> {
     match cli.command {
-        Command::Serve(args) => {
-            let mut cfg = args.common.load()?;
-            if let Some(l) = args.listen {
-                cfg.listen = l;
-            }
-            init_tracing(&cfg);
-            let registry = store::Registry::open(&cfg.data_dir).await?;
-            let listener = tokio::net::TcpListener::bind(cfg.listen)
-                .await
-                .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
-            tracing::info!(listen = %listener.local_addr()?, data_dir = %cfg.data_dir.display(), "gatehouse store serving /v2/");
-            server::serve(listener, server::app(registry.clone()), server::shutdown_signal()).await?;
-            registry.meta().close().await;
-            Ok(())
-        }
+        Command::Serve(args) => serve(args).await,
         Command::Gc(args) => {
             let cfg = args.common.load()?;
             init_tracing(&cfg);
@@ -60,5 +50,98 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             registry.meta().close().await;
             Ok(())
         }
+        Command::Certs(CertsCommand::Init(args)) => {
+            let hosts = if args.hosts.is_empty() {
+                tls::default_hosts()
+            } else {
+                args.hosts
+            };
+            let files = tls::init_dev_certs(&args.dir, &hosts)?;
+            println!("server certificate for {} in {}", hosts.join(", "), args.dir.display());
+            println!("  CA:  {}", files.ca_cert.display());
+            print_trust_hint(&files.ca_cert, "localhost:5000");
+            Ok(())
+        }
     }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), AnyError> {
+    let mut cfg = args.common.load()?;
+    if let Some(l) = args.listen {
+        cfg.listen = l;
+    }
+    if let Some(d) = args.tls_dir {
+        cfg.tls_dir = d;
+    }
+    if args.tls_cert.is_some() {
+        cfg.tls_cert = args.tls_cert;
+        cfg.tls_key = args.tls_key;
+    }
+    cfg.insecure_http |= args.insecure_http;
+    cfg.validate()?;
+    init_tracing(&cfg);
+
+    let tls = if cfg.insecure_http {
+        None
+    } else {
+        Some(tls_config(&cfg)?)
+    };
+    let registry = store::Registry::open(&cfg.data_dir).await?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let app = server::app(registry.clone());
+    match tls {
+        Some(tls) => {
+            tracing::info!(listen = %addr, scheme = "https", data_dir = %cfg.data_dir.display(), "gatehouse serving /v2/");
+            server::serve_tls(listener, app, tls, server::shutdown_signal()).await?;
+        }
+        None => {
+            tracing::warn!(listen = %addr, "serving plain HTTP without TLS (insecure_http); use only behind a TLS proxy or on a private network");
+            tracing::info!(listen = %addr, scheme = "http", data_dir = %cfg.data_dir.display(), "gatehouse serving /v2/");
+            server::serve(listener, app, server::shutdown_signal()).await?;
+        }
+    }
+    registry.meta().close().await;
+    Ok(())
+}
+
+/// The configured certificate, or the development certificate (created on first start).
+fn tls_config(cfg: &Config) -> Result<std::sync::Arc<rustls::ServerConfig>, AnyError> {
+    if let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) {
+        return Ok(tls::server_config(cert, key)?);
+    }
+    let files = tls::CertFiles::in_dir(&cfg.tls_dir);
+    if !files.server_pair_exists() {
+        let hosts = tls::default_hosts();
+        let files = tls::init_dev_certs(&cfg.tls_dir, &hosts)?;
+        eprintln!(
+            "gatehouse: created a development CA and a server certificate for {} in {}",
+            hosts.join(", "),
+            cfg.tls_dir.display()
+        );
+        print_trust_hint(&files.ca_cert, &client_host(cfg.listen));
+    }
+    Ok(tls::server_config(&files.server_cert, &files.server_key)?)
+}
+
+/// How clients name this server: an unspecified address is reached as localhost.
+fn client_host(listen: SocketAddr) -> String {
+    if listen.ip().is_unspecified() || listen.ip().is_loopback() {
+        format!("localhost:{}", listen.port())
+    } else {
+        listen.to_string()
+    }
+}
+
+fn print_trust_hint(ca: &Path, host: &str) {
+    eprintln!("gatehouse: trust the CA once, for podman, skopeo and buildah:");
+    eprintln!("    sudo mkdir -p /etc/containers/certs.d/{host}");
+    eprintln!("    sudo cp {} /etc/containers/certs.d/{host}/ca.crt", ca.display());
+    eprintln!("  or system-wide (Debian, also for docker and curl):");
+    eprintln!(
+        "    sudo cp {} /usr/local/share/ca-certificates/gatehouse-dev-ca.crt && sudo update-ca-certificates",
+        ca.display()
+    );
 }

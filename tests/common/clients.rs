@@ -38,6 +38,13 @@ impl Skopeo {
         Self
     }
 
+    /// `skopeo copy` as given, TLS verification on.
+    pub fn copy_verified(&self, args: &[&str], src: &str, dst: &str) -> Output {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["--insecure-policy", "copy"]).args(args).args([src, dst]);
+        run(&mut cmd)
+    }
+
     /// `skopeo copy` with TLS verification off (the store speaks plain HTTP on loopback).
     pub fn copy(&self, args: &[&str], src: &str, dst: &str) -> Output {
         let mut cmd = Command::new("skopeo");

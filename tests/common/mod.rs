@@ -25,19 +25,37 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// Plain HTTP (the store's protocol tests).
     pub async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// TLS with a development CA made for `localhost` and `127.0.0.1` in `<dir>/certs`.
+    pub async fn start_tls() -> Self {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(tls: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let registry = store::Registry::open(dir.path()).await.expect("open registry");
+        let tls = tls.then(|| {
+            let hosts = ["localhost".to_owned(), "127.0.0.1".to_owned()];
+            let files = gatehouse::tls::init_dev_certs(&dir.path().join("certs"), &hosts).expect("dev certs");
+            gatehouse::tls::server_config(&files.server_cert, &files.server_key).expect("tls config")
+        });
         // Bound before the server task starts, so no readiness wait is needed.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = server::app(registry.clone());
+        let shutdown = async {
+            let _ = rx.await;
+        };
         tokio::spawn(async move {
-            let _ = server::serve(listener, app, async {
-                let _ = rx.await;
-            })
-            .await;
+            let _ = match tls {
+                Some(tls) => server::serve_tls(listener, app, tls, shutdown).await,
+                None => server::serve(listener, app, shutdown).await,
+            };
         });
         Self {
             addr,
@@ -45,6 +63,11 @@ impl TestServer {
             registry,
             shutdown: Some(tx),
         }
+    }
+
+    /// The development CA certificate of a `start_tls` server.
+    pub fn ca_cert(&self) -> std::path::PathBuf {
+        self.dir.path().join("certs/ca.crt")
     }
 
     pub fn url(&self, path: &str) -> String {
