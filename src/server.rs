@@ -34,7 +34,7 @@ async fn log_request(req: Request, next: Next) -> Response {
         path,
         status = resp.status().as_u16(),
         bytes = bytes.unwrap_or(0),
-        ms = start.elapsed().as_secs_f64() * 1000.0,
+        ms = start.elapsed().as_micros() as f64 / 1000.0,
     );
     resp
 }
