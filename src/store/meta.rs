@@ -10,7 +10,9 @@
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,9 @@ pub struct UploadRow {
 pub struct MetaStore {
     read: SqlitePool,
     write: SqlitePool,
+    /// Repository name -> id, for committed rows only. Repositories are never deleted or
+    /// renamed, so an id, once committed, stays right; this saves a query per push.
+    repo_ids: Arc<RwLock<HashMap<String, i64>>>,
 }
 
 impl MetaStore {
@@ -106,12 +111,20 @@ impl MetaStore {
             .max_connections(8)
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(Self { read, write })
+        Ok(Self {
+            read,
+            write,
+            repo_ids: Arc::default(),
+        })
     }
 
     /// Start a serialised write transaction.
     pub async fn begin_write(&self) -> MetaResult<WriteTx> {
-        Ok(WriteTx(self.write.begin_with("BEGIN IMMEDIATE").await?))
+        Ok(WriteTx {
+            tx: self.write.begin_with("BEGIN IMMEDIATE").await?,
+            repo_ids: self.repo_ids.clone(),
+            created_repos: Vec::new(),
+        })
     }
 
     pub async fn close(&self) {
@@ -308,38 +321,66 @@ fn stored_manifest(r: sqlx::sqlite::SqliteRow) -> StoredManifest {
 }
 
 /// A serialised write transaction. Dropping it without `commit` rolls back.
-pub struct WriteTx(Transaction<'static, Sqlite>);
+pub struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    repo_ids: Arc<RwLock<HashMap<String, i64>>>,
+    /// Repositories created in this transaction: cached only once it commits.
+    created_repos: Vec<(String, i64)>,
+}
 
 impl WriteTx {
     pub async fn commit(self) -> MetaResult<()> {
-        Ok(self.0.commit().await?)
+        self.tx.commit().await?;
+        if !self.created_repos.is_empty() {
+            let mut ids = self.repo_ids.write().unwrap_or_else(|p| p.into_inner());
+            ids.extend(self.created_repos);
+        }
+        Ok(())
+    }
+
+    fn cached_repo_id(&self, name: &str) -> Option<i64> {
+        self.repo_ids
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .copied()
     }
 
     pub async fn repository_id(&mut self, name: &str) -> MetaResult<Option<i64>> {
         let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
             .bind(name)
-            .fetch_optional(&mut *self.0)
+            .fetch_optional(&mut *self.tx)
             .await?;
         Ok(row.map(|r| r.get(0)))
     }
 
     /// The repository's id, creating it on first use.
     pub async fn ensure_repository(&mut self, name: &str) -> MetaResult<i64> {
+        if let Some(id) = self.cached_repo_id(name) {
+            return Ok(id);
+        }
         if let Some(id) = self.repository_id(name).await? {
+            // A row found inside the write lock is committed.
+            self.repo_ids
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.to_owned(), id);
             return Ok(id);
         }
         let row = sqlx::query("INSERT INTO repositories (name, created_at) VALUES ($1, $2) RETURNING id")
             .bind(name)
             .bind(now_ms())
-            .fetch_one(&mut *self.0)
+            .fetch_one(&mut *self.tx)
             .await?;
-        Ok(row.get(0))
+        let id = row.get(0);
+        self.created_repos.push((name.to_owned(), id));
+        Ok(id)
     }
 
     pub async fn delete_upload(&mut self, id: &str) -> MetaResult<()> {
         sqlx::query("DELETE FROM uploads WHERE id = $1")
             .bind(id)
-            .execute(&mut *self.0)
+            .execute(&mut *self.tx)
             .await?;
         Ok(())
     }
@@ -348,7 +389,7 @@ impl WriteTx {
     pub async fn blob_is_live(&mut self, digest: &str) -> MetaResult<bool> {
         let row = sqlx::query("SELECT 1 FROM blobs WHERE digest = $1 AND state = 'live'")
             .bind(digest)
-            .fetch_optional(&mut *self.0)
+            .fetch_optional(&mut *self.tx)
             .await?;
         Ok(row.is_some())
     }
@@ -362,7 +403,7 @@ impl WriteTx {
         .bind(digest)
         .bind(size as i64)
         .bind(now_ms())
-        .execute(&mut *self.0)
+        .execute(&mut *self.tx)
         .await?;
         Ok(())
     }
@@ -375,7 +416,7 @@ impl WriteTx {
         .bind(repo_id)
         .bind(digest)
         .bind(now_ms())
-        .execute(&mut *self.0)
+        .execute(&mut *self.tx)
         .await?;
         Ok(())
     }
@@ -388,7 +429,7 @@ impl WriteTx {
         )
         .bind(repo_id)
         .bind(digest)
-        .fetch_optional(&mut *self.0)
+        .fetch_optional(&mut *self.tx)
         .await?;
         Ok(row.map(|r| r.get::<i64, _>(0) as u64))
     }
@@ -397,7 +438,7 @@ impl WriteTx {
         let r = sqlx::query("DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2")
             .bind(repo_id)
             .bind(digest)
-            .execute(&mut *self.0)
+            .execute(&mut *self.tx)
             .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -406,7 +447,7 @@ impl WriteTx {
         let row = sqlx::query("SELECT 1 FROM repository_manifests WHERE repository_id = $1 AND digest = $2")
             .bind(repo_id)
             .bind(digest)
-            .fetch_optional(&mut *self.0)
+            .fetch_optional(&mut *self.tx)
             .await?;
         Ok(row.is_some())
     }
@@ -425,7 +466,7 @@ impl WriteTx {
         .bind(m.content.len() as i64)
         .bind(m.content)
         .bind(now_ms())
-        .execute(&mut *self.0)
+        .execute(&mut *self.tx)
         .await?
         .rows_affected();
         if inserted == 0 {
@@ -437,7 +478,7 @@ impl WriteTx {
             )
             .bind(m.digest)
             .bind(b)
-            .execute(&mut *self.0)
+            .execute(&mut *self.tx)
             .await?;
         }
         for c in m.children {
@@ -446,7 +487,7 @@ impl WriteTx {
             )
             .bind(m.digest)
             .bind(c)
-            .execute(&mut *self.0)
+            .execute(&mut *self.tx)
             .await?;
         }
         Ok(())
@@ -460,7 +501,7 @@ impl WriteTx {
         .bind(repo_id)
         .bind(digest)
         .bind(now_ms())
-        .execute(&mut *self.0)
+        .execute(&mut *self.tx)
         .await?;
         Ok(())
     }
@@ -474,7 +515,7 @@ impl WriteTx {
         .bind(tag)
         .bind(digest)
         .bind(now_ms())
-        .execute(&mut *self.0)
+        .execute(&mut *self.tx)
         .await?;
         Ok(())
     }
@@ -483,7 +524,7 @@ impl WriteTx {
         let r = sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND name = $2")
             .bind(repo_id)
             .bind(tag)
-            .execute(&mut *self.0)
+            .execute(&mut *self.tx)
             .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -493,12 +534,12 @@ impl WriteTx {
         sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND digest = $2")
             .bind(repo_id)
             .bind(digest)
-            .execute(&mut *self.0)
+            .execute(&mut *self.tx)
             .await?;
         let r = sqlx::query("DELETE FROM repository_manifests WHERE repository_id = $1 AND digest = $2")
             .bind(repo_id)
             .bind(digest)
-            .execute(&mut *self.0)
+            .execute(&mut *self.tx)
             .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -513,7 +554,7 @@ impl WriteTx {
                 WHERE rm.repository_id = repository_blobs.repository_id AND mb.blob_digest = repository_blobs.digest)",
         )
         .bind(cutoff_ms)
-        .execute(&mut *self.0)
+        .execute(&mut *self.tx)
         .await?;
         Ok(r.rows_affected())
     }
@@ -525,7 +566,7 @@ impl WriteTx {
                 SELECT 1 FROM repository_manifests rm WHERE rm.digest = manifests.digest)",
         )
         .bind(cutoff_ms)
-        .execute(&mut *self.0)
+        .execute(&mut *self.tx)
         .await?;
         Ok(r.rows_affected())
     }
@@ -538,7 +579,7 @@ impl WriteTx {
              AND NOT EXISTS (SELECT 1 FROM manifest_blobs mb WHERE mb.blob_digest = blobs.digest)",
         )
         .bind(cutoff_ms)
-        .execute(&mut *self.0)
+        .execute(&mut *self.tx)
         .await?;
         Ok(r.rows_affected())
     }
@@ -547,7 +588,7 @@ impl WriteTx {
     pub async fn blob_is_deleting(&mut self, digest: &str) -> MetaResult<bool> {
         let row = sqlx::query("SELECT 1 FROM blobs WHERE digest = $1 AND state = 'deleting'")
             .bind(digest)
-            .fetch_optional(&mut *self.0)
+            .fetch_optional(&mut *self.tx)
             .await?;
         Ok(row.is_some())
     }
@@ -555,7 +596,7 @@ impl WriteTx {
     pub async fn blob_row_exists(&mut self, digest: &str) -> MetaResult<bool> {
         let row = sqlx::query("SELECT 1 FROM blobs WHERE digest = $1")
             .bind(digest)
-            .fetch_optional(&mut *self.0)
+            .fetch_optional(&mut *self.tx)
             .await?;
         Ok(row.is_some())
     }
@@ -563,7 +604,7 @@ impl WriteTx {
     pub async fn delete_blob_row(&mut self, digest: &str) -> MetaResult<()> {
         sqlx::query("DELETE FROM blobs WHERE digest = $1")
             .bind(digest)
-            .execute(&mut *self.0)
+            .execute(&mut *self.tx)
             .await?;
         Ok(())
     }

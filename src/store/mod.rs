@@ -155,7 +155,10 @@ impl Registry {
         }
         let mut tx = self.inner.meta.begin_write().await?;
         let repo_id = tx.ensure_repository(repo.as_str()).await?;
-        if !tx.blob_is_live(&d).await? {
+        // A blob that was live may have been claimed by garbage collection since; one that
+        // was not needs its bytes confirmed, since collection may have swept them.
+        let live_now = already_live && tx.blob_is_live(&d).await?;
+        if !live_now {
             if already_live || blobs.stat(digest).await? != Some(size) {
                 self.place_blob(digest, staged).await?;
             }
