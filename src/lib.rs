@@ -4,6 +4,7 @@
 //! - `cli`, `config`: command line and settings;
 //! - `server`: router assembly, request logging, serving over TLS or plain HTTP;
 //! - `tls`: the development CA (`gatehouse certs init`) and the rustls configuration;
+//! - `gateway`: token protocol building blocks (scopes, challenges, credentials, JWTs);
 //! - `store`: the OCI Distribution registry (HTTP API, service, metadata, blobs, GC);
 //! - `oci`: digests, names, references and the `/v2/` route parser;
 //! - `error`: every client-visible error and its HTTP mapping.
@@ -11,6 +12,7 @@
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod gateway;
 pub mod oci;
 pub mod server;
 pub mod store;
