@@ -19,6 +19,9 @@ pub struct Config {
     /// Age under which garbage collection never touches an upload, blob or link
     /// (e.g. `30s`, `15m`, `24h`, `7d`).
     pub gc_grace: String,
+    /// How often the server discards upload sessions idle longer than `gc_grace`
+    /// (`0` turns it off).
+    pub upload_purge_interval: String,
     /// Directory of the development CA and server certificate, created on first start
     /// when `tls_cert`/`tls_key` are not given.
     pub tls_dir: PathBuf,
@@ -37,6 +40,7 @@ pub const SETTINGS: &[&str] = &[
     "data_dir",
     "log",
     "gc_grace",
+    "upload_purge_interval",
     "tls_dir",
     "tls_cert",
     "tls_key",
@@ -50,6 +54,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             log: "info".to_owned(),
             gc_grace: "24h".to_owned(),
+            upload_purge_interval: "1h".to_owned(),
             tls_dir: PathBuf::from("certs"),
             tls_cert: None,
             tls_key: None,
@@ -123,6 +128,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         parse_duration(&self.gc_grace).map_err(|e| ConfigError::Invalid("gc_grace", e))?;
+        parse_duration(&self.upload_purge_interval).map_err(|e| ConfigError::Invalid("upload_purge_interval", e))?;
         tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| ConfigError::Invalid("log", e.to_string()))?;
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Invalid(
@@ -135,6 +141,13 @@ impl Config {
 
     pub fn gc_grace(&self) -> Duration {
         parse_duration(&self.gc_grace).unwrap_or(Duration::from_secs(24 * 3600))
+    }
+
+    /// `None` when periodic upload purging is off.
+    pub fn upload_purge_interval(&self) -> Option<Duration> {
+        parse_duration(&self.upload_purge_interval)
+            .ok()
+            .filter(|d| !d.is_zero())
     }
 }
 

@@ -91,6 +91,9 @@ async fn serve(args: ServeArgs) -> Result<(), AnyError> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    if let Some(every) = cfg.upload_purge_interval() {
+        tokio::spawn(purge_uploads_every(registry.clone(), every, cfg.gc_grace()));
+    }
     let app = server::app(registry.clone());
     match tls {
         Some(tls) => {
@@ -105,6 +108,21 @@ async fn serve(args: ServeArgs) -> Result<(), AnyError> {
     }
     registry.meta().close().await;
     Ok(())
+}
+
+/// Discard abandoned upload sessions periodically, so that clients that give up
+/// mid-push do not fill the disk between explicit `gatehouse gc` runs.
+async fn purge_uploads_every(registry: store::Registry, every: std::time::Duration, grace: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match store::gc::purge_uploads(&registry, grace).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "purged abandoned uploads"),
+            Err(e) => tracing::warn!(error = %e, "purging abandoned uploads failed"),
+        }
+    }
 }
 
 /// The configured certificate, or the development certificate (created on first start).

@@ -19,9 +19,14 @@ struct Proc {
 
 impl Proc {
     fn start(data: &std::path::Path) -> Self {
+        Self::start_with_env(data, &[])
+    }
+
+    fn start_with_env(data: &std::path::Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
             .args(["serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -366,4 +371,33 @@ async fn gc_running_during_pushes_never_breaks_a_successful_push() {
             .unwrap();
         assert_eq!(got.as_ref(), &layer[..]);
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_purges_abandoned_upload_sessions_on_its_own() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Proc::start_with_env(
+        data.path(),
+        &[("GATEHOUSE_UPLOAD_PURGE_INTERVAL", "1s"), ("GATEHOUSE_GC_GRACE", "0s")],
+    );
+    let c = http();
+    let r = c.post(server.url("/v2/abandoned/blobs/uploads/")).send().await.unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    c.patch(server.url(&loc)).body("half a layer").send().await.unwrap();
+    // Wait (bounded) for the purge to come round; the assertion is on the outcome.
+    let mut gone = false;
+    for _ in 0..300 {
+        if c.get(server.url(&loc)).send().await.unwrap().status() == 404 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "abandoned session purged by the server");
+    assert_eq!(
+        std::fs::read_dir(data.path().join("uploads")).unwrap().count(),
+        0,
+        "its bytes too"
+    );
+    server.kill9();
 }

@@ -41,21 +41,18 @@ pub enum GcError {
 
 const BATCH: i64 = 256;
 
-/// Staging files without a session row belong to single-request uploads in flight
-/// (their file's mtime advances as bytes arrive) or to a crash. However small the
-/// configured grace period, such a file is left alone until it has been idle this long.
-const STRAY_STAGING_MIN_AGE: Duration = Duration::from_secs(3600);
-
-pub async fn collect(reg: &Registry, grace: Duration) -> Result<GcReport, GcError> {
+/// Step 1 alone: discard upload sessions idle longer than `grace` and stray staging
+/// files. The server runs this periodically (`upload_purge_interval`), as Distribution
+/// purges uploads; blob collection stays an explicit `gatehouse gc`. Returns how many
+/// sessions and files were removed.
+pub async fn purge_uploads(reg: &Registry, grace: Duration) -> Result<u64, GcError> {
     let cutoff_ms = now_ms() - grace.as_millis() as i64;
-    let cutoff_time = SystemTime::now().checked_sub(grace).unwrap_or(SystemTime::UNIX_EPOCH);
     let meta = reg.meta();
-    let mut report = GcReport::default();
-
+    let mut removed = 0;
     for id in meta.stale_uploads(cutoff_ms).await? {
         meta.delete_upload(&id).await?;
         reg.staging().remove(&id).await;
-        report.uploads_removed += 1;
+        removed += 1;
     }
     let stray_cutoff = SystemTime::now()
         .checked_sub(grace.max(STRAY_STAGING_MIN_AGE))
@@ -67,12 +64,27 @@ pub async fn collect(reg: &Registry, grace: Duration) -> Result<GcReport, GcErro
         let Ok(modified) = entry.metadata().await.and_then(|m| m.modified()) else {
             continue;
         };
-        let old = modified < stray_cutoff;
-        if old && meta.upload(&name).await?.is_none() {
+        if modified < stray_cutoff && meta.upload(&name).await?.is_none() {
             let _ = tokio::fs::remove_file(entry.path()).await;
-            report.uploads_removed += 1;
+            removed += 1;
         }
     }
+    Ok(removed)
+}
+
+/// Staging files without a session row belong to single-request uploads in flight
+/// (their file's mtime advances as bytes arrive) or to a crash. However small the
+/// configured grace period, such a file is left alone until it has been idle this long.
+const STRAY_STAGING_MIN_AGE: Duration = Duration::from_secs(3600);
+
+pub async fn collect(reg: &Registry, grace: Duration) -> Result<GcReport, GcError> {
+    let cutoff_ms = now_ms() - grace.as_millis() as i64;
+    let cutoff_time = SystemTime::now().checked_sub(grace).unwrap_or(SystemTime::UNIX_EPOCH);
+    let meta = reg.meta();
+    let mut report = GcReport {
+        uploads_removed: purge_uploads(reg, grace).await?,
+        ..GcReport::default()
+    };
 
     let mut tx = meta.begin_write().await?;
     report.blob_links_dropped = tx.drop_unused_blob_links(cutoff_ms).await?;
