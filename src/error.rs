@@ -126,7 +126,8 @@ impl ErrorCode {
 pub struct Error {
     pub code: ErrorCode,
     pub message: String,
-    pub detail: Option<Value>,
+    /// Boxed: error values travel in every `Result` of the request path; keep them small.
+    pub detail: Option<Box<Value>>,
     /// Extra response headers (e.g. `Range` on a 416, `Content-Range` on a bad range).
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
 }
@@ -149,7 +150,7 @@ impl Error {
     }
 
     pub fn with_detail(mut self, detail: Value) -> Self {
-        self.detail = Some(detail);
+        self.detail = Some(Box::new(detail));
         self
     }
 
@@ -186,7 +187,7 @@ impl IntoResponse for Error {
             "errors": [{
                 "code": self.code.as_str(),
                 "message": self.message,
-                "detail": self.detail.unwrap_or(Value::Null),
+                "detail": self.detail.map_or(Value::Null, |d| *d),
             }]
         });
         let mut resp = (self.code.status(), axum::Json(body)).into_response();
