@@ -130,14 +130,7 @@ async fn assert_consistent(c: &reqwest::Client, base: &str) -> usize {
         descs.extend(m["layers"].as_array().unwrap().iter().cloned());
         for d in descs {
             let want = d["digest"].as_str().unwrap();
-            let bytes = c
-                .get(format!("{base}/v2/crash/app/blobs/{want}"))
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
+            let bytes = get_bytes(c, &format!("{base}/v2/crash/app/blobs/{want}")).await;
             assert_eq!(digest(&bytes), want, "blob of tag {tag} is complete");
         }
     }
@@ -189,14 +182,7 @@ async fn kill_9_during_pushes_then_restart_serves_all_committed_and_nothing_part
         assert_eq!(r.status(), 200, "committed tag {} survives", p.tag);
         assert_eq!(r.bytes().await.unwrap().as_ref(), &p.manifest[..]);
         for b in &p.blobs {
-            let got = c
-                .get(format!("{base}/v2/crash/app/blobs/{}", digest(b)))
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
+            let got = get_bytes(&c, &format!("{base}/v2/crash/app/blobs/{}", digest(b))).await;
             assert_eq!(got.as_ref(), &b[..]);
         }
     }
@@ -305,14 +291,7 @@ async fn gc_after_manifest_delete_keeps_blobs_shared_with_other_repositories() {
             .status(),
         404
     );
-    let got = c
-        .get(srv.url(&format!("/v2/two/blobs/{layer}")))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let got = get_bytes(&c, &srv.url(&format!("/v2/two/blobs/{layer}"))).await;
     assert_eq!(digest(&got), layer);
 
     c.delete(srv.url(&format!("/v2/two/manifests/{}", digest(&m))))
@@ -361,14 +340,7 @@ async fn gc_running_during_pushes_never_breaks_a_successful_push() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
-        let got = c
-            .get(srv.url(&format!("/v2/busy/blobs/{}", digest(&layer))))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let got = get_bytes(&c, &srv.url(&format!("/v2/busy/blobs/{}", digest(&layer)))).await;
         assert_eq!(got.as_ref(), &layer[..]);
     }
 }

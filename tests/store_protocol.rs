@@ -91,24 +91,12 @@ async fn chunked_upload_with_status_and_out_of_order_chunk() {
     let data = random_bytes(3000, 3);
     let loc = open_session(&c, &srv, "a").await;
 
-    let r = c
-        .patch(srv.url(&loc))
-        .header("content-range", "0-999")
-        .body(data[..1000].to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = patch_chunk(&c, &srv.url(&loc), Some("0-999"), &data[..1000]).await;
     assert_eq!(r.status(), 202);
     assert_eq!(r.headers()["range"], "0-999");
 
     // A chunk that does not continue at byte 1000 is refused and changes nothing.
-    let r = c
-        .patch(srv.url(&loc))
-        .header("content-range", "1500-2999")
-        .body(data[1500..].to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = patch_chunk(&c, &srv.url(&loc), Some("1500-2999"), &data[1500..]).await;
     assert_eq!(r.status(), 416);
     assert_eq!(error_code(r).await, "RANGE_INVALID");
 
@@ -116,13 +104,7 @@ async fn chunked_upload_with_status_and_out_of_order_chunk() {
     assert_eq!(r.status(), 204);
     assert_eq!(r.headers()["range"], "0-999");
 
-    let r = c
-        .patch(srv.url(&loc))
-        .header("content-range", "1000-1999")
-        .body(data[1000..2000].to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = patch_chunk(&c, &srv.url(&loc), Some("1000-1999"), &data[1000..2000]).await;
     assert_eq!(r.headers()["range"], "0-1999");
     let d = digest(&data);
     let r = c
@@ -132,14 +114,7 @@ async fn chunked_upload_with_status_and_out_of_order_chunk() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let got = c
-        .get(srv.url(&format!("/v2/a/blobs/{d}")))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let got = get_bytes(&c, &srv.url(&format!("/v2/a/blobs/{d}"))).await;
     assert_eq!(got.as_ref(), &data[..]);
 
     // The session is gone once completed.

@@ -257,3 +257,17 @@ pub async fn open_session(c: &reqwest::Client, srv: &TestServer, repo: &str) -> 
     assert_eq!(r.status(), 202, "open upload session");
     r.headers()["location"].to_str().expect("Location").to_owned()
 }
+
+/// `PATCH` a chunk to an upload session, with `Content-Range: <range>` when given.
+pub async fn patch_chunk(c: &reqwest::Client, url: &str, range: Option<&str>, body: &[u8]) -> reqwest::Response {
+    let mut req = c.patch(url).body(body.to_vec());
+    if let Some(range) = range {
+        req = req.header("content-range", range);
+    }
+    req.send().await.expect("PATCH chunk")
+}
+
+/// `GET` a URL and return its body.
+pub async fn get_bytes(c: &reqwest::Client, url: &str) -> bytes::Bytes {
+    c.get(url).send().await.expect("GET").bytes().await.expect("body")
+}
