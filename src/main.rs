@@ -98,7 +98,14 @@ async fn serve(args: ServeArgs) -> Result<(), AnyError> {
     match tls {
         Some(tls) => {
             tracing::info!(listen = %addr, scheme = "https", data_dir = %cfg.data_dir.display(), "gatehouse serving /v2/");
-            server::serve_tls(listener, app, tls, server::shutdown_signal()).await?;
+            server::serve_tls(
+                listener,
+                app,
+                tls,
+                server::ConnLimits::default(),
+                server::shutdown_signal(),
+            )
+            .await?;
         }
         None => {
             tracing::warn!(listen = %addr, "serving plain HTTP without TLS (insecure_http); use only behind a TLS proxy or on a private network");

@@ -49,10 +49,27 @@ pub async fn serve(
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
-/// A client that opens a connection and never completes the handshake is cut off.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long open connections may take to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Limits on slow clients.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// A client that connects and never completes the TLS handshake is cut off.
+    pub handshake_timeout: Duration,
+    /// A client that never finishes sending a request head is cut off (slowloris).
+    /// Bodies are not limited: a slow push of a large layer is legitimate.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(30),
+        }
+    }
+}
 
 /// Serve `app` over TLS on `listener` until `shutdown` resolves, then drain open
 /// connections (for at most `DRAIN_TIMEOUT`).
@@ -60,6 +77,7 @@ pub async fn serve_tls(
     listener: TcpListener,
     app: Router,
     tls: Arc<rustls::ServerConfig>,
+    limits: ConnLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
@@ -82,7 +100,7 @@ pub async fn serve_tls(
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            let stream = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -94,6 +112,8 @@ pub async fn serve_tls(
                 }
             };
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

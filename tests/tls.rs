@@ -202,3 +202,39 @@ fn certs_init_command_writes_the_four_files_for_the_given_hosts() {
     }
     assert!(String::from_utf8_lossy(&out.stdout).contains("registry.example, 10.1.2.3"));
 }
+
+/// A client that completes the handshake and then dribbles an unfinished request head
+/// is disconnected instead of holding the connection forever.
+#[tokio::test]
+async fn slow_request_heads_are_cut_off() {
+    let limits = gatehouse::server::ConnLimits {
+        header_read_timeout: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    let srv = TestServer::start_tls_with_limits(limits).await;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(srv.ca_cert()).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"GET /v2/ HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    // Never finish the head. The server must close the connection (bounded wait).
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(30), tls.read_to_end(&mut buf)).await;
+    assert!(
+        closed.is_ok(),
+        "connection still open after 30 s with a 1 s header timeout"
+    );
+}

@@ -36,6 +36,15 @@ impl TestServer {
     }
 
     async fn start_with(tls: bool) -> Self {
+        Self::start_with_limits(tls, server::ConnLimits::default()).await
+    }
+
+    /// TLS with custom connection limits.
+    pub async fn start_tls_with_limits(limits: server::ConnLimits) -> Self {
+        Self::start_with_limits(true, limits).await
+    }
+
+    async fn start_with_limits(tls: bool, limits: server::ConnLimits) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let registry = store::Registry::open(dir.path()).await.expect("open registry");
         let tls = tls.then(|| {
@@ -53,7 +62,7 @@ impl TestServer {
         };
         tokio::spawn(async move {
             let _ = match tls {
-                Some(tls) => server::serve_tls(listener, app, tls, shutdown).await,
+                Some(tls) => server::serve_tls(listener, app, tls, limits, shutdown).await,
                 None => server::serve(listener, app, shutdown).await,
             };
         });
