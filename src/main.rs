@@ -95,24 +95,19 @@ async fn serve(args: ServeArgs) -> Result<(), AnyError> {
         tokio::spawn(purge_uploads_every(registry.clone(), every, cfg.gc_grace()));
     }
     let app = server::app(registry.clone());
-    match tls {
-        Some(tls) => {
-            tracing::info!(listen = %addr, scheme = "https", data_dir = %cfg.data_dir.display(), "gatehouse serving /v2/");
-            server::serve_tls(
-                listener,
-                app,
-                tls,
-                server::ConnLimits::default(),
-                server::shutdown_signal(),
-            )
-            .await?;
-        }
-        None => {
-            tracing::warn!(listen = %addr, "serving plain HTTP without TLS (insecure_http); use only behind a TLS proxy or on a private network");
-            tracing::info!(listen = %addr, scheme = "http", data_dir = %cfg.data_dir.display(), "gatehouse serving /v2/");
-            server::serve(listener, app, server::shutdown_signal()).await?;
-        }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if tls.is_none() {
+        tracing::warn!(listen = %addr, "serving plain HTTP without TLS (insecure_http); use only behind a TLS proxy or on a private network");
     }
+    tracing::info!(listen = %addr, scheme, data_dir = %cfg.data_dir.display(), "gatehouse serving /v2/");
+    server::serve(
+        listener,
+        app,
+        tls,
+        server::ConnLimits::default(),
+        server::shutdown_signal(),
+    )
+    .await?;
     registry.meta().close().await;
     Ok(())
 }

@@ -61,10 +61,7 @@ impl TestServer {
             let _ = rx.await;
         };
         tokio::spawn(async move {
-            let _ = match tls {
-                Some(tls) => server::serve_tls(listener, app, tls, limits, shutdown).await,
-                None => server::serve(listener, app, shutdown).await,
-            };
+            let _ = server::serve(listener, app, tls, limits, shutdown).await;
         });
         Self {
             addr,
