@@ -21,20 +21,11 @@ async fn podman_push_then_pull_into_fresh_storage() {
         pusher.run(&["push", "--tls-verify=false", "localhost/app:1.0", &remote]);
         let puller = Podman::new();
         puller.run(&["pull", "--tls-verify=false", &remote]);
-        let saved = tempfile::tempdir().unwrap();
-        let archive = saved.path().join("app.tar");
-        puller.run(&[
-            "save",
-            "--format",
-            "docker-archive",
-            "-o",
-            archive.to_str().unwrap(),
-            &remote,
-        ]);
+        let archive = puller.save_archive(&remote);
         let digest = puller
             .run(&["image", "inspect", "--format", "{{.Digest}}", &remote])
             .stdout;
-        (std::fs::read(archive).unwrap(), String::from_utf8(digest).unwrap())
+        (archive, String::from_utf8(digest).unwrap())
     })
     .await
     .unwrap();

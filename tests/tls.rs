@@ -104,16 +104,7 @@ async fn podman_and_skopeo_push_and_pull_over_tls_trusting_only_the_dev_ca() {
                 &format!("docker://{remote}"),
                 &format!("oci:{}:app", out.display()),
             );
-            let archive = out.join("saved.tar");
-            puller.run(&[
-                "save",
-                "--format",
-                "docker-archive",
-                "-o",
-                archive.to_str().unwrap(),
-                &remote,
-            ]);
-            std::fs::read(archive).unwrap()
+            puller.save_archive(&remote)
         })
         .await
         .unwrap()

@@ -99,6 +99,14 @@ impl Podman {
         run(self.cmd().args(args))
     }
 
+    /// `podman save` of `image` as a docker archive (layers uncompressed); returns its bytes.
+    pub fn save_archive(&self, image: &str) -> Vec<u8> {
+        let archive = self.root.path().join("saved.tar");
+        let path = archive.to_str().expect("utf8 path");
+        self.run(&["save", "--format", "docker-archive", "-o", path, image]);
+        std::fs::read(&archive).expect("read saved archive")
+    }
+
     /// Import a root filesystem (given as files) as `image`. Returns the tarball path.
     pub fn import_files(&self, image: &str, files: &[(&str, &[u8])]) -> PathBuf {
         let src = self.root.path().join("rootfs");
