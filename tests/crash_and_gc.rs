@@ -108,14 +108,7 @@ async fn push_chunked(c: &reqwest::Client, base: &str, i: u64) -> Result<Pushed,
 /// Every tag the registry lists must resolve to a manifest whose blobs are all present
 /// and hash to their digests: no partial image is ever visible.
 async fn assert_consistent(c: &reqwest::Client, base: &str) -> usize {
-    let tags: Value = c
-        .get(format!("{base}/v2/crash/app/tags/list"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tags: Value = get_json(c, &format!("{base}/v2/crash/app/tags/list")).await;
     let tags = tags["tags"].as_array().cloned().unwrap_or_default();
     for tag in &tags {
         let tag = tag.as_str().unwrap();
@@ -219,11 +212,7 @@ async fn gc_removes_unreferenced_blobs_and_abandoned_uploads_only() {
     let report = gc::collect(&srv.registry, Duration::from_secs(3600)).await.unwrap();
     assert_eq!(report, gc::GcReport::default());
     assert_eq!(
-        c.head(srv.url(&format!("/v2/keep/blobs/{orphan}")))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        head_status(&c, &srv.url(&format!("/v2/keep/blobs/{orphan}"))).await,
         200
     );
 
@@ -231,25 +220,14 @@ async fn gc_removes_unreferenced_blobs_and_abandoned_uploads_only() {
     assert_eq!(report.blobs_deleted, 1);
     assert_eq!(report.uploads_removed, 1);
     assert_eq!(
-        c.head(srv.url(&format!("/v2/keep/blobs/{orphan}")))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        head_status(&c, &srv.url(&format!("/v2/keep/blobs/{orphan}"))).await,
         404
     );
     assert_eq!(c.get(srv.url(&abandoned)).send().await.unwrap().status(), 404);
     let m: Value = serde_json::from_slice(&kept).unwrap();
     for d in [&m["config"]["digest"], &m["layers"][0]["digest"]] {
         let d = d.as_str().unwrap();
-        assert_eq!(
-            c.head(srv.url(&format!("/v2/keep/blobs/{d}")))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
+        assert_eq!(head_status(&c, &srv.url(&format!("/v2/keep/blobs/{d}"))).await, 200);
     }
     // The orphan's bytes are gone from disk too.
     let hex = &orphan[7..];
@@ -283,14 +261,7 @@ async fn gc_after_manifest_delete_keeps_blobs_shared_with_other_repositories() {
         .await
         .unwrap();
     gc::collect(&srv.registry, Duration::ZERO).await.unwrap();
-    assert_eq!(
-        c.head(srv.url(&format!("/v2/one/blobs/{layer}")))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(head_status(&c, &srv.url(&format!("/v2/one/blobs/{layer}"))).await, 404);
     let got = get_bytes(&c, &srv.url(&format!("/v2/two/blobs/{layer}"))).await;
     assert_eq!(digest(&got), layer);
 

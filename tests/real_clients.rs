@@ -16,7 +16,6 @@ async fn podman_push_then_pull_into_fresh_storage() {
     let pusher = Podman::new();
     pusher.import_files("localhost/app:1.0", &[("etc/marker", hex.as_bytes())]);
     let remote = format!("{}/acme/web/app:1.0", srv.host());
-    let host = srv.host();
     let out = tokio::task::spawn_blocking(move || {
         pusher.run(&["push", "--tls-verify=false", "localhost/app:1.0", &remote]);
         let puller = Podman::new();
@@ -44,16 +43,8 @@ async fn podman_push_then_pull_into_fresh_storage() {
         r.headers()["docker-content-digest"].to_str().unwrap(),
         pulled_digest.trim()
     );
-    let tags: Value = http()
-        .get(srv.url("/v2/acme/web/app/tags/list"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tags: Value = get_json(&http(), &srv.url("/v2/acme/web/app/tags/list")).await;
     assert_eq!(tags["tags"], json!(["1.0"]));
-    drop(host);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -511,14 +511,7 @@ async fn several_tags_in_one_put() {
         .map(|v| v.to_str().unwrap().to_owned())
         .collect();
     assert_eq!(tags, ["a", "b", "c"]);
-    let list: Value = c
-        .get(srv.url("/v2/t/tags/list"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = get_json(&c, &srv.url("/v2/t/tags/list")).await;
     assert_eq!(list["tags"], json!(["a", "b", "c"]));
     let r = c
         .put(srv.url(&format!("/v2/t/manifests/{d}?tag=..bad")))
@@ -587,14 +580,7 @@ async fn blob_delete_unlinks_from_repository() {
             .status(),
         202
     );
-    assert_eq!(
-        c.head(srv.url(&format!("/v2/b/blobs/{d}")))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(head_status(&c, &srv.url(&format!("/v2/b/blobs/{d}"))).await, 404);
     let r = c.delete(srv.url(&format!("/v2/b/blobs/{d}"))).send().await.unwrap();
     assert_eq!(error_code(r).await, "BLOB_UNKNOWN");
 }
@@ -611,14 +597,7 @@ async fn cross_repository_mount_and_fallback() {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()["location"], format!("/v2/dst/blobs/{d}").as_str());
-    assert_eq!(
-        c.head(srv.url(&format!("/v2/dst/blobs/{d}")))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(head_status(&c, &srv.url(&format!("/v2/dst/blobs/{d}"))).await, 200);
 
     // Not in the source repository: a normal upload session instead.
     let other = digest(b"elsewhere");
@@ -635,14 +614,7 @@ async fn cross_repository_mount_and_fallback() {
             .starts_with("/v2/dst2/blobs/uploads/")
     );
     // Blobs of one repository are not readable through another without a mount.
-    assert_eq!(
-        c.head(srv.url(&format!("/v2/dst3/blobs/{d}")))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(head_status(&c, &srv.url(&format!("/v2/dst3/blobs/{d}"))).await, 404);
 }
 
 #[tokio::test]
@@ -666,14 +638,7 @@ async fn tags_and_catalog_paginate_with_link_headers() {
     assert!(r.headers().get("link").is_none());
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["tags"], json!(["v5"]));
-    let v: Value = c
-        .get(srv.url("/v2/r/a/tags/list?n=0"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(&c, &srv.url("/v2/r/a/tags/list?n=0")).await;
     assert_eq!(v["tags"], json!([]));
     let r = c.get(srv.url("/v2/r/a/tags/list?n=abc")).send().await.unwrap();
     assert_eq!(r.status(), 400);
@@ -684,14 +649,7 @@ async fn tags_and_catalog_paginate_with_link_headers() {
     assert_eq!(r.headers()["link"], "</v2/_catalog?n=2&last=r%2Fb>; rel=\"next\"");
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["repositories"], json!(["r/a", "r/b"]));
-    let v: Value = c
-        .get(srv.url("/v2/_catalog?n=2&last=r%2Fb"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(&c, &srv.url("/v2/_catalog?n=2&last=r%2Fb")).await;
     assert_eq!(v["repositories"], json!(["r/c"]));
 }
 
@@ -801,14 +759,7 @@ async fn client_disconnect_mid_upload_leaves_no_blob() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(
-        c.head(srv.url(&format!("/v2/cut/blobs/{d}")))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(head_status(&c, &srv.url(&format!("/v2/cut/blobs/{d}"))).await, 404);
     let r = c.get(srv.url(&loc)).send().await.unwrap();
     assert_eq!(r.headers()["range"], "0-0", "the broken chunk is not kept");
     let staged: Vec<_> = std::fs::read_dir(srv.dir.path().join("uploads"))

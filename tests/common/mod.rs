@@ -277,3 +277,13 @@ pub async fn patch_chunk(c: &reqwest::Client, url: &str, range: Option<&str>, bo
 pub async fn get_bytes(c: &reqwest::Client, url: &str) -> bytes::Bytes {
     c.get(url).send().await.expect("GET").bytes().await.expect("body")
 }
+
+/// `GET` a URL and parse its body as JSON.
+pub async fn get_json(c: &reqwest::Client, url: &str) -> Value {
+    c.get(url).send().await.expect("GET").json().await.expect("JSON body")
+}
+
+/// The status of a `HEAD` request.
+pub async fn head_status(c: &reqwest::Client, url: &str) -> u16 {
+    c.head(url).send().await.expect("HEAD").status().as_u16()
+}
