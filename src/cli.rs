@@ -1,4 +1,4 @@
-//! The command line: `gatehouse serve`, `gatehouse gc` and `gatehouse certs init`.
+//! The command line: `gatehouse serve`, `store`, `gc` and `certs init`.
 
 use crate::config::{Config, ConfigError, ProcessEnv};
 use clap::{Args, Parser, Subcommand};
@@ -20,6 +20,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the registry (embedded defaults: ./data, SQLite, local blob files).
     Serve(ServeArgs),
+    /// Run only the registry store: plain HTTP, no authentication. For a private network
+    /// behind `gatehouse serve --backend http://ADDR`.
+    Store(StoreArgs),
     /// Remove unreferenced blobs and abandoned uploads; safe while the server runs.
     Gc(GcArgs),
     /// Development TLS certificates.
@@ -74,6 +77,19 @@ pub struct ServeArgs {
     /// Serve plain HTTP, without TLS (private networks and TLS-terminating proxies only)
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     pub insecure_http: bool,
+    /// Forward registry requests to this registry (e.g. a `gatehouse store`) instead of
+    /// the store in this process: http://host:port
+    #[arg(long)]
+    pub backend: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Listen address [default: 127.0.0.1:5001]
+    #[arg(long, default_value = "127.0.0.1:5001")]
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Args)]

@@ -32,6 +32,28 @@ pub struct Config {
     /// Serve plain HTTP without TLS. Only for a private network or a TLS-terminating
     /// proxy in front.
     pub insecure_http: bool,
+    /// Forward registry requests to this registry (`http://host:port`, e.g. a
+    /// `gatehouse store`) instead of the store in this process.
+    pub backend: Option<String>,
+    /// The token audience (`service=` in challenges); edge sites must use the same.
+    pub service: String,
+    /// The `iss` of issued tokens.
+    pub token_issuer: String,
+    /// Lifetime of registry access tokens (at least 60s). Uploads begun with a token
+    /// continue past its expiry.
+    pub token_lifetime: String,
+    /// Lifetime of refresh tokens (`offline_token=true`, docker's identity token).
+    pub refresh_token_lifetime: String,
+    /// The externally visible URL (`https://registry.example.com`); by default each
+    /// request's Host header.
+    pub public_url: Option<String>,
+    /// Directory of `*.cedar` policies, reloaded on SIGHUP. By default `./policies` when
+    /// it exists, else the built-in policies.
+    pub policy_dir: Option<PathBuf>,
+    /// Audit events older than this are removed.
+    pub audit_retention: String,
+    /// At most this many audit events are kept (the oldest go first).
+    pub audit_max_events: u64,
 }
 
 /// Every setting's name (the keys of the TOML file, `GATEHOUSE_<NAME>` in upper case).
@@ -45,6 +67,15 @@ pub const SETTINGS: &[&str] = &[
     "tls_cert",
     "tls_key",
     "insecure_http",
+    "backend",
+    "service",
+    "token_issuer",
+    "token_lifetime",
+    "refresh_token_lifetime",
+    "public_url",
+    "policy_dir",
+    "audit_retention",
+    "audit_max_events",
 ];
 
 impl Default for Config {
@@ -59,6 +90,15 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             insecure_http: false,
+            backend: None,
+            service: "gatehouse".to_owned(),
+            token_issuer: "gatehouse".to_owned(),
+            token_lifetime: "5m".to_owned(),
+            refresh_token_lifetime: "30d".to_owned(),
+            public_url: None,
+            policy_dir: None,
+            audit_retention: "90d".to_owned(),
+            audit_max_events: 1_000_000,
         }
     }
 }
@@ -130,6 +170,31 @@ impl Config {
         parse_duration(&self.gc_grace).map_err(|e| ConfigError::Invalid("gc_grace", e))?;
         parse_duration(&self.upload_purge_interval).map_err(|e| ConfigError::Invalid("upload_purge_interval", e))?;
         tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| ConfigError::Invalid("log", e.to_string()))?;
+        let ttl = parse_duration(&self.token_lifetime).map_err(|e| ConfigError::Invalid("token_lifetime", e))?;
+        if ttl < Duration::from_secs(60) {
+            return Err(ConfigError::Invalid("token_lifetime", "must be at least 60s".into()));
+        }
+        parse_duration(&self.refresh_token_lifetime).map_err(|e| ConfigError::Invalid("refresh_token_lifetime", e))?;
+        parse_duration(&self.audit_retention).map_err(|e| ConfigError::Invalid("audit_retention", e))?;
+        if let Some(b) = &self.backend
+            && !b.starts_with("http://")
+        {
+            return Err(ConfigError::Invalid("backend", format!("{b:?}: use http://host:port")));
+        }
+        if let Some(u) = &self.public_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            return Err(ConfigError::Invalid(
+                "public_url",
+                format!("{u:?}: use https://host[:port]"),
+            ));
+        }
+        if self.service.is_empty() || self.service.contains(['"', '\\']) {
+            return Err(ConfigError::Invalid(
+                "service",
+                "must be a non-empty name without quotes".into(),
+            ));
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Invalid(
                 "tls_cert",
@@ -141,6 +206,18 @@ impl Config {
 
     pub fn gc_grace(&self) -> Duration {
         parse_duration(&self.gc_grace).unwrap_or(Duration::from_secs(24 * 3600))
+    }
+
+    pub fn token_lifetime(&self) -> Duration {
+        parse_duration(&self.token_lifetime).unwrap_or(Duration::from_secs(300))
+    }
+
+    pub fn refresh_token_lifetime(&self) -> Duration {
+        parse_duration(&self.refresh_token_lifetime).unwrap_or(Duration::from_secs(30 * 86400))
+    }
+
+    pub fn audit_retention(&self) -> Duration {
+        parse_duration(&self.audit_retention).unwrap_or(Duration::from_secs(90 * 86400))
     }
 
     /// `None` when periodic upload purging is off.
@@ -190,6 +267,9 @@ mod tests {
         let full = Config {
             tls_cert: Some("c".into()),
             tls_key: Some("k".into()),
+            backend: Some("http://b".into()),
+            public_url: Some("https://p".into()),
+            policy_dir: Some("p".into()),
             ..Config::default()
         };
         let table = toml::Table::try_from(full).unwrap();

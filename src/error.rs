@@ -33,6 +33,10 @@ pub enum ErrorCode {
     PaginationNumberInvalid,
     /// A path under `/v2/` that names no endpoint.
     UnknownRoute,
+    /// A token request that is malformed (bad scope, unknown service or grant type).
+    InvalidRequest,
+    /// The backend registry cannot be reached.
+    Unavailable,
     Internal,
 }
 
@@ -104,6 +108,12 @@ impl ErrorCode {
                 "invalid number of results requested",
             ),
             UnknownRoute => ("UNSUPPORTED", StatusCode::NOT_FOUND, "no such endpoint"),
+            InvalidRequest => ("INVALID_REQUEST", StatusCode::BAD_REQUEST, "invalid request"),
+            Unavailable => (
+                "UNAVAILABLE",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the backend registry is unavailable",
+            ),
             Internal => (
                 "INTERNAL_ERROR",
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -245,5 +255,30 @@ impl From<crate::store::blobs::BlobError> for Error {
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Self::internal(&e)
+    }
+}
+
+impl From<crate::gateway::backend::BackendError> for Error {
+    fn from(e: crate::gateway::backend::BackendError) -> Self {
+        tracing::error!(error = %e, "forwarding to the backend failed");
+        Self::code(ErrorCode::Unavailable)
+    }
+}
+
+impl From<crate::identity::IdentityError> for Error {
+    fn from(e: crate::identity::IdentityError) -> Self {
+        Self::internal(&e)
+    }
+}
+
+impl From<crate::gateway::token::TokenError> for Error {
+    fn from(e: crate::gateway::token::TokenError) -> Self {
+        Self::internal(&e)
+    }
+}
+
+impl From<crate::gateway::scope::ScopeError> for Error {
+    fn from(e: crate::gateway::scope::ScopeError) -> Self {
+        Self::new(ErrorCode::InvalidRequest, e.to_string())
     }
 }

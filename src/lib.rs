@@ -10,10 +10,15 @@
 //! - `oci`: digests, names, references and the `/v2/` route parser;
 //! - `error`: every client-visible error and its HTTP mapping.
 
+pub mod admin;
+pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod error;
 pub mod gateway;
+pub mod identity;
 pub mod oci;
 pub mod policy;
 pub mod server;

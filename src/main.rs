@@ -1,6 +1,7 @@
 use clap::Parser;
-use gatehouse::cli::{CertsCommand, Cli, Command, ServeArgs};
+use gatehouse::cli::{CertsCommand, Cli, Command, ServeArgs, StoreArgs};
 use gatehouse::config::{Config, parse_duration};
+use gatehouse::gateway::credentials::Secret;
 use gatehouse::{server, store, tls};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -34,6 +35,7 @@ type AnyError = Box<dyn std::error::Error>;
 async fn run(cli: Cli) -> Result<(), AnyError> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Store(args) => serve_store(args).await,
         Command::Gc(args) => {
             let cfg = args.common.load()?;
             init_tracing(&cfg);
@@ -78,6 +80,9 @@ async fn serve(args: ServeArgs) -> Result<(), AnyError> {
         cfg.tls_key = args.tls_key;
     }
     cfg.insecure_http |= args.insecure_http;
+    if args.backend.is_some() {
+        cfg.backend = args.backend;
+    }
     cfg.validate()?;
     init_tracing(&cfg);
 
@@ -86,30 +91,95 @@ async fn serve(args: ServeArgs) -> Result<(), AnyError> {
     } else {
         Some(tls_config(&cfg)?)
     };
-    let registry = store::Registry::open(&cfg.data_dir).await?;
+    let admin_password = std::env::var("GATEHOUSE_ADMIN_PASSWORD").ok().map(Secret::new);
+    let app = gatehouse::app::build(&cfg, admin_password, tls.is_some()).await?;
+    if let Some(password) = &app.initial_admin_password {
+        eprintln!("gatehouse: created the administrator account:");
+        eprintln!("    username: admin");
+        eprintln!("    password: {}", password.expose());
+        eprintln!(
+            "  (shown once; also in {}, readable only by you: delete it once stored)",
+            app.initial_admin_password_file.display()
+        );
+    }
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    if let Some(every) = cfg.upload_purge_interval() {
+    if let Some(registry) = &app.registry
+        && let Some(every) = cfg.upload_purge_interval()
+    {
         tokio::spawn(purge_uploads_every(registry.clone(), every, cfg.gc_grace()));
     }
-    let app = server::app(registry.clone());
+    tokio::spawn(reload_on_sighup(app.gateway.clone()));
     let scheme = if tls.is_some() { "https" } else { "http" };
     if tls.is_none() {
         tracing::warn!(listen = %addr, "serving plain HTTP without TLS (insecure_http); use only behind a TLS proxy or on a private network");
     }
-    tracing::info!(listen = %addr, scheme, data_dir = %cfg.data_dir.display(), "gatehouse serving /v2/");
+    let policies: Vec<String> = app.policy_files.iter().map(|p| p.display().to_string()).collect();
+    tracing::info!(
+        listen = %addr,
+        scheme,
+        data_dir = %cfg.data_dir.display(),
+        backend = cfg.backend.as_deref().unwrap_or("in-process store"),
+        policies = policies.join(","),
+        "gatehouse serving"
+    );
     server::serve(
         listener,
-        app,
+        app.router,
         tls,
+        server::ConnLimits::default(),
+        server::shutdown_signal(),
+    )
+    .await?;
+    app.gateway.audit().flush().await;
+    app.db.close().await;
+    Ok(())
+}
+
+/// `gatehouse store`: the bare store over plain HTTP.
+async fn serve_store(args: StoreArgs) -> Result<(), AnyError> {
+    let cfg = args.common.load()?;
+    init_tracing(&cfg);
+    let registry = store::Registry::open(&cfg.data_dir).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr()?;
+    if let Some(every) = cfg.upload_purge_interval() {
+        tokio::spawn(purge_uploads_every(registry.clone(), every, cfg.gc_grace()));
+    }
+    tracing::warn!(listen = %addr, data_dir = %cfg.data_dir.display(), "gatehouse store serving /v2/ over plain HTTP without authentication: keep it on a private network");
+    server::serve(
+        listener,
+        server::store_app(registry.clone()),
+        None,
         server::ConnLimits::default(),
         server::shutdown_signal(),
     )
     .await?;
     registry.meta().close().await;
     Ok(())
+}
+
+/// SIGHUP re-reads the policies and token keys; a broken policy file is refused and the
+/// policies in force stay.
+async fn reload_on_sighup(gateway: gatehouse::gateway::Gateway) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match gateway.reload() {
+                Ok(()) => tracing::info!("policies and token keys reloaded"),
+                Err(e) => tracing::error!(error = %e, "reload refused; the previous policies stay in force"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = gateway;
 }
 
 /// Discard abandoned upload sessions periodically, so that clients that give up

@@ -10,10 +10,17 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 
-/// The application: the store's `/v2/` API with request logging.
-pub fn app(registry: Registry) -> Router {
-    http::router(registry).layer(middleware::from_fn(log_request))
+/// The bare store (`gatehouse store`): its `/v2/` API, no authentication, with
+/// request logging.
+pub fn store_app(registry: Registry) -> Router {
+    with_request_log(http::router(registry))
+}
+
+/// Add the per-request log line to `router`.
+pub fn with_request_log(router: Router) -> Router {
+    router.layer(middleware::from_fn(log_request))
 }
 
 /// One line per request: method, path, status, response bytes, milliseconds.
@@ -89,7 +96,13 @@ pub async fn serve(
         // Responses are written whole; don't let Nagle hold back their last segment.
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        // Handlers learn the peer address (for the audit log) from this extension.
+        let service = hyper_util::service::TowerToHyperService::new(app.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let Some(acceptor) = acceptor else {
@@ -110,14 +123,17 @@ pub async fn serve(
 }
 
 /// HTTP/1.1 on one accepted (and, for TLS, handshaken) connection.
-async fn serve_connection<I>(
+async fn serve_connection<I, S>(
     io: I,
-    service: hyper_util::service::TowerToHyperService<Router>,
+    service: S,
     limits: ConnLimits,
     watcher: hyper_util::server::graceful::Watcher,
     peer: std::net::SocketAddr,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = axum::body::Body> + Send,
+    S::Future: Send,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())

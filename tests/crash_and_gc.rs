@@ -24,7 +24,7 @@ impl Proc {
 
     fn start_with_env(data: &std::path::Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .args(["serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["store", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())

@@ -144,7 +144,8 @@ fn first_start_creates_certificates_prints_how_to_trust_them_and_reuses_them() {
     let (status, _) = rt
         .block_on(https_get(addr, Some(&certs.join("ca.crt")), "localhost", "/v2/"))
         .unwrap();
-    assert_eq!(status, 200);
+    // The gateway answers over verified TLS: a ping without a token gets the challenge.
+    assert_eq!(status, 401);
     child.kill().unwrap();
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
@@ -153,6 +154,9 @@ fn first_start_creates_certificates_prints_how_to_trust_them_and_reuses_them() {
         stderr.contains("/etc/containers/certs.d/localhost:"),
         "trust hint printed: {stderr}"
     );
+    // The first start also creates the administrator and shows its password once.
+    let password = std::fs::read_to_string(tmp.path().join("data/initial-admin-password")).unwrap();
+    assert!(stderr.contains(password.trim()), "password printed once: {stderr}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -168,9 +172,12 @@ fn first_start_creates_certificates_prints_how_to_trust_them_and_reuses_them() {
     let (status, _) = rt
         .block_on(https_get(addr, Some(&certs.join("ca.crt")), "127.0.0.1", "/v2/"))
         .unwrap();
-    assert_eq!(status, 200);
+    assert_eq!(status, 401);
     child.kill().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     child.wait().unwrap();
+    assert!(!stderr.contains("password"), "no new administrator on a later start: {stderr}");
     assert_eq!(
         std::fs::read(certs.join("server.crt")).unwrap(),
         cert_before,

@@ -1,9 +1,399 @@
-//! The authorizing gateway's building blocks for the Docker/OCI token protocol: scopes,
-//! `WWW-Authenticate` challenges, Basic credentials with Argon2id password hashes, and
-//! the token service's signing keys and JWTs. The gateway's request path (who may do
-//! what, by policy) is built on these; nothing here does HTTP or knows about policies.
+//! The authorizing gateway: the public face of gatehouse.
+//!
+//! - `token_service`: the Docker/OCI token endpoint (`/v2/token`, GET and OAuth2 POST)
+//!   and the JWKS (`/.well-known/jwks.json`);
+//! - `registry`: every other `/v2/` request: authenticate the bearer token, check its
+//!   scope, check the policy, map the public name to the backend's, forward, rewrite;
+//! - `backend`: where requests go (the store in-process, or a registry over HTTP);
+//! - `mapping`: `org/product/name` and `org/name` to backend names;
+//! - `scope`, `challenge`, `credentials`, `token`: protocol building blocks.
+//!
+//! Decisions: a token bounds what a request may do (its `access`); the policy, evaluated
+//! again on every request against the principal as it is now (cached for seconds),
+//! decides. So removing a binding or revoking a pull secret bites on the next request.
 
+pub mod backend;
 pub mod challenge;
 pub mod credentials;
+pub mod mapping;
+mod registry;
 pub mod scope;
 pub mod token;
+mod token_service;
+
+use crate::audit::AuditLog;
+use crate::error::{Error, ErrorCode};
+use crate::identity::{Account, Identities};
+use crate::policy::{Action, Authorizer, Principal, Resource};
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::routing::{any, get};
+use backend::Backend;
+use challenge::ChallengeError;
+use mapping::RepoPath;
+use moka::sync::Cache;
+use scope::Access;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use token::{Claims, Expiry, Keyring, TokenError};
+
+/// Token service settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The audience of tokens (`service=` of challenges and token requests).
+    pub service: String,
+    /// `iss` of tokens.
+    pub issuer: String,
+    pub token_ttl: Duration,
+    pub refresh_ttl: Duration,
+    /// The externally visible base URL (`https://registry.example.com`), for the realm
+    /// of challenges and pull-secret config entries; derived from each request's `Host`
+    /// when unset.
+    pub public_url: Option<String>,
+    /// Whether this listener speaks TLS (for URLs derived from `Host`).
+    pub tls: bool,
+    /// Policy directory reloaded on SIGHUP (`None`: the built-in policies).
+    pub policy_dir: Option<PathBuf>,
+}
+
+/// Upload-session grants outlive access tokens: a push continues past its token's expiry.
+const UPLOAD_GRANT_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The query parameter carrying an upload-session grant in upload `Location`s.
+const UPLOAD_GRANT_PARAM: &str = "_gatehouse_grant";
+
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Settings,
+    identities: Identities,
+    authorizer: Authorizer,
+    keyring: RwLock<Keyring>,
+    keys_dir: PathBuf,
+    backend: Arc<dyn Backend>,
+    audit: AuditLog,
+    /// Verified access tokens: an ES256 verification per request would cost more than
+    /// serving a manifest. Entries are re-checked against `exp` on every hit.
+    tokens: Cache<String, Arc<Claims>>,
+    /// Policy decisions. The principal as loaded now (with its bindings) is part of the
+    /// key, so a changed binding never hits a stale entry; a policy reload clears it.
+    decisions: Cache<(Principal, Action, Resource), bool>,
+}
+
+/// Who is making a registry request.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub principal: Principal,
+    /// The verified token; `None` when the request carried none.
+    pub claims: Option<Arc<Claims>>,
+}
+
+impl Caller {
+    pub fn actor(&self) -> (&str, &str) {
+        match &self.principal {
+            Principal::Anonymous => ("", "anonymous"),
+            Principal::User { name, .. } => (name, "user"),
+            Principal::PullSecret { name, .. } => (name, "pull_secret"),
+        }
+    }
+
+    /// Whether the token grants `action` on `kind:name`.
+    pub fn token_allows(&self, kind: &str, name: &str, action: &str) -> bool {
+        self.claims.as_ref().is_some_and(|c| {
+            c.access
+                .iter()
+                .any(|a| a.kind == kind && a.name == name && a.allows(action))
+        })
+    }
+}
+
+pub struct Parts {
+    pub settings: Settings,
+    pub identities: Identities,
+    pub authorizer: Authorizer,
+    pub keyring: Keyring,
+    pub keys_dir: PathBuf,
+    pub backend: Arc<dyn Backend>,
+    pub audit: AuditLog,
+}
+
+impl Gateway {
+    pub fn new(p: Parts) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                settings: p.settings,
+                identities: p.identities,
+                authorizer: p.authorizer,
+                keyring: RwLock::new(p.keyring),
+                keys_dir: p.keys_dir,
+                backend: p.backend,
+                audit: p.audit,
+                tokens: Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(Duration::from_secs(300))
+                    .build(),
+                decisions: Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(Duration::from_secs(60))
+                    .build(),
+            }),
+        }
+    }
+
+    /// `/v2/token`, the JWKS, and every other `/v2/` path.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route(
+                "/v2/token",
+                get(token_service::get_token).post(token_service::post_token),
+            )
+            .route("/.well-known/jwks.json", get(token_service::jwks))
+            .route("/v2", any(registry::handle))
+            .route("/v2/", any(registry::handle))
+            .route("/v2/{*rest}", any(registry::handle))
+            .with_state(self.clone())
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub fn identities(&self) -> &Identities {
+        &self.inner.identities
+    }
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.inner.audit
+    }
+
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        self.inner.backend.as_ref()
+    }
+
+    /// Re-read the policies and the token keys (SIGHUP). On a bad policy file the old
+    /// policies stay in force and the error is returned.
+    pub fn reload(&self) -> Result<(), String> {
+        if let Some(dir) = &self.inner.settings.policy_dir {
+            self.inner.authorizer.reload(dir).map_err(|e| e.to_string())?;
+        }
+        match Keyring::load_or_create(&self.inner.keys_dir) {
+            Ok(k) => *self.inner.keyring.write().unwrap_or_else(|p| p.into_inner()) = k,
+            Err(e) => return Err(e.to_string()),
+        }
+        self.changed();
+        Ok(())
+    }
+
+    /// Something that decisions depend on changed: forget cached decisions, principals
+    /// and credentials.
+    pub fn changed(&self) {
+        self.inner.decisions.invalidate_all();
+        self.inner.identities.invalidate();
+    }
+
+    pub fn jwks(&self) -> serde_json::Value {
+        self.inner.keyring.read().unwrap_or_else(|p| p.into_inner()).jwks()
+    }
+
+    pub(crate) fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
+        self.inner
+            .keyring
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .sign(claims)
+    }
+
+    fn verify(&self, token: &str, audience: &str, expiry: Expiry) -> Result<Claims, TokenError> {
+        let s = &self.inner.settings;
+        self.inner
+            .keyring
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .verify(token, &s.issuer, audience, expiry)
+    }
+
+    /// Verify a registry access token (cached).
+    fn verify_access(&self, token: &str) -> Result<Arc<Claims>, TokenError> {
+        let now = token::now_secs();
+        if let Some(c) = self.inner.tokens.get(token) {
+            if c.exp + token::LEEWAY_SECS >= now {
+                return Ok(c);
+            }
+            return Err(TokenError::Invalid(
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature.into(),
+            ));
+        }
+        let claims = Arc::new(self.verify(token, &self.inner.settings.service, Expiry::Enforce)?);
+        self.inner.tokens.insert(token.to_owned(), claims.clone());
+        Ok(claims)
+    }
+
+    pub(crate) fn refresh_audience(&self) -> String {
+        format!("{}#refresh", self.inner.settings.service)
+    }
+
+    fn upload_audience(&self) -> String {
+        format!("{}#upload", self.inner.settings.service)
+    }
+
+    /// Whether `principal` may do `action` on `resource`, by the current policies.
+    pub(crate) fn allowed(&self, principal: &Principal, action: Action, resource: &Resource) -> bool {
+        let key = (principal.clone(), action, resource.clone());
+        if let Some(d) = self.inner.decisions.get(&key) {
+            return d;
+        }
+        let d = self.inner.authorizer.is_allowed(principal, action, resource);
+        self.inner.decisions.insert(key, d);
+        d
+    }
+
+    /// The policy resource for a repository path (its product's `public` flag looked up).
+    pub(crate) async fn resource(&self, path: &RepoPath) -> Result<Resource, Error> {
+        let public = self
+            .inner
+            .identities
+            .product(&path.org, &path.product)
+            .await?
+            .is_some_and(|p| p.public);
+        Ok(Resource::Repository {
+            org: path.org.clone(),
+            product: path.product.clone(),
+            name: path.name.clone(),
+            public,
+        })
+    }
+
+    /// The current principal behind a token, or `None` when its credential is gone.
+    pub(crate) async fn principal_of(&self, claims: &Claims) -> Result<Option<Principal>, Error> {
+        if claims.sub.is_empty() {
+            return Ok(Some(Principal::Anonymous));
+        }
+        let Some(cid) = claims.cid else {
+            return Ok(None);
+        };
+        Ok(self.inner.identities.principal(&claims.sub, cid).await?)
+    }
+
+    /// The principal for a verified credential.
+    pub(crate) async fn principal_of_account(&self, account: &Account) -> Result<Option<Principal>, Error> {
+        Ok(self.inner.identities.principal(&account.username, account.id).await?)
+    }
+
+    /// The externally visible base URL, e.g. `https://localhost:5000`.
+    pub(crate) fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(u) = &self.inner.settings.public_url {
+            return u.trim_end_matches('/').to_owned();
+        }
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()) && !h.contains(['/', '"', '\\']))
+            .unwrap_or("localhost");
+        let scheme = if self.inner.settings.tls { "https" } else { "http" };
+        format!("{scheme}://{host}")
+    }
+
+    /// A 401 with the Bearer challenge clients need to fetch a token.
+    pub(crate) fn challenge(
+        &self,
+        headers: &HeaderMap,
+        scope: Option<&Access>,
+        error: Option<ChallengeError>,
+    ) -> Error {
+        let realm = format!("{}/v2/token", self.base_url(headers));
+        let value = challenge::bearer(&realm, &self.inner.settings.service, scope, error);
+        let message = match error {
+            Some(ChallengeError::InvalidToken) => "the bearer token is invalid, expired or revoked",
+            Some(ChallengeError::InsufficientScope) => "the token does not grant this access",
+            None => "authentication required",
+        };
+        Error::new(ErrorCode::Unauthorized, message).with_header(axum::http::header::WWW_AUTHENTICATE, &value)
+    }
+
+    /// Sign a grant that lets requests continue upload session `id` of `public` after
+    /// the caller's access token has expired.
+    fn upload_grant(&self, claims: &Claims, public: &str, id: &str) -> Result<String, TokenError> {
+        let now = token::now_secs();
+        let grant = Claims {
+            iss: self.inner.settings.issuer.clone(),
+            sub: claims.sub.clone(),
+            aud: self.upload_audience(),
+            exp: now + UPLOAD_GRANT_TTL.as_secs(),
+            nbf: now,
+            iat: now,
+            jti: token::new_jti(),
+            access: vec![Access::new("upload", &format!("{public}/{id}"), &["push"])],
+            cid: claims.cid,
+        };
+        self.sign(&grant)
+    }
+
+    /// Whether `grant` lets the holder of the (expired) `claims` continue upload `id`.
+    fn upload_grant_valid(&self, grant: &str, claims: &Claims, public: &str, id: &str) -> bool {
+        match self.verify(grant, &self.upload_audience(), Expiry::Enforce) {
+            Ok(g) => {
+                g.sub == claims.sub
+                    && g.cid == claims.cid
+                    && g.access
+                        .iter()
+                        .any(|a| a.kind == "upload" && a.name == format!("{public}/{id}") && a.allows("push"))
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Why a request's credentials were refused.
+pub(crate) enum AuthFailure {
+    Malformed,
+    BadCredentials,
+    InvalidToken,
+    Internal(Error),
+}
+
+impl Gateway {
+    /// The principal behind an `Authorization` header (Basic or Bearer access token) for
+    /// the admin API; `Ok(None)` when there is none. Returns the actor name with it.
+    pub(crate) async fn principal_from_header(
+        &self,
+        value: Option<&str>,
+    ) -> Result<Option<(String, Principal)>, AuthFailure> {
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        if let Some((scheme, token)) = value.split_once(' ')
+            && scheme.eq_ignore_ascii_case("bearer")
+        {
+            let claims = self
+                .verify_access(token.trim())
+                .map_err(|_| AuthFailure::InvalidToken)?;
+            return match self.principal_of(&claims).await {
+                Ok(Some(p)) => Ok(Some((claims.sub.clone(), p))),
+                Ok(None) => Err(AuthFailure::InvalidToken),
+                Err(e) => Err(AuthFailure::Internal(e)),
+            };
+        }
+        let creds = credentials::parse_basic(value).map_err(|_| AuthFailure::Malformed)?;
+        let Some(creds) = creds else {
+            return Ok(None);
+        };
+        let account = match self
+            .inner
+            .identities
+            .authenticate(&creds.username, &creds.password)
+            .await
+        {
+            Ok(Some(a)) => a,
+            Ok(None) => return Err(AuthFailure::BadCredentials),
+            Err(e) => return Err(AuthFailure::Internal(e.into())),
+        };
+        match self.principal_of_account(&account).await {
+            Ok(Some(p)) => Ok(Some((account.username, p))),
+            Ok(None) => Err(AuthFailure::BadCredentials),
+            Err(e) => Err(AuthFailure::Internal(e)),
+        }
+    }
+}

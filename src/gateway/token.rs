@@ -39,6 +39,10 @@ pub struct Claims {
     pub jti: String,
     #[serde(default)]
     pub access: Vec<Access>,
+    /// The credential's id (user or pull secret): a credential deleted and re-created
+    /// under the same name does not inherit the old one's tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]

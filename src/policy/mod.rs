@@ -24,7 +24,7 @@ pub enum Action {
 }
 
 impl Action {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Pull => "pull",
             Self::Push => "push",
@@ -49,7 +49,7 @@ pub struct RoleBinding {
     pub role: Role,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Principal {
     Anonymous,
     User {
@@ -66,7 +66,7 @@ pub enum Principal {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Resource {
     Repository {
         org: String,
@@ -112,21 +112,40 @@ impl Policies {
         let mut set = PolicySet::new();
         for file in &files {
             let text = std::fs::read_to_string(file).map_err(|e| PolicyError::Io(file.clone(), e))?;
-            let parsed = PolicySet::from_str(&text).map_err(|e| PolicyError::Parse(file.clone(), format!("{e:?}")))?;
             let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("policy");
-            for policy in parsed.policies() {
-                // Ids are per file in Cedar; prefix them so files cannot collide.
-                let id = PolicyId::new(format!("{stem}/{}", policy.id()));
-                set.add(policy.new_id(id))
-                    .map_err(|e| PolicyError::Parse(file.clone(), e.to_string()))?;
-            }
+            add_text(&mut set, stem, &text).map_err(|e| PolicyError::Parse(file.clone(), e))?;
         }
         Ok(Self { set, files })
+    }
+
+    /// The default policies shipped in `policies/gatehouse.cedar`, compiled in: used
+    /// when no policy directory is configured and none is beside the working directory.
+    pub fn builtin() -> Result<Self, PolicyError> {
+        let mut set = PolicySet::new();
+        let origin = PathBuf::from("<built-in>/gatehouse.cedar");
+        add_text(&mut set, "gatehouse", BUILTIN).map_err(|e| PolicyError::Parse(origin.clone(), e))?;
+        Ok(Self {
+            set,
+            files: vec![origin],
+        })
     }
 
     pub fn files(&self) -> &[PathBuf] {
         &self.files
     }
+}
+
+const BUILTIN: &str = include_str!("../../policies/gatehouse.cedar");
+
+/// Parse `text` into `set`, prefixing policy ids with `stem` (ids are per file in
+/// Cedar, so files cannot collide).
+fn add_text(set: &mut PolicySet, stem: &str, text: &str) -> Result<(), String> {
+    let parsed = PolicySet::from_str(text).map_err(|e| format!("{e:?}"))?;
+    for policy in parsed.policies() {
+        let id = PolicyId::new(format!("{stem}/{}", policy.id()));
+        set.add(policy.new_id(id)).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Evaluates requests against the current policies; cheap to share.

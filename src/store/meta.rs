@@ -2,46 +2,23 @@
 //! upload sessions exist. All SQL of the store lives here, written to run on SQLite and
 //! PostgreSQL alike (`$n` parameters, BIGINT times in Unix milliseconds).
 //!
-//! SQLite runs in WAL mode with a pool of readers and a single writer connection; write
-//! transactions start with `BEGIN IMMEDIATE`, so they are serialised in-process and
-//! across processes (e.g. `gatehouse gc` beside a running server), and a decision made
-//! inside one (such as "this blob is absent, store its bytes") cannot be raced.
+//! Write transactions (`WriteTx`) go through the database's single writer with
+//! `BEGIN IMMEDIATE` (see `crate::db`), so a decision made inside one (such as "this
+//! blob is absent, store its bytes") cannot be raced.
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use crate::db::Database;
+pub use crate::db::now_ms;
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
     #[error("metadata database: {0}")]
     Db(#[from] sqlx::Error),
-    #[error("metadata migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
 pub type MetaResult<T> = Result<T, MetaError>;
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-fn migrator() -> Migrator {
-    use sqlx::SqlSafeStr;
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "store".into(),
-        MigrationType::Simple,
-        include_str!("../../migrations/sqlite/0001_store.sql").into_sql_str(),
-        false,
-    )])
-}
 
 /// A manifest as stored, with what is needed to serve it.
 #[derive(Debug, Clone)]
@@ -91,31 +68,12 @@ pub struct MetaStore {
 }
 
 impl MetaStore {
-    /// Open (creating if needed) the SQLite database at `path` and apply migrations.
-    pub async fn open_sqlite(path: &Path) -> MetaResult<Self> {
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL in WAL mode is durable across process crashes (kill -9); only an OS
-            // crash can lose the last commits, never corrupt the database.
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts.clone())
-            .await?;
-        migrator().run(&write).await?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(opts.read_only(true))
-            .await?;
-        Ok(Self {
-            read,
-            write,
+    pub fn new(db: &Database) -> Self {
+        Self {
+            read: db.read.clone(),
+            write: db.write.clone(),
             repo_ids: Arc::default(),
-        })
+        }
     }
 
     /// Start a serialised write transaction.

@@ -17,6 +17,7 @@ pub mod manifests;
 pub mod meta;
 pub mod uploads;
 
+use crate::db::Database;
 use crate::error::{Error, ErrorCode, Result};
 use crate::oci::{Digest, Reference, RepoName, Tag};
 use blobs::{BlobStore, ByteStream, FsBlobStore};
@@ -31,8 +32,8 @@ use uploads::{StageError, Staging};
 pub enum OpenError {
     #[error("cannot create data directory {0}: {1}")]
     DataDir(PathBuf, std::io::Error),
-    #[error(transparent)]
-    Meta(#[from] meta::MetaError),
+    #[error("metadata database: {0}")]
+    Db(#[from] sqlx::Error),
 }
 
 /// Cheap to clone; all clones share one store.
@@ -59,11 +60,18 @@ impl Registry {
     /// Open the store in `data_dir` with the embedded defaults: SQLite metadata
     /// (`meta.db`) and blobs as files (`blobs/`), uploads staged in `uploads/`.
     pub async fn open(data_dir: &Path) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| OpenError::DataDir(data_dir.to_owned(), e))?;
+        let db = Database::open_sqlite(&data_dir.join("meta.db")).await?;
+        Self::open_with(&db, data_dir)
+    }
+
+    /// Open the store on an already open database, with blobs and staging in `data_dir`.
+    pub fn open_with(db: &Database, data_dir: &Path) -> Result<Self, OpenError> {
         for sub in ["blobs", "uploads"] {
             let d = data_dir.join(sub);
             std::fs::create_dir_all(&d).map_err(|e| OpenError::DataDir(d.clone(), e))?;
         }
-        let meta = MetaStore::open_sqlite(&data_dir.join("meta.db")).await?;
+        let meta = MetaStore::new(db);
         let blobs = Arc::new(FsBlobStore::new(data_dir.join("blobs")));
         Ok(Self::with_parts(meta, blobs, Staging::new(data_dir.join("uploads"))))
     }

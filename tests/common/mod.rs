@@ -56,7 +56,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = server::app(registry.clone());
+        let app = server::store_app(registry.clone());
         let shutdown = async {
             let _ = rx.await;
         };

@@ -15,6 +15,7 @@ fn claims(exp_offset: i64, nbf_offset: i64) -> Claims {
         iat: now as u64,
         jti: new_jti(),
         access: vec![Access::new("repository", "acme/web/app", &["pull"])],
+        cid: Some(7),
     }
 }
 

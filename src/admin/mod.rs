@@ -1,0 +1,579 @@
+//! The admin REST API (`/api/v1/…`, JSON): users, organisations, products, members,
+//! pull secrets and the audit log. It takes the same credentials as the registry
+//! (Basic, or a bearer token from `/v2/token`); what a caller may manage is decided by
+//! the same policies (`manage` on an organisation; global admins manage everything).
+//! Every change is audited. Errors are `{"error":{"code","message","field"?}}`.
+
+mod error;
+
+use crate::audit::Event;
+use crate::gateway::credentials::Secret;
+use crate::gateway::{AuthFailure, Gateway};
+use crate::identity::{NewPullSecret, valid_label};
+use crate::policy::{Action, Principal, Resource};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch};
+use axum::{Json, Router};
+use base64::Engine;
+pub use error::ApiError;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+
+type ApiResult<T = Response> = Result<T, ApiError>;
+
+pub fn router(gw: Gateway) -> Router {
+    Router::new()
+        .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/users", get(list_users).post(create_user))
+        .route("/api/v1/users/{username}", delete(delete_user))
+        .route("/api/v1/orgs", get(list_orgs).post(create_org))
+        .route("/api/v1/orgs/{org}", get(show_org))
+        .route("/api/v1/orgs/{org}/products", get(list_products).post(create_product))
+        .route("/api/v1/orgs/{org}/products/{product}", patch(update_product))
+        .route(
+            "/api/v1/orgs/{org}/members",
+            get(list_members).post(add_member).delete(remove_member),
+        )
+        .route("/api/v1/orgs/{org}/members/{username}", delete(remove_member_by_path))
+        .route(
+            "/api/v1/orgs/{org}/pull-secrets",
+            get(list_pull_secrets).post(create_pull_secret),
+        )
+        .route("/api/v1/orgs/{org}/pull-secrets/{name}", delete(revoke_pull_secret))
+        .route("/api/v1/orgs/{org}/audit", get(org_audit))
+        .route("/api/v1/audit", get(all_audit))
+        .fallback(|| async { ApiError::not_found("no such API endpoint") })
+        .with_state(gw)
+}
+
+/// The authenticated caller of an admin request.
+struct Admin {
+    actor: String,
+    principal: Principal,
+    remote: Option<SocketAddr>,
+}
+
+impl Admin {
+    async fn from_request(gw: &Gateway, headers: &HeaderMap, ext: &axum::http::Extensions) -> ApiResult<Self> {
+        let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        match gw.principal_from_header(value).await {
+            Ok(Some((actor, principal))) => Ok(Self {
+                actor,
+                principal,
+                remote: ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
+            }),
+            Ok(None) => Err(ApiError::unauthorized("credentials required")),
+            Err(AuthFailure::Malformed) => Err(ApiError::unauthorized("malformed Authorization header")),
+            Err(AuthFailure::BadCredentials) => Err(ApiError::unauthorized("invalid username or password")),
+            Err(AuthFailure::InvalidToken) => Err(ApiError::unauthorized("invalid or expired token")),
+            Err(AuthFailure::Internal(e)) => Err(ApiError::internal(&e)),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.principal {
+            Principal::PullSecret { .. } => "pull_secret",
+            Principal::User { .. } => "user",
+            Principal::Anonymous => "anonymous",
+        }
+    }
+
+    fn is_global_admin(&self) -> bool {
+        matches!(self.principal, Principal::User { global_admin: true, .. })
+    }
+
+    fn require_global_admin(&self) -> ApiResult<()> {
+        if self.is_global_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("only a global administrator may do this"))
+        }
+    }
+
+    /// Manage rights on `org` (org admins and global admins, by policy). An org that
+    /// does not exist and one the caller may not manage look the same to non-admins.
+    async fn require_manage(&self, gw: &Gateway, org: &str) -> ApiResult<()> {
+        let allowed = gw.allowed(&self.principal, Action::Manage, &Resource::Org { org: org.to_owned() });
+        if !allowed {
+            return Err(ApiError::forbidden(&format!("you may not manage organisation {org:?}")));
+        }
+        if gw.identities().org(org).await?.is_none() {
+            return Err(ApiError::not_found(&format!("no organisation {org:?}")));
+        }
+        Ok(())
+    }
+
+    fn has_binding_in(&self, org: &str) -> bool {
+        match &self.principal {
+            Principal::User { bindings, .. } => bindings.iter().any(|b| b.org == org),
+            Principal::PullSecret { org: o, .. } => o == org,
+            Principal::Anonymous => false,
+        }
+    }
+
+    fn audit(&self, gw: &Gateway, action: &str, org: Option<&str>, target: String) {
+        let mut e = Event::new(&self.actor, self.kind(), action, target).remote(self.remote);
+        if let Some(org) = org {
+            e = e.org(org);
+        }
+        gw.audit().record(e);
+    }
+}
+
+fn body<T>(json: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
+    json.map(|Json(v)| v).map_err(ApiError::from_json_rejection)
+}
+
+fn created(v: Value) -> Response {
+    (StatusCode::CREATED, Json(v)).into_response()
+}
+
+fn to_json<T: serde::Serialize>(v: T) -> ApiResult {
+    Ok(Json(serde_json::to_value(v).map_err(|e| ApiError::internal(&e))?).into_response())
+}
+
+async fn whoami(State(gw): State<Gateway>, headers: HeaderMap, ext: axum::http::Extensions) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    let bindings = match &a.principal {
+        Principal::User { bindings, .. } => bindings
+            .iter()
+            .map(|b| json!({"org": b.org, "product": b.product, "role": format!("{:?}", b.role)}))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Json(json!({
+        "username": a.actor,
+        "kind": a.kind(),
+        "global_admin": a.is_global_admin(),
+        "bindings": bindings,
+    }))
+    .into_response())
+}
+
+// === users ===
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    username: String,
+    password: String,
+    #[serde(default)]
+    global_admin: bool,
+}
+
+async fn list_users(State(gw): State<Gateway>, headers: HeaderMap, ext: axum::http::Extensions) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    a.require_global_admin()?;
+    to_json(gw.identities().users().await?)
+}
+
+async fn create_user(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    json: Result<Json<NewUser>, JsonRejection>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    a.require_global_admin()?;
+    let new = body(json)?;
+    let user = gw
+        .identities()
+        .create_user(&new.username, &Secret::new(new.password), new.global_admin)
+        .await?;
+    a.audit(&gw, "create_user", None, format!("user {}", user.username));
+    Ok(created(json!(user)))
+}
+
+async fn delete_user(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Path(username): Path<String>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    a.require_global_admin()?;
+    if username == a.actor {
+        return Err(ApiError::invalid("username", "you cannot delete yourself"));
+    }
+    gw.identities().delete_user(&username).await?;
+    gw.changed();
+    a.audit(&gw, "delete_user", None, format!("user {username}"));
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// === organisations ===
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewOrg {
+    label: String,
+    #[serde(default)]
+    name: String,
+}
+
+async fn list_orgs(State(gw): State<Gateway>, headers: HeaderMap, ext: axum::http::Extensions) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    let orgs = gw.identities().orgs().await?;
+    let visible: Vec<_> = orgs
+        .into_iter()
+        .filter(|o| a.is_global_admin() || a.has_binding_in(&o.label))
+        .collect();
+    to_json(visible)
+}
+
+async fn create_org(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    json: Result<Json<NewOrg>, JsonRejection>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    a.require_global_admin()?;
+    let new = body(json)?;
+    let org = gw.identities().create_org(&new.label, &new.name).await?;
+    a.audit(&gw, "create_org", Some(&org.label), format!("org {}", org.label));
+    Ok(created(json!(org)))
+}
+
+async fn show_org(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Path(org): Path<String>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    if !(a.is_global_admin() || a.has_binding_in(&org)) {
+        return Err(ApiError::not_found(&format!("no organisation {org:?}")));
+    }
+    match gw.identities().org(&org).await? {
+        Some(o) => to_json(o),
+        None => Err(ApiError::not_found(&format!("no organisation {org:?}"))),
+    }
+}
+
+// === products ===
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewProduct {
+    label: String,
+    #[serde(default)]
+    public: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProductUpdate {
+    public: bool,
+}
+
+async fn list_products(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Path(org): Path<String>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    if !(a.is_global_admin() || a.has_binding_in(&org)) {
+        return Err(ApiError::not_found(&format!("no organisation {org:?}")));
+    }
+    to_json(gw.identities().products(&org).await?)
+}
+
+async fn create_product(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Path(org): Path<String>,
+    json: Result<Json<NewProduct>, JsonRejection>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    a.require_manage(&gw, &org).await?;
+    let new = body(json)?;
+    let p = gw.identities().create_product(&org, &new.label, new.public).await?;
+    gw.changed();
+    a.audit(&gw, "create_product", Some(&org), format!("{org}/{}", p.label));
+    Ok(created(json!(p)))
+}
+
+async fn update_product(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Path((org, product)): Path<(String, String)>,
+    json: Result<Json<ProductUpdate>, JsonRejection>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    a.require_manage(&gw, &org).await?;
+    let upd = body(json)?;
+    let p = gw.identities().set_product_public(&org, &product, upd.public).await?;
+    gw.changed();
+    a.audit(
+        &gw,
+        "update_product",
+        Some(&org),
+        format!("{org}/{product} public={}", upd.public),
+    );
+    to_json(p)
+}
+
+// === members ===
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberRequest {
+    username: String,
+    role: String,
+    product: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberFilter {
+    role: Option<String>,
+    product: Option<String>,
+}
+
+async fn list_members(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Path(org): Path<String>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    a.require_manage(&gw, &org).await?;
+    to_json(gw.identities().members(&org).await?)
+}
+
+async fn add_member(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Path(org): Path<String>,
+    json: Result<Json<MemberRequest>, JsonRejection>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    a.require_manage(&gw, &org).await?;
+    let m = body(json)?;
+    let member = gw
+        .identities()
+        .add_member(&org, &m.username, &m.role, m.product.as_deref())
+        .await?;
+    gw.changed();
+    a.audit(
+        &gw,
+        "add_member",
+        Some(&org),
+        format!(
+            "{} as {} on {org}{}",
+            m.username,
+            member.role,
+            product_suffix(&m.product)
+        ),
+    );
+    Ok(created(json!(member)))
+}
+
+fn product_suffix(p: &Option<String>) -> String {
+    p.as_ref().map(|p| format!("/{p}")).unwrap_or_default()
+}
+
+async fn remove_member(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Path(org): Path<String>,
+    json: Result<Json<MemberRequest>, JsonRejection>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    a.require_manage(&gw, &org).await?;
+    let m = body(json)?;
+    remove(&gw, &a, &org, &m.username, Some(&m.role), m.product).await
+}
+
+async fn remove_member_by_path(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Path((org, username)): Path<(String, String)>,
+    Query(filter): Query<MemberFilter>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    a.require_manage(&gw, &org).await?;
+    remove(&gw, &a, &org, &username, filter.role.as_deref(), filter.product).await
+}
+
+async fn remove(
+    gw: &Gateway,
+    a: &Admin,
+    org: &str,
+    username: &str,
+    role: Option<&str>,
+    product: Option<String>,
+) -> ApiResult {
+    gw.identities()
+        .remove_member(org, username, role, product.as_deref())
+        .await?;
+    gw.changed();
+    a.audit(
+        gw,
+        "remove_member",
+        Some(org),
+        format!(
+            "{username} as {} on {org}{}",
+            role.unwrap_or("any role"),
+            product_suffix(&product)
+        ),
+    );
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// === pull secrets ===
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PullSecretRequest {
+    name: String,
+    products: Option<Vec<String>>,
+    actions: Option<Vec<String>>,
+    expires_in_days: Option<u32>,
+}
+
+async fn list_pull_secrets(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Path(org): Path<String>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    a.require_manage(&gw, &org).await?;
+    to_json(gw.identities().pull_secrets(&org).await?)
+}
+
+async fn create_pull_secret(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Path(org): Path<String>,
+    json: Result<Json<PullSecretRequest>, JsonRejection>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    a.require_manage(&gw, &org).await?;
+    let req = body(json)?;
+    let actions = req.actions.unwrap_or_else(|| vec!["pull".to_owned()]);
+    if let Some(bad) = actions.iter().find(|x| *x != "pull" && *x != "push") {
+        return Err(ApiError::invalid(
+            "actions",
+            &format!("unknown action {bad:?}: use pull and push"),
+        ));
+    }
+    if !actions.iter().any(|x| x == "pull") {
+        return Err(ApiError::invalid("actions", "must include pull"));
+    }
+    if let Some(products) = &req.products
+        && let Some(bad) = products.iter().find(|p| !valid_label(p))
+    {
+        return Err(ApiError::invalid(
+            "products",
+            &format!("{bad:?} is not a product label"),
+        ));
+    }
+    let made = gw
+        .identities()
+        .create_pull_secret(NewPullSecret {
+            org: org.clone(),
+            name: req.name,
+            products: req.products,
+            can_push: actions.iter().any(|x| x == "push"),
+            expires_in_days: req.expires_in_days,
+            created_by: a.actor.clone(),
+        })
+        .await?;
+    a.audit(
+        &gw,
+        "create_pull_secret",
+        Some(&org),
+        format!("pull secret {}", made.username),
+    );
+    // The registry host as clients reach it: the key of the config.json entry.
+    let base = gw.base_url(&headers);
+    let host = base.split_once("://").map_or(base.as_str(), |(_, h)| h).to_owned();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", made.username, made.secret.expose()));
+    Ok(created(json!({
+        "username": made.username,
+        "secret": made.secret.expose(),
+        "dockerconfigjson": { "auths": { host: { "auth": auth } } },
+        "pull_secret": made.info,
+    })))
+}
+
+async fn revoke_pull_secret(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Path((org, name)): Path<(String, String)>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    a.require_manage(&gw, &org).await?;
+    gw.identities().revoke_pull_secret(&org, &name).await?;
+    gw.changed();
+    a.audit(
+        &gw,
+        "revoke_pull_secret",
+        Some(&org),
+        format!("pull secret {org}-{name}"),
+    );
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// === audit ===
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditPage {
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn audit_page(gw: &Gateway, org: Option<&str>, page: AuditPage) -> ApiResult {
+    let limit = page.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
+    }
+    let events = gw
+        .audit()
+        .page(org, page.before, limit)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let next = (events.len() as u32 == limit)
+        .then(|| events.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(json!({ "events": events, "next_before": next })).into_response())
+}
+
+async fn org_audit(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Path(org): Path<String>,
+    Query(page): Query<AuditPage>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    a.require_manage(&gw, &org).await?;
+    audit_page(&gw, Some(&org), page).await
+}
+
+async fn all_audit(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Query(page): Query<AuditPage>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    a.require_global_admin()?;
+    audit_page(&gw, None, page).await
+}

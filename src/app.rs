@@ -1,0 +1,124 @@
+//! Assembly of a running gatehouse from its settings: the database, the store (unless
+//! requests go to a remote backend), identities and the first administrator, policies,
+//! token keys, the audit log, the gateway and the admin API. `gatehouse serve` and the
+//! integration tests build it the same way.
+
+use crate::audit::{AuditLog, Retention};
+use crate::config::Config;
+use crate::db::Database;
+use crate::gateway::backend::{Backend, Http, InProcess};
+use crate::gateway::credentials::Secret;
+use crate::gateway::token::Keyring;
+use crate::gateway::{self, Gateway};
+use crate::identity::Identities;
+use crate::policy::{Authorizer, Policies};
+use crate::{admin, server, store};
+use axum::Router;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot create data directory {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error("metadata database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Store(#[from] store::OpenError),
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error(transparent)]
+    Keys(#[from] crate::gateway::token::TokenError),
+    #[error(transparent)]
+    Backend(#[from] crate::gateway::backend::BackendError),
+}
+
+pub struct App {
+    pub router: Router,
+    pub gateway: Gateway,
+    /// `None` when requests go to a remote backend.
+    pub registry: Option<store::Registry>,
+    pub db: Database,
+    /// The generated password of `admin`, on the first start only.
+    pub initial_admin_password: Option<Secret>,
+    /// Where the generated password was written.
+    pub initial_admin_password_file: PathBuf,
+    /// Which policy files are in force.
+    pub policy_files: Vec<PathBuf>,
+}
+
+/// The policy directory to use: the configured one, else `./policies` if present.
+fn policy_dir(cfg: &Config) -> Option<PathBuf> {
+    cfg.policy_dir.clone().or_else(|| {
+        let local = PathBuf::from("policies");
+        local.is_dir().then_some(local)
+    })
+}
+
+/// Build the gateway application. `admin_password` is used for `admin` on the first
+/// start only (from `GATEHOUSE_ADMIN_PASSWORD`); without it one is generated.
+pub async fn build(cfg: &Config, admin_password: Option<Secret>, tls: bool) -> Result<App, BuildError> {
+    let data = &cfg.data_dir;
+    std::fs::create_dir_all(data).map_err(|e| BuildError::DataDir(data.clone(), e))?;
+    let db = Database::open_sqlite(&data.join("meta.db")).await?;
+
+    let (backend, registry): (Arc<dyn Backend>, _) = match &cfg.backend {
+        Some(url) => (Arc::new(Http::new(url)?), None),
+        None => {
+            let registry = store::Registry::open_with(&db, data)?;
+            (
+                Arc::new(InProcess::new(store::http::router(registry.clone()))),
+                Some(registry),
+            )
+        }
+    };
+
+    let identities = Identities::new(&db)?;
+    let password_file = data.join("initial-admin-password");
+    let initial_admin_password = identities.bootstrap_admin(admin_password, &password_file).await?;
+
+    let dir = policy_dir(cfg);
+    let policies = match &dir {
+        Some(d) => Policies::load_dir(d)?,
+        None => Policies::builtin()?,
+    };
+    let policy_files = policies.files().to_vec();
+    let keys_dir = data.join("keys");
+    let keyring = Keyring::load_or_create(&keys_dir)?;
+    let audit = AuditLog::start(
+        &db,
+        Retention {
+            max_age: cfg.audit_retention(),
+            max_events: cfg.audit_max_events,
+        },
+    );
+    let gateway = Gateway::new(gateway::Parts {
+        settings: gateway::Settings {
+            service: cfg.service.clone(),
+            issuer: cfg.token_issuer.clone(),
+            token_ttl: cfg.token_lifetime(),
+            refresh_ttl: cfg.refresh_token_lifetime(),
+            public_url: cfg.public_url.clone(),
+            tls,
+            policy_dir: dir,
+        },
+        identities,
+        authorizer: Authorizer::new(policies),
+        keyring,
+        keys_dir,
+        backend,
+        audit,
+    });
+    let router = server::with_request_log(gateway.router().merge(admin::router(gateway.clone())));
+    Ok(App {
+        router,
+        gateway,
+        registry,
+        db,
+        initial_admin_password,
+        initial_admin_password_file: password_file,
+        policy_files,
+    })
+}

@@ -1,0 +1,838 @@
+//! Who exists and what they are bound to: users, organisations, products, role
+//! bindings and pull secrets, kept in the metadata database.
+//!
+//! `Identities` authenticates credentials (Argon2id, with a short-lived cache of
+//! verified credentials so token requests stay fast) and turns a token's subject back
+//! into a policy `Principal` on every request (cached for a few seconds, and dropped
+//! at once on any change made through this process), which is what makes a revoked
+//! pull secret stop working on its next request rather than when its token expires.
+
+mod records;
+
+use crate::db::{Database, now_ms};
+use crate::gateway::credentials::{Secret, hash_password, validate_account_name, verify_password};
+use crate::policy::{Principal, Role, RoleBinding};
+use base64::Engine;
+use moka::sync::Cache;
+use ring::rand::{SecureRandom, SystemRandom};
+use sha2::{Digest as _, Sha256};
+use sqlx::Row;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+pub use records::{Member, Org, Product, PullSecretInfo, User};
+
+/// Labels of organisations and products: `[a-z0-9]+([._-][a-z0-9]+)*`, at most 64.
+pub fn valid_label(s: &str) -> bool {
+    if s.is_empty() || s.len() > 64 {
+        return false;
+    }
+    let b = s.as_bytes();
+    let sep = |c: u8| matches!(c, b'.' | b'_' | b'-');
+    let word = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    word(b[0])
+        && word(b[b.len() - 1])
+        && b.iter().all(|&c| word(c) || sep(c))
+        && !b.windows(2).any(|w| sep(w[0]) && sep(w[1]))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A request field is wrong: (field, why).
+    #[error("{0}: {1}")]
+    Invalid(&'static str, String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("hashing a credential failed")]
+    Hash,
+}
+
+pub type IdResult<T> = Result<T, IdentityError>;
+
+/// Who a verified credential or token subject is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// `users.id` or `pull_secrets.id`: tokens carry it, so a credential re-created
+    /// under the same name never inherits the old one's tokens.
+    pub id: i64,
+    pub username: String,
+    pub kind: AccountKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountKind {
+    User,
+    PullSecret,
+}
+
+impl AccountKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::PullSecret => "pull_secret",
+        }
+    }
+}
+
+/// What a pull secret may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPullSecret {
+    pub org: String,
+    pub name: String,
+    /// `None`: every product of the org.
+    pub products: Option<Vec<String>>,
+    pub can_push: bool,
+    pub expires_in_days: Option<u32>,
+    pub created_by: String,
+}
+
+/// A pull secret just created: the only time its secret is known.
+#[derive(Debug, Clone)]
+pub struct CreatedPullSecret {
+    pub username: String,
+    pub secret: Secret,
+    pub info: PullSecretInfo,
+}
+
+/// How long a verified username/password pair is remembered. Changes made through this
+/// process (revocation, deletion) clear it at once; this bounds how long another
+/// replica may still accept a revoked credential.
+const CREDENTIAL_CACHE_TTL: Duration = Duration::from_secs(60);
+/// How long a principal and its bindings, or a product, is remembered between requests.
+const PRINCIPAL_CACHE_TTL: Duration = Duration::from_secs(5);
+/// `last_used_at` of a pull secret is written at most this often.
+const LAST_USE_RESOLUTION_MS: i64 = 60_000;
+
+#[derive(Clone)]
+pub struct Identities {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    /// sha256(username NUL password) -> account.
+    verified: Cache<[u8; 32], Account>,
+    /// (username, id) -> principal, `None` when gone.
+    principals: Cache<(String, i64), Option<Principal>>,
+    /// (org, product) -> product, `None` when absent.
+    products: Cache<(String, String), Option<Product>>,
+    /// pull secret id -> when `last_used_at` was last written.
+    last_use_written: Cache<i64, i64>,
+    /// Argon2id takes ~20 MiB and tens of ms: never more at once than there are cores,
+    /// so a flood of bad passwords cannot exhaust memory.
+    hashing: Semaphore,
+    /// Compared against for unknown usernames, so that they take as long as wrong passwords.
+    dummy_hash: String,
+}
+
+impl Identities {
+    pub fn new(db: &Database) -> IdResult<Self> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let dummy_hash = hash_password(&Secret::new(random_secret())).map_err(|_| IdentityError::Hash)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db: db.clone(),
+                verified: Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(CREDENTIAL_CACHE_TTL)
+                    .build(),
+                principals: Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(PRINCIPAL_CACHE_TTL)
+                    .build(),
+                products: Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(PRINCIPAL_CACHE_TTL)
+                    .build(),
+                last_use_written: Cache::builder().max_capacity(100_000).build(),
+                hashing: Semaphore::new(cores),
+                dummy_hash,
+            }),
+        })
+    }
+
+    fn db(&self) -> &Database {
+        &self.inner.db
+    }
+
+    /// Forget every cached credential, principal and product: called after any change.
+    pub fn invalidate(&self) {
+        self.inner.verified.invalidate_all();
+        self.inner.principals.invalidate_all();
+        self.inner.products.invalidate_all();
+    }
+
+    // === bootstrap ===
+
+    /// On first start (no user at all), create the global administrator `admin` with
+    /// `password`, or with a generated one that is written to `password_file` (mode
+    /// 0600) and returned so it can be printed once.
+    pub async fn bootstrap_admin(&self, password: Option<Secret>, password_file: &Path) -> IdResult<Option<Secret>> {
+        let any = sqlx::query("SELECT 1 FROM users LIMIT 1")
+            .fetch_optional(&self.db().read)
+            .await?;
+        if any.is_some() {
+            return Ok(None);
+        }
+        let (password, generated) = match password {
+            Some(p) if !p.expose().is_empty() => (p, false),
+            _ => (Secret::new(random_secret()), true),
+        };
+        if generated {
+            write_private(password_file, password.expose().as_bytes()).map_err(|e| {
+                IdentityError::Invalid("initial-admin-password", format!("{}: {e}", password_file.display()))
+            })?;
+        }
+        self.create_user("admin", &password, true).await?;
+        Ok(generated.then_some(password))
+    }
+
+    // === authentication ===
+
+    /// The account whose credentials these are, or `None` (unknown, wrong, expired).
+    pub async fn authenticate(&self, username: &str, password: &Secret) -> IdResult<Option<Account>> {
+        let key = credential_key(username, password);
+        if let Some(account) = self.inner.verified.get(&key) {
+            self.note_use(&account).await;
+            return Ok(Some(account));
+        }
+        let candidate = self.credential_row(username).await?;
+        let hash = candidate
+            .as_ref()
+            .map_or(self.inner.dummy_hash.clone(), |(_, h)| h.clone());
+        let ok = {
+            let _permit = self.inner.hashing.acquire().await.map_err(|_| IdentityError::Hash)?;
+            let password = password.clone();
+            tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+                .await
+                .map_err(|_| IdentityError::Hash)?
+        };
+        match candidate {
+            Some((account, _)) if ok => {
+                self.inner.verified.insert(key, account.clone());
+                self.note_use(&account).await;
+                Ok(Some(account))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The account named `username` with its stored hash, if it may log in now.
+    async fn credential_row(&self, username: &str) -> IdResult<Option<(Account, String)>> {
+        let row = sqlx::query(
+            "SELECT id, secret_hash FROM pull_secrets WHERE username = $1 AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(username)
+        .bind(now_ms())
+        .fetch_optional(&self.db().read)
+        .await?;
+        if let Some(r) = row {
+            let account = Account {
+                id: r.get(0),
+                username: username.to_owned(),
+                kind: AccountKind::PullSecret,
+            };
+            return Ok(Some((account, r.get(1))));
+        }
+        let row = sqlx::query("SELECT id, password_hash FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.db().read)
+            .await?;
+        Ok(row.map(|r| {
+            let account = Account {
+                id: r.get(0),
+                username: username.to_owned(),
+                kind: AccountKind::User,
+            };
+            (account, r.get(1))
+        }))
+    }
+
+    /// Record a pull secret's last use, at most once a minute per secret.
+    async fn note_use(&self, account: &Account) {
+        if account.kind != AccountKind::PullSecret {
+            return;
+        }
+        let now = now_ms();
+        if self
+            .inner
+            .last_use_written
+            .get(&account.id)
+            .is_some_and(|at| now - at < LAST_USE_RESOLUTION_MS)
+        {
+            return;
+        }
+        self.inner.last_use_written.insert(account.id, now);
+        let r = sqlx::query("UPDATE pull_secrets SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(account.id)
+            .execute(&self.db().write)
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "recording a pull secret's last use failed");
+        }
+    }
+
+    /// The current principal of a token subject, or `None` when that account no longer
+    /// exists, was re-created (another id), or has expired.
+    pub async fn principal(&self, username: &str, id: i64) -> IdResult<Option<Principal>> {
+        let key = (username.to_owned(), id);
+        if let Some(p) = self.inner.principals.get(&key) {
+            return Ok(p);
+        }
+        let p = self.load_principal(username, id).await?;
+        self.inner.principals.insert(key, p.clone());
+        Ok(p)
+    }
+
+    async fn load_principal(&self, username: &str, id: i64) -> IdResult<Option<Principal>> {
+        let row = sqlx::query(
+            "SELECT org, products, can_push FROM pull_secrets \
+             WHERE id = $1 AND username = $2 AND (expires_at IS NULL OR expires_at > $3)",
+        )
+        .bind(id)
+        .bind(username)
+        .bind(now_ms())
+        .fetch_optional(&self.db().read)
+        .await?;
+        if let Some(r) = row {
+            let products: Option<String> = r.get(1);
+            return Ok(Some(Principal::PullSecret {
+                name: username.to_owned(),
+                org: r.get(0),
+                products: products.and_then(|p| serde_json::from_str(&p).ok()),
+                can_push: r.get::<i64, _>(2) != 0,
+            }));
+        }
+        let row = sqlx::query("SELECT global_admin FROM users WHERE id = $1 AND username = $2")
+            .bind(id)
+            .bind(username)
+            .fetch_optional(&self.db().read)
+            .await?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let rows = sqlx::query("SELECT org, product, role FROM role_bindings WHERE user_id = $1 ORDER BY org, product")
+            .bind(id)
+            .fetch_all(&self.db().read)
+            .await?;
+        let bindings = rows
+            .into_iter()
+            .filter_map(|b| {
+                let product: String = b.get(1);
+                Some(RoleBinding {
+                    org: b.get(0),
+                    product: (!product.is_empty()).then_some(product),
+                    role: parse_role(b.get::<&str, _>(2))?,
+                })
+            })
+            .collect();
+        Ok(Some(Principal::User {
+            name: username.to_owned(),
+            global_admin: r.get::<i64, _>(0) != 0,
+            bindings,
+        }))
+    }
+
+    // === users ===
+
+    pub async fn create_user(&self, username: &str, password: &Secret, global_admin: bool) -> IdResult<User> {
+        validate_account_name(username).map_err(|e| IdentityError::Invalid("username", e.to_string()))?;
+        validate_password(password)?;
+        let hash = self.hash(password).await?;
+        let mut tx = self.db().write.begin_with("BEGIN IMMEDIATE").await?;
+        let taken = sqlx::query(
+            "SELECT 1 FROM users WHERE username = $1 UNION ALL SELECT 1 FROM pull_secrets WHERE username = $1",
+        )
+        .bind(username)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if taken.is_some() {
+            return Err(IdentityError::Conflict(format!("username {username:?} is taken")));
+        }
+        let now = now_ms();
+        let id: i64 = sqlx::query(
+            "INSERT INTO users (username, password_hash, global_admin, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(username)
+        .bind(&hash)
+        .bind(i64::from(global_admin))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .get(0);
+        tx.commit().await?;
+        self.invalidate();
+        Ok(User {
+            id,
+            username: username.to_owned(),
+            global_admin,
+            created_at: now,
+        })
+    }
+
+    pub async fn set_password(&self, username: &str, password: &Secret) -> IdResult<()> {
+        validate_password(password)?;
+        let hash = self.hash(password).await?;
+        let r = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
+            .bind(&hash)
+            .bind(username)
+            .execute(&self.db().write)
+            .await?;
+        self.invalidate();
+        if r.rows_affected() == 0 {
+            return Err(IdentityError::NotFound(format!("no user {username:?}")));
+        }
+        Ok(())
+    }
+
+    pub async fn users(&self) -> IdResult<Vec<User>> {
+        let rows = sqlx::query("SELECT id, username, global_admin, created_at FROM users ORDER BY username")
+            .fetch_all(&self.db().read)
+            .await?;
+        Ok(rows.into_iter().map(records::user).collect())
+    }
+
+    pub async fn delete_user(&self, username: &str) -> IdResult<()> {
+        let r = sqlx::query("DELETE FROM users WHERE username = $1")
+            .bind(username)
+            .execute(&self.db().write)
+            .await?;
+        self.invalidate();
+        if r.rows_affected() == 0 {
+            return Err(IdentityError::NotFound(format!("no user {username:?}")));
+        }
+        Ok(())
+    }
+
+    async fn hash(&self, secret: &Secret) -> IdResult<String> {
+        let _permit = self.inner.hashing.acquire().await.map_err(|_| IdentityError::Hash)?;
+        let secret = secret.clone();
+        tokio::task::spawn_blocking(move || hash_password(&secret))
+            .await
+            .map_err(|_| IdentityError::Hash)?
+            .map_err(|_| IdentityError::Hash)
+    }
+
+    // === organisations and products ===
+
+    pub async fn create_org(&self, label: &str, name: &str) -> IdResult<Org> {
+        check_label("label", label)?;
+        let name = if name.trim().is_empty() { label } else { name.trim() };
+        let now = now_ms();
+        let r = sqlx::query("INSERT INTO orgs (label, name, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(label)
+            .bind(name)
+            .bind(now)
+            .execute(&self.db().write)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(IdentityError::Conflict(format!("organisation {label:?} exists")));
+        }
+        Ok(Org {
+            label: label.to_owned(),
+            name: name.to_owned(),
+            created_at: now,
+        })
+    }
+
+    pub async fn orgs(&self) -> IdResult<Vec<Org>> {
+        let rows = sqlx::query("SELECT label, name, created_at FROM orgs ORDER BY label")
+            .fetch_all(&self.db().read)
+            .await?;
+        Ok(rows.into_iter().map(records::org).collect())
+    }
+
+    pub async fn org(&self, label: &str) -> IdResult<Option<Org>> {
+        let row = sqlx::query("SELECT label, name, created_at FROM orgs WHERE label = $1")
+            .bind(label)
+            .fetch_optional(&self.db().read)
+            .await?;
+        Ok(row.map(records::org))
+    }
+
+    async fn require_org(&self, label: &str) -> IdResult<()> {
+        match self.org(label).await? {
+            Some(_) => Ok(()),
+            None => Err(IdentityError::NotFound(format!("no organisation {label:?}"))),
+        }
+    }
+
+    /// Create a product; `Conflict` when it exists.
+    pub async fn create_product(&self, org: &str, label: &str, public: bool) -> IdResult<Product> {
+        check_label("label", label)?;
+        self.require_org(org).await?;
+        let now = now_ms();
+        let r = sqlx::query(
+            "INSERT INTO products (org, label, public, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(org)
+        .bind(label)
+        .bind(i64::from(public))
+        .bind(now)
+        .execute(&self.db().write)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(IdentityError::Conflict(format!("product {org}/{label} exists")));
+        }
+        self.inner.products.invalidate(&(org.to_owned(), label.to_owned()));
+        Ok(Product {
+            org: org.to_owned(),
+            label: label.to_owned(),
+            public,
+            created_at: now,
+        })
+    }
+
+    /// The product, creating it (private) when missing: the first push to a new
+    /// product. Concurrent first pushes all succeed and create one product.
+    pub async fn ensure_product(&self, org: &str, label: &str) -> IdResult<bool> {
+        if self.product(org, label).await?.is_some() {
+            return Ok(false);
+        }
+        let r = sqlx::query(
+            "INSERT INTO products (org, label, public, created_at) VALUES ($1, $2, 0, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(org)
+        .bind(label)
+        .bind(now_ms())
+        .execute(&self.db().write)
+        .await?;
+        self.inner.products.invalidate(&(org.to_owned(), label.to_owned()));
+        Ok(r.rows_affected() > 0)
+    }
+
+    pub async fn set_product_public(&self, org: &str, label: &str, public: bool) -> IdResult<Product> {
+        let r = sqlx::query("UPDATE products SET public = $1 WHERE org = $2 AND label = $3")
+            .bind(i64::from(public))
+            .bind(org)
+            .bind(label)
+            .execute(&self.db().write)
+            .await?;
+        self.invalidate();
+        if r.rows_affected() == 0 {
+            return Err(IdentityError::NotFound(format!("no product {org}/{label}")));
+        }
+        self.product(org, label)
+            .await?
+            .ok_or_else(|| IdentityError::NotFound(format!("no product {org}/{label}")))
+    }
+
+    pub async fn product(&self, org: &str, label: &str) -> IdResult<Option<Product>> {
+        let key = (org.to_owned(), label.to_owned());
+        if let Some(p) = self.inner.products.get(&key) {
+            return Ok(p);
+        }
+        let row = sqlx::query("SELECT org, label, public, created_at FROM products WHERE org = $1 AND label = $2")
+            .bind(org)
+            .bind(label)
+            .fetch_optional(&self.db().read)
+            .await?;
+        let p = row.map(records::product);
+        self.inner.products.insert(key, p.clone());
+        Ok(p)
+    }
+
+    pub async fn products(&self, org: &str) -> IdResult<Vec<Product>> {
+        self.require_org(org).await?;
+        let rows = sqlx::query("SELECT org, label, public, created_at FROM products WHERE org = $1 ORDER BY label")
+            .bind(org)
+            .fetch_all(&self.db().read)
+            .await?;
+        Ok(rows.into_iter().map(records::product).collect())
+    }
+
+    // === members ===
+
+    pub async fn add_member(&self, org: &str, username: &str, role: &str, product: Option<&str>) -> IdResult<Member> {
+        let parsed = parse_role(role).ok_or_else(|| {
+            IdentityError::Invalid(
+                "role",
+                format!("unknown role {role:?}: use org_admin, pusher or viewer"),
+            )
+        })?;
+        self.require_org(org).await?;
+        if let Some(p) = product {
+            check_label("product", p)?;
+            if self.product(org, p).await?.is_none() {
+                return Err(IdentityError::NotFound(format!("no product {org}/{p}")));
+            }
+            if parsed == Role::OrgAdmin {
+                return Err(IdentityError::Invalid(
+                    "role",
+                    "org_admin is bound to the whole organisation, not to a product".into(),
+                ));
+            }
+        }
+        let user_id: i64 = sqlx::query("SELECT id FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.db().read)
+            .await?
+            .ok_or_else(|| IdentityError::NotFound(format!("no user {username:?}")))?
+            .get(0);
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO role_bindings (user_id, org, product, role, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(org)
+        .bind(product.unwrap_or(""))
+        .bind(role_str(parsed))
+        .bind(now)
+        .execute(&self.db().write)
+        .await?;
+        self.invalidate();
+        Ok(Member {
+            username: username.to_owned(),
+            role: role_str(parsed).to_owned(),
+            product: product.map(str::to_owned),
+            created_at: now,
+        })
+    }
+
+    pub async fn remove_member(
+        &self,
+        org: &str,
+        username: &str,
+        role: Option<&str>,
+        product: Option<&str>,
+    ) -> IdResult<u64> {
+        let r = sqlx::query(
+            "DELETE FROM role_bindings WHERE org = $1 AND product = $2 \
+             AND user_id = (SELECT id FROM users WHERE username = $3) AND ($4 = '' OR role = $4)",
+        )
+        .bind(org)
+        .bind(product.unwrap_or(""))
+        .bind(username)
+        .bind(role.unwrap_or(""))
+        .execute(&self.db().write)
+        .await?;
+        self.invalidate();
+        if r.rows_affected() == 0 {
+            return Err(IdentityError::NotFound(format!(
+                "{username:?} has no such role in {org:?}"
+            )));
+        }
+        Ok(r.rows_affected())
+    }
+
+    pub async fn members(&self, org: &str) -> IdResult<Vec<Member>> {
+        self.require_org(org).await?;
+        let rows = sqlx::query(
+            "SELECT u.username, b.role, b.product, b.created_at FROM role_bindings b \
+             JOIN users u ON u.id = b.user_id WHERE b.org = $1 ORDER BY u.username, b.product, b.role",
+        )
+        .bind(org)
+        .fetch_all(&self.db().read)
+        .await?;
+        Ok(rows.into_iter().map(records::member).collect())
+    }
+
+    // === pull secrets ===
+
+    pub async fn create_pull_secret(&self, new: NewPullSecret) -> IdResult<CreatedPullSecret> {
+        check_label("name", &new.name)?;
+        self.require_org(&new.org).await?;
+        if let Some(products) = &new.products {
+            if products.is_empty() {
+                return Err(IdentityError::Invalid(
+                    "products",
+                    "an empty list grants nothing; leave it out for every product of the organisation".into(),
+                ));
+            }
+            for p in products {
+                if self.product(&new.org, p).await?.is_none() {
+                    return Err(IdentityError::Invalid(
+                        "products",
+                        format!("no product {}/{p}", new.org),
+                    ));
+                }
+            }
+        }
+        if new.expires_in_days == Some(0) {
+            return Err(IdentityError::Invalid("expires_in_days", "must be at least 1".into()));
+        }
+        // Org and name are labels, so the name needs no quoting anywhere.
+        let username = format!("{}-{}", new.org, new.name);
+        validate_account_name(&username).map_err(|e| IdentityError::Invalid("name", e.to_string()))?;
+        let secret = Secret::new(format!("gps_{}", random_secret()));
+        let hash = self.hash(&secret).await?;
+        let now = now_ms();
+        let expires_at = new.expires_in_days.map(|d| now + i64::from(d) * 86_400_000);
+        let products_json = new.products.as_ref().map(|p| serde_json::json!(p).to_string());
+        let mut tx = self.db().write.begin_with("BEGIN IMMEDIATE").await?;
+        let taken = sqlx::query(
+            "SELECT 1 FROM users WHERE username = $1 UNION ALL SELECT 1 FROM pull_secrets WHERE username = $1 \
+             UNION ALL SELECT 1 FROM pull_secrets WHERE org = $2 AND name = $3",
+        )
+        .bind(&username)
+        .bind(&new.org)
+        .bind(&new.name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if taken.is_some() {
+            return Err(IdentityError::Conflict(format!(
+                "a pull secret or user named {username:?} exists"
+            )));
+        }
+        let id: i64 = sqlx::query(
+            "INSERT INTO pull_secrets (username, org, name, secret_hash, products, can_push, expires_at, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(&username)
+        .bind(&new.org)
+        .bind(&new.name)
+        .bind(&hash)
+        .bind(&products_json)
+        .bind(i64::from(new.can_push))
+        .bind(expires_at)
+        .bind(&new.created_by)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .get(0);
+        tx.commit().await?;
+        let info = PullSecretInfo {
+            id,
+            username: username.clone(),
+            org: new.org,
+            name: new.name,
+            products: new.products,
+            can_push: new.can_push,
+            expires_at,
+            created_by: new.created_by,
+            created_at: now,
+            last_used_at: None,
+        };
+        Ok(CreatedPullSecret { username, secret, info })
+    }
+
+    pub async fn pull_secrets(&self, org: &str) -> IdResult<Vec<PullSecretInfo>> {
+        self.require_org(org).await?;
+        let rows = sqlx::query(
+            "SELECT id, username, org, name, products, can_push, expires_at, created_by, created_at, last_used_at \
+             FROM pull_secrets WHERE org = $1 ORDER BY name",
+        )
+        .bind(org)
+        .fetch_all(&self.db().read)
+        .await?;
+        Ok(rows.into_iter().map(records::pull_secret).collect())
+    }
+
+    /// Revoke (delete) a pull secret: its tokens stop working on their next request.
+    pub async fn revoke_pull_secret(&self, org: &str, name: &str) -> IdResult<()> {
+        let r = sqlx::query("DELETE FROM pull_secrets WHERE org = $1 AND name = $2")
+            .bind(org)
+            .bind(name)
+            .execute(&self.db().write)
+            .await?;
+        self.invalidate();
+        if r.rows_affected() == 0 {
+            return Err(IdentityError::NotFound(format!("no pull secret {name:?} in {org:?}")));
+        }
+        Ok(())
+    }
+}
+
+fn check_label(field: &'static str, s: &str) -> IdResult<()> {
+    if valid_label(s) {
+        Ok(())
+    } else {
+        Err(IdentityError::Invalid(
+            field,
+            format!("{s:?} is not a label: use lowercase letters and digits, separated by single '.', '_' or '-'"),
+        ))
+    }
+}
+
+fn validate_password(p: &Secret) -> IdResult<()> {
+    let n = p.expose().chars().count();
+    if n < 8 {
+        return Err(IdentityError::Invalid(
+            "password",
+            "must be at least 8 characters".into(),
+        ));
+    }
+    if n > 1024 {
+        return Err(IdentityError::Invalid(
+            "password",
+            "must be at most 1024 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub fn parse_role(s: &str) -> Option<Role> {
+    match s {
+        "org_admin" => Some(Role::OrgAdmin),
+        "pusher" => Some(Role::Pusher),
+        "viewer" => Some(Role::Viewer),
+        _ => None,
+    }
+}
+
+fn role_str(r: Role) -> &'static str {
+    match r {
+        Role::OrgAdmin => "org_admin",
+        Role::Pusher => "pusher",
+        Role::Viewer => "viewer",
+    }
+}
+
+fn credential_key(username: &str, password: &Secret) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(username.as_bytes());
+    h.update([0]);
+    h.update(password.expose().as_bytes());
+    h.finalize().into()
+}
+
+/// 256 random bits, base64url.
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    // Without an OS entropy source nothing secure can be made; an all-zero secret would
+    // be guessable, so fall back to hashing the time and pid, never to zeros.
+    if SystemRandom::new().fill(&mut bytes).is_err() {
+        let seed = format!("{}:{}", now_ms(), std::process::id());
+        bytes = Sha256::digest(seed.as_bytes()).into();
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Write a file readable by the owner only.
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path)?;
+    f.write_all(data)?;
+    f.write_all(b"\n")?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_follow_the_grammar() {
+        for ok in ["acme", "web", "a1", "my-app", "v1.2_x"] {
+            assert!(valid_label(ok), "{ok}");
+        }
+        for bad in ["", "Acme", "-a", "a-", "a--b", "a._b", "a/b", "a b", &"a".repeat(65)] {
+            assert!(!valid_label(bad), "{bad}");
+        }
+    }
+}
