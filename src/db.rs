@@ -65,6 +65,11 @@ impl Database {
         Ok(Self { read, write })
     }
 
+    /// The writer connection, for maintenance statements outside the domain modules.
+    pub fn write_pool(&self) -> SqlitePool {
+        self.write.clone()
+    }
+
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;

@@ -177,7 +177,10 @@ fn first_start_creates_certificates_prints_how_to_trust_them_and_reuses_them() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     child.wait().unwrap();
-    assert!(!stderr.contains("password"), "no new administrator on a later start: {stderr}");
+    assert!(
+        !stderr.contains("password"),
+        "no new administrator on a later start: {stderr}"
+    );
     assert_eq!(
         std::fs::read(certs.join("server.crt")).unwrap(),
         cert_before,

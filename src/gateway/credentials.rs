@@ -58,6 +58,10 @@ pub enum CredentialError {
 /// pair `:` (anonymous).
 pub fn parse_basic(header: &str) -> Result<Option<BasicCredentials>, CredentialError> {
     let Some((scheme, value)) = header.trim().split_once(' ') else {
+        // `Basic` alone announces credentials and carries none.
+        if header.trim().eq_ignore_ascii_case("basic") {
+            return Err(CredentialError::MalformedBasic);
+        }
         return Ok(None);
     };
     if !scheme.eq_ignore_ascii_case("basic") {

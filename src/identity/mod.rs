@@ -116,10 +116,10 @@ pub struct Identities {
 
 struct Inner {
     db: Database,
-    /// sha256(username NUL password) -> account.
-    verified: Cache<[u8; 32], Account>,
-    /// (username, id) -> principal, `None` when gone.
-    principals: Cache<(String, i64), Option<Principal>>,
+    /// sha256(username NUL password) -> account, and when it expires.
+    verified: Cache<[u8; 32], (Account, Option<i64>)>,
+    /// (username, id) -> principal (`None` when gone), and when it expires.
+    principals: Cache<(String, i64), (Option<Principal>, Option<i64>)>,
     /// (org, product) -> product, `None` when absent.
     products: Cache<(String, String), Option<Product>>,
     /// pull secret id -> when `last_used_at` was last written.
@@ -198,14 +198,17 @@ impl Identities {
     /// The account whose credentials these are, or `None` (unknown, wrong, expired).
     pub async fn authenticate(&self, username: &str, password: &Secret) -> IdResult<Option<Account>> {
         let key = credential_key(username, password);
-        if let Some(account) = self.inner.verified.get(&key) {
+        if let Some((account, expires_at)) = self.inner.verified.get(&key) {
+            if expires_at.is_some_and(|at| at <= now_ms()) {
+                return Ok(None);
+            }
             self.note_use(&account).await;
             return Ok(Some(account));
         }
         let candidate = self.credential_row(username).await?;
         let hash = candidate
             .as_ref()
-            .map_or(self.inner.dummy_hash.clone(), |(_, h)| h.clone());
+            .map_or(self.inner.dummy_hash.clone(), |(_, h, _)| h.clone());
         let ok = {
             let _permit = self.inner.hashing.acquire().await.map_err(|_| IdentityError::Hash)?;
             let password = password.clone();
@@ -214,8 +217,8 @@ impl Identities {
                 .map_err(|_| IdentityError::Hash)?
         };
         match candidate {
-            Some((account, _)) if ok => {
-                self.inner.verified.insert(key, account.clone());
+            Some((account, _, expires_at)) if ok => {
+                self.inner.verified.insert(key, (account.clone(), expires_at));
                 self.note_use(&account).await;
                 Ok(Some(account))
             }
@@ -224,9 +227,10 @@ impl Identities {
     }
 
     /// The account named `username` with its stored hash, if it may log in now.
-    async fn credential_row(&self, username: &str) -> IdResult<Option<(Account, String)>> {
+    async fn credential_row(&self, username: &str) -> IdResult<Option<(Account, String, Option<i64>)>> {
         let row = sqlx::query(
-            "SELECT id, secret_hash FROM pull_secrets WHERE username = $1 AND (expires_at IS NULL OR expires_at > $2)",
+            "SELECT id, secret_hash, expires_at FROM pull_secrets \
+             WHERE username = $1 AND (expires_at IS NULL OR expires_at > $2)",
         )
         .bind(username)
         .bind(now_ms())
@@ -238,7 +242,7 @@ impl Identities {
                 username: username.to_owned(),
                 kind: AccountKind::PullSecret,
             };
-            return Ok(Some((account, r.get(1))));
+            return Ok(Some((account, r.get(1), r.get(2))));
         }
         let row = sqlx::query("SELECT id, password_hash FROM users WHERE username = $1")
             .bind(username)
@@ -250,7 +254,7 @@ impl Identities {
                 username: username.to_owned(),
                 kind: AccountKind::User,
             };
-            (account, r.get(1))
+            (account, r.get(1), None)
         }))
     }
 
@@ -283,17 +287,23 @@ impl Identities {
     /// exists, was re-created (another id), or has expired.
     pub async fn principal(&self, username: &str, id: i64) -> IdResult<Option<Principal>> {
         let key = (username.to_owned(), id);
-        if let Some(p) = self.inner.principals.get(&key) {
-            return Ok(p);
+        let (p, expires_at) = match self.inner.principals.get(&key) {
+            Some(cached) => cached,
+            None => {
+                let loaded = self.load_principal(username, id).await?;
+                self.inner.principals.insert(key, loaded.clone());
+                loaded
+            }
+        };
+        if expires_at.is_some_and(|at| at <= now_ms()) {
+            return Ok(None);
         }
-        let p = self.load_principal(username, id).await?;
-        self.inner.principals.insert(key, p.clone());
         Ok(p)
     }
 
-    async fn load_principal(&self, username: &str, id: i64) -> IdResult<Option<Principal>> {
+    async fn load_principal(&self, username: &str, id: i64) -> IdResult<(Option<Principal>, Option<i64>)> {
         let row = sqlx::query(
-            "SELECT org, products, can_push FROM pull_secrets \
+            "SELECT org, products, can_push, expires_at FROM pull_secrets \
              WHERE id = $1 AND username = $2 AND (expires_at IS NULL OR expires_at > $3)",
         )
         .bind(id)
@@ -303,12 +313,13 @@ impl Identities {
         .await?;
         if let Some(r) = row {
             let products: Option<String> = r.get(1);
-            return Ok(Some(Principal::PullSecret {
+            let principal = Principal::PullSecret {
                 name: username.to_owned(),
                 org: r.get(0),
                 products: products.and_then(|p| serde_json::from_str(&p).ok()),
                 can_push: r.get::<i64, _>(2) != 0,
-            }));
+            };
+            return Ok((Some(principal), r.get(3)));
         }
         let row = sqlx::query("SELECT global_admin FROM users WHERE id = $1 AND username = $2")
             .bind(id)
@@ -316,7 +327,7 @@ impl Identities {
             .fetch_optional(&self.db().read)
             .await?;
         let Some(r) = row else {
-            return Ok(None);
+            return Ok((None, None));
         };
         let rows = sqlx::query("SELECT org, product, role FROM role_bindings WHERE user_id = $1 ORDER BY org, product")
             .bind(id)
@@ -333,11 +344,12 @@ impl Identities {
                 })
             })
             .collect();
-        Ok(Some(Principal::User {
+        let principal = Principal::User {
             name: username.to_owned(),
             global_admin: r.get::<i64, _>(0) != 0,
             bindings,
-        }))
+        };
+        Ok((Some(principal), None))
     }
 
     // === users ===

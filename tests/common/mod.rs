@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod gateway;
 
 use gatehouse::oci::Digest;
 use gatehouse::{server, store};
