@@ -59,6 +59,16 @@ impl Skopeo {
         run(&mut cmd)
     }
 
+    /// `skopeo copy` that may fail; returns its output.
+    pub fn try_copy(&self, args: &[&str], src: &str, dst: &str) -> Output {
+        Command::new("skopeo")
+            .args(["--insecure-policy", "copy"])
+            .args(args)
+            .args([src, dst])
+            .output()
+            .expect("spawn skopeo")
+    }
+
     pub fn inspect_raw(&self, image: &str) -> Vec<u8> {
         run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", image])).stdout
     }
@@ -72,14 +82,16 @@ pub struct Podman {
 impl Podman {
     pub fn new() -> Self {
         require("podman");
-        Self {
-            root: tempfile::tempdir().expect("podman root"),
-        }
+        let root = tempfile::tempdir().expect("podman root");
+        std::fs::write(root.path().join("auth.json"), "{}").expect("auth file");
+        Self { root }
     }
 
     fn cmd(&self) -> Command {
         let mut c = Command::new("podman");
         let root: &Path = self.root.path();
+        // Credentials from `podman login` stay in this instance's own auth file.
+        c.env("REGISTRY_AUTH_FILE", root.join("auth.json"));
         c.arg("--root")
             .arg(root.join("storage"))
             .arg("--runroot")
@@ -97,6 +109,11 @@ impl Podman {
 
     pub fn run(&self, args: &[&str]) -> Output {
         run(self.cmd().args(args))
+    }
+
+    /// Run a command that may fail (a refused push); returns its output.
+    pub fn try_run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("spawn podman")
     }
 
     /// `podman save` of `image` as a docker archive (layers uncompressed); returns its bytes.
