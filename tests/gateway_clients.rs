@@ -10,7 +10,11 @@ use serde_json::json;
 use std::process::Output;
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 struct Site {
@@ -71,7 +75,10 @@ async fn podman_as_admin_pusher_viewer_pull_secret_and_anonymous() {
         dev.run(&[&["push"][..], &cd, &["localhost/app:2.0", &image("acme/web/app:2.0")]].concat());
         dev.run(&[&["pull"][..], &cd, &[&image("acme/web/app:1.0")]].concat());
         let other = dev.try_run(&[&["push"][..], &cd, &["localhost/app:2.0", &image("acme/app:2.0")]].concat());
-        assert!(!other.status.success(), "pusher on web cannot push to the org push product");
+        assert!(
+            !other.status.success(),
+            "pusher on web cannot push to the org push product"
+        );
 
         // Viewer: pull yes, push no.
         let viewer = Podman::new();
@@ -91,7 +98,10 @@ async fn podman_as_admin_pusher_viewer_pull_secret_and_anonymous() {
         let push = robot.try_run(&[&["push"][..], &cd, &["localhost/app:4.0", &image("acme/web/app:4.0")]].concat());
         assert!(!push.status.success(), "pull secret push must fail");
         let elsewhere = robot.try_run(&[&["pull"][..], &cd, &[&image("acme/app:1.0")]].concat());
-        assert!(!elsewhere.status.success(), "pull secret scoped to web cannot pull other products");
+        assert!(
+            !elsewhere.status.success(),
+            "pull secret scoped to web cannot pull other products"
+        );
 
         // Anonymous: a public product pulls without login; a private one does not.
         let anon = Podman::new();
@@ -116,7 +126,11 @@ async fn skopeo_copies_with_src_and_dest_creds() {
     let config = common::config_blob("amd64");
     let layer = common::random_bytes(300_000, 77);
     let manifest = common::image_manifest(&config, &[&layer], json!({}));
-    common::write_oci_layout(layout.path(), &[&config, &layer], &[(&manifest, common::OCI_MANIFEST, "v1")]);
+    common::write_oci_layout(
+        layout.path(),
+        &[&config, &layer],
+        &[(&manifest, common::OCI_MANIFEST, "v1")],
+    );
     let out = tempfile::tempdir().unwrap();
     let (layout_path, out_path) = (layout.path().to_owned(), out.path().to_owned());
     let (secret_user, secret) = (site.secret_user.clone(), site.secret.clone());
@@ -125,13 +139,25 @@ async fn skopeo_copies_with_src_and_dest_creds() {
         let dest = format!("docker://{host}/acme/web/app:v1");
         let dev_creds = format!("dev:{USER_PASSWORD}");
         skopeo.copy_verified(
-            &["--preserve-digests", "--dest-cert-dir", &cert_dir, "--dest-creds", &dev_creds],
+            &[
+                "--preserve-digests",
+                "--dest-cert-dir",
+                &cert_dir,
+                "--dest-creds",
+                &dev_creds,
+            ],
             &format!("oci:{}:v1", layout_path.display()),
             &dest,
         );
         let robot_creds = format!("{secret_user}:{secret}");
         skopeo.copy_verified(
-            &["--preserve-digests", "--src-cert-dir", &cert_dir, "--src-creds", &robot_creds],
+            &[
+                "--preserve-digests",
+                "--src-cert-dir",
+                &cert_dir,
+                "--src-creds",
+                &robot_creds,
+            ],
             &dest,
             &format!("oci:{}:v1", out_path.display()),
         );

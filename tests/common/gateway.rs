@@ -121,7 +121,13 @@ impl TestGateway {
 
     /// The same call through the router without the network (the test HTTP client has no
     /// TLS; real clients cover TLS).
-    async fn api_in_process(&self, method: &str, path: &str, creds: (&str, &str), body: Option<Value>) -> (StatusCode, Value) {
+    async fn api_in_process(
+        &self,
+        method: &str,
+        path: &str,
+        creds: (&str, &str),
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         use base64::Engine;
         use tower::ServiceExt;
         let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", creds.0, creds.1));
@@ -137,7 +143,12 @@ impl TestGateway {
             }
             None => axum::body::Body::empty(),
         };
-        let resp = self.router.clone().oneshot(req.body(body).expect("request")).await.expect("router");
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req.body(body).expect("request"))
+            .await
+            .expect("router");
         let status = StatusCode::from_u16(resp.status().as_u16()).expect("status");
         let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("body");
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
@@ -254,6 +265,19 @@ pub async fn push_image_with(gw: &TestGateway, token: &str, repo: &str, tag: &st
             .send()
             .await
             .expect("blob push");
+        // Registries without monolithic POST (Distribution 2.8) open a session instead.
+        let r = if r.status() == StatusCode::ACCEPTED {
+            let loc = r.headers()["location"].to_str().expect("location").to_owned();
+            let sep = if loc.contains('?') { '&' } else { '?' };
+            c.put(gw.url(&format!("{loc}{sep}digest={d}")))
+                .bearer_auth(token)
+                .body(blob.clone())
+                .send()
+                .await
+                .expect("blob put")
+        } else {
+            r
+        };
         if r.status() != StatusCode::CREATED {
             return (r.status(), Vec::new());
         }
