@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark gatehouse against Distribution 2.8 (Debian's docker-registry) and nginx,
 # all on loopback, measured in the same run. Prints figures side by side with ratios.
+# The store is measured direct (`gatehouse store`); the gateway (`gatehouse serve`, token
+# auth, policies, in-process store) is measured against the store direct.
 #
 #   bench/run.sh                     # defaults: 512 MiB blob, 2 GiB blob for RSS, 10 s wrk runs
 #   BIG_MB=128 HUGE_MB=512 DURATION=5 bench/run.sh    # a quicker pass
@@ -13,7 +15,8 @@ BIG_MB=${BIG_MB:-512}
 HUGE_MB=${HUGE_MB:-2048}
 DURATION=${DURATION:-10}
 SMALL_PUSHES=${SMALL_PUSHES:-3000}
-GH_PORT=5201 DR_PORT=5202 NG_PORT=5203
+GH_PORT=5201 DR_PORT=5202 NG_PORT=5203 GW_PORT=5204
+GW_ADMIN_PASSWORD=bench-admin-password
 
 need=()
 command -v docker-registry >/dev/null || need+=(docker-registry)
@@ -40,8 +43,8 @@ wait_port() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$1/
 
 start_gatehouse() {
   rm -rf "$work/gh"
-  # Plain HTTP, like the Distribution and nginx it is compared with.
-  "$GH_BIN" serve --insecure-http --listen 127.0.0.1:$GH_PORT --data-dir "$work/gh" >"$work/gh.log" 2>&1 &
+  # The bare store, plain HTTP like the Distribution and nginx it is compared with.
+  "$GH_BIN" store --listen 127.0.0.1:$GH_PORT --data-dir "$work/gh" >"$work/gh.log" 2>&1 &
   GH_PID=$!; pids+=($GH_PID); wait_port $GH_PORT
 }
 
@@ -81,17 +84,20 @@ BIG_BYTES=$((BIG_MB * 1024 * 1024))
 nginx -c "$work/nginx.conf"
 pids+=($(cat "$work/nginx.pid"))
 
+# Extra curl/wrk arguments: the bearer token when measuring the gateway.
+AUTH=()
+
 # push_blob BASE REPO FILE DIGEST -> seconds taken by the upload (POST + single PUT)
 push_blob() {
   local base=$1 repo=$2 file=$3 digest=$4 loc
   sync  # no writeback of earlier runs' dirty pages competes with this push's fsync
-  loc=$(curl -s -D - -o /dev/null -X POST "$base/v2/$repo/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
+  loc=$(curl -s "${AUTH[@]}" -D - -o /dev/null -X POST "$base/v2/$repo/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
   case "$loc" in http*) ;; *) loc="$base$loc" ;; esac
   case "$loc" in *\?*) loc="$loc&digest=$digest" ;; *) loc="$loc?digest=$digest" ;; esac
-  curl -s -f -o /dev/null -w '%{time_total}' -X PUT -H 'content-type: application/octet-stream' -T "$file" "$loc"
+  curl -s -f "${AUTH[@]}" -o /dev/null -w '%{time_total}' -X PUT -H 'content-type: application/octet-stream' -T "$file" "$loc"
 }
 
-pull_secs() { curl -s -f -o /dev/null -w '%{time_total}' "$1"; }
+pull_secs() { curl -s -f "${AUTH[@]}" -o /dev/null -w '%{time_total}' "$1"; }
 
 parallel_pull_secs() {
   local url=$1 start end kids=()
@@ -115,14 +121,15 @@ put_image() {
   push_blob "$base" bench/app "$work/layer.bin" "$layer" >/dev/null
   m=$(printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":4096}]}' "$cfg" "$(stat -c %s "$work/cfg.json")" "$layer")
   for i in $(seq 1 50); do
-    curl -s -f -o /dev/null -X PUT -H 'content-type: application/vnd.oci.image.manifest.v1+json' --data-binary "$m" "$base/v2/bench/app/manifests/v$i"
+    curl -s -f "${AUTH[@]}" -o /dev/null -X PUT -H 'content-type: application/vnd.oci.image.manifest.v1+json' --data-binary "$m" "$base/v2/bench/app/manifests/v$i"
   done
 }
 
-# wrk_rps URL -> "requests/s p99_ms"
+# wrk_rps URL [HEADER] -> "requests/s p99_ms"
 wrk_rps() {
-  local out rps p99
-  out=$(wrk -t2 -c64 -d"${DURATION}s" --latency -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$1")
+  local out rps p99 extra=()
+  [ -n "${2:-}" ] && extra=(-H "$2")
+  out=$(wrk -t2 -c64 -d"${DURATION}s" --latency -H 'Accept: application/vnd.oci.image.manifest.v1+json' "${extra[@]}" "$1")
   rps=$(echo "$out" | awk '/Requests\/sec/{print int($2)}')
   p99=$(echo "$out" | awk '$1=="99%"{v=$2; if (v ~ /us$/) {sub("us","",v); v=v/1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v=v*1000}; print v}')
   echo "$rps $p99"
@@ -140,8 +147,37 @@ run_suite() {  # NAME BASE
   read -r R[$name.tags] _ < <(wrk_rps "$base/v2/bench/app/tags/list")
 }
 
-echo "gatehouse..." >&2
+echo "gatehouse store..." >&2
 start_gatehouse; run_suite gh "http://127.0.0.1:$GH_PORT"
+
+# The gateway: token auth + policies in front of the in-process store.
+token_of() {  # CREDS SCOPE... -> token
+  local creds=$1 q="service=gatehouse"; shift
+  for sc in "$@"; do q="$q&scope=$sc"; done
+  curl -s -f -u "$creds" "http://127.0.0.1:$GW_PORT/v2/token?$q" | sed -E 's/.*"token":"([^"]+)".*/\1/'
+}
+echo "gatehouse gateway..." >&2
+rm -rf "$work/gw"
+GATEHOUSE_ADMIN_PASSWORD=$GW_ADMIN_PASSWORD "$GH_BIN" serve --insecure-http --listen 127.0.0.1:$GW_PORT --data-dir "$work/gw" >"$work/gw.log" 2>&1 &
+GW_PID=$!; pids+=($GW_PID); wait_port $GW_PORT
+GW="http://127.0.0.1:$GW_PORT"
+curl -s -f -u "admin:$GW_ADMIN_PASSWORD" -H 'content-type: application/json' -d '{"label":"bench"}' "$GW/api/v1/orgs" >/dev/null
+ps_json=$(curl -s -f -u "admin:$GW_ADMIN_PASSWORD" -H 'content-type: application/json' -d '{"name":"ci"}' "$GW/api/v1/orgs/bench/pull-secrets")
+PS_USER=$(echo "$ps_json" | sed -E 's/.*"username":"([^"]+)".*/\1/')
+PS_SECRET=$(echo "$ps_json" | sed -E 's/.*"secret":"([^"]+)".*/\1/')
+AUTH=(-H "Authorization: Bearer $(token_of "admin:$GW_ADMIN_PASSWORD" repository:bench/big:pull,push repository:bench/app:pull,push)")
+push_blob "$GW" bench/big "$work/www/big.bin" "$BIG_DIGEST" >/dev/null
+put_image "$GW"
+# Reads with the pull secret's token, as a CI machine would.
+AUTH=(-H "Authorization: Bearer $(token_of "$PS_USER:$PS_SECRET" repository:bench/big:pull repository:bench/app:pull)")
+t=$(pull_secs "$GW/v2/bench/big/blobs/$BIG_DIGEST"); R[gw.pull]=$(mbps $BIG_BYTES "$t")
+t=$(pull_secs "http://127.0.0.1:$GH_PORT/v2/bench/big/blobs/$BIG_DIGEST"); R[gh.pull_again]=$(mbps $BIG_BYTES "$t")
+read -r R[gw.mget] R[gw.mp99] < <(wrk_rps "$GW/v2/bench/app/manifests/v1" "${AUTH[1]}")
+AUTH=()
+read -r R[gh.mget_again] R[gh.mp99_again] < <(wrk_rps "http://127.0.0.1:$GH_PORT/v2/bench/app/manifests/v1")
+basic=$(printf '%s:%s' "$PS_USER" "$PS_SECRET" | base64 -w0)
+read -r R[gw.tokens] R[gw.tp99] < <(wrk_rps "$GW/v2/token?service=gatehouse&scope=repository:bench/app:pull" "Authorization: Basic $basic")
+kill "$GW_PID" 2>/dev/null || true
 echo "distribution..." >&2
 start_distribution; run_suite dr "http://127.0.0.1:$DR_PORT"
 echo "nginx..." >&2
@@ -170,3 +206,11 @@ row "manifest GET req/s (64 conns)" "${R[gh.mget]}" "${R[dr.mget]}" "-" "$(ratio
 row "manifest GET p99 (ms)" "${R[gh.mp99]}" "${R[dr.mp99]}" "-" "" "< 20 ms"
 row "tag list req/s (64 conns, 50 tags)" "${R[gh.tags]}" "${R[dr.tags]}" "-" "$(ratio "${R[gh.tags]}" "${R[dr.tags]}")x dr" ""
 row "peak RSS pushing ${HUGE_MB} MiB (MiB)" "${R[gh.rss]}" "${R[dr.rss]}" "-" "" "< 64 MiB"
+
+printf '\n%-44s %12s %12s %10s  %s\n' "gateway (token auth) vs store direct" "gateway" "direct" "ratio" "target"
+grow() { printf '%-44s %12s %12s %10s  %s\n' "$@"; }
+grow "manifest GET req/s (64 conns)" "${R[gw.mget]}" "${R[gh.mget_again]}" "$(ratio "${R[gw.mget]}" "${R[gh.mget_again]}")x" ">= 0.8x"
+grow "manifest GET p99 (ms)" "${R[gw.mp99]}" "${R[gh.mp99_again]}" "" ""
+grow "blob pull ${BIG_MB} MiB (MiB/s)" "${R[gw.pull]}" "${R[gh.pull_again]}" "$(ratio "${R[gw.pull]}" "${R[gh.pull_again]}")x" ">= 0.9x"
+grow "tokens/s, pull-secret Basic auth (64 conns)" "${R[gw.tokens]}" "-" "" ">= 5000"
+grow "token issuance p99 (ms)" "${R[gw.tp99]}" "-" "" ""

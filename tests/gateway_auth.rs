@@ -926,3 +926,36 @@ async fn audit_retention_bounds_the_table() {
     assert_eq!(page.len(), 10);
     assert_eq!(page[0].target, "t29", "the newest are kept");
 }
+
+#[tokio::test]
+async fn policy_reload_applies_a_good_set_and_refuses_a_broken_file() {
+    let policies = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/gatehouse.cedar")).unwrap();
+    std::fs::write(policies.path().join("gatehouse.cedar"), &shipped).unwrap();
+    let dir = policies.path().to_owned();
+    let gw = TestGateway::start_with(false, |cfg| cfg.policy_dir = Some(dir)).await;
+    gw.create_org("acme").await;
+    gw.create_product("acme", "web", false).await;
+    gw.create_member("watcher", "acme", "viewer", Some("web")).await;
+    let pulls = |t: String| !claims_of(&t)["access"].as_array().unwrap().is_empty();
+    let scope = ["repository:acme/web/app:pull"];
+    assert!(pulls(gw.token(Some(("watcher", USER_PASSWORD)), &scope).await));
+
+    // A file that does not parse: refused, and the policies in force stay.
+    std::fs::write(policies.path().join("broken.cedar"), "permit (principal, action, resource) when {").unwrap();
+    let err = gw.gateway.reload().unwrap_err();
+    assert!(err.contains("broken.cedar"), "{err}");
+    assert!(pulls(gw.token(Some(("watcher", USER_PASSWORD)), &scope).await));
+
+    // A valid set without the viewer rule: applied, viewers lose pull at once.
+    std::fs::remove_file(policies.path().join("broken.cedar")).unwrap();
+    let start = shipped.find("@id(\"viewer\")").unwrap();
+    let end = start + shipped[start..].find(";\n").unwrap() + 2;
+    std::fs::write(
+        policies.path().join("gatehouse.cedar"),
+        format!("{}{}", &shipped[..start], &shipped[end..]),
+    )
+    .unwrap();
+    gw.gateway.reload().unwrap();
+    assert!(!pulls(gw.token(Some(("watcher", USER_PASSWORD)), &scope).await));
+}
