@@ -28,6 +28,22 @@ pub enum Command {
     /// Development TLS certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a new signing key (the running server picks it up on SIGHUP); older keys
+    /// keep verifying until every token they signed has expired, then are removed.
+    Rotate(KeysArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Subcommand)]

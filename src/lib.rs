@@ -1,14 +1,18 @@
 //! gatehouse: a container registry gateway and the OCI registry store it forwards to.
 //!
 //! Module map (calls flow downwards):
-//! - `cli`, `config`: command line and settings;
-//! - `server`: router assembly, request logging, serving over TLS or plain HTTP;
+//! - `cli`, `config`, `app`: command line, settings, and assembling a running server;
+//! - `server`: request logging, serving over TLS or plain HTTP, graceful shutdown;
 //! - `tls`: the development CA (`gatehouse certs init`) and the rustls configuration;
-//! - `gateway`: token protocol building blocks (scopes, challenges, credentials, JWTs);
+//! - `gateway`: the public `/v2/` face: token service, authorization of every request,
+//!   forwarding to a `Backend` (the store in-process, or a registry over HTTP);
+//! - `admin`: the `/api/v1` admin API; `audit`: the bounded audit log;
+//! - `identity`: users, organisations, products, role bindings, pull secrets;
 //! - `policy`: authorization decisions from the Cedar policies in `policies/`;
 //! - `store`: the OCI Distribution registry (HTTP API, service, metadata, blobs, GC);
+//! - `db`: the metadata database shared by the domains above;
 //! - `oci`: digests, names, references and the `/v2/` route parser;
-//! - `error`: every client-visible error and its HTTP mapping.
+//! - `error`: every client-visible registry error and its HTTP mapping.
 
 pub mod admin;
 pub mod app;

@@ -1,5 +1,5 @@
 use clap::Parser;
-use gatehouse::cli::{CertsCommand, Cli, Command, ServeArgs, StoreArgs};
+use gatehouse::cli::{CertsCommand, Cli, Command, KeysCommand, ServeArgs, StoreArgs};
 use gatehouse::config::{Config, parse_duration};
 use gatehouse::gateway::credentials::Secret;
 use gatehouse::{server, store, tls};
@@ -50,6 +50,20 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
                 r.blobs_deleted, r.orphan_files_removed, r.manifests_dropped, r.blob_links_dropped, r.uploads_removed
             );
             registry.meta().close().await;
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate(args)) => {
+            let cfg = args.common.load()?;
+            let mut keys = gatehouse::gateway::token::Keyring::load_or_create(&cfg.data_dir.join("keys"))?;
+            let kid = keys.rotate()?;
+            // Refresh tokens and upload grants are signed with the same keys and live longest.
+            let longest = cfg
+                .token_lifetime()
+                .max(cfg.refresh_token_lifetime())
+                .max(std::time::Duration::from_secs(24 * 3600));
+            let removed = keys.prune(longest)?;
+            println!("new signing key {kid}; {removed} retired key(s) removed");
+            println!("send SIGHUP to the running server to start signing with it");
             Ok(())
         }
         Command::Certs(CertsCommand::Init(args)) => {

@@ -942,7 +942,11 @@ async fn policy_reload_applies_a_good_set_and_refuses_a_broken_file() {
     assert!(pulls(gw.token(Some(("watcher", USER_PASSWORD)), &scope).await));
 
     // A file that does not parse: refused, and the policies in force stay.
-    std::fs::write(policies.path().join("broken.cedar"), "permit (principal, action, resource) when {").unwrap();
+    std::fs::write(
+        policies.path().join("broken.cedar"),
+        "permit (principal, action, resource) when {",
+    )
+    .unwrap();
     let err = gw.gateway.reload().unwrap_err();
     assert!(err.contains("broken.cedar"), "{err}");
     assert!(pulls(gw.token(Some(("watcher", USER_PASSWORD)), &scope).await));
@@ -958,4 +962,46 @@ async fn policy_reload_applies_a_good_set_and_refuses_a_broken_file() {
     .unwrap();
     gw.gateway.reload().unwrap();
     assert!(!pulls(gw.token(Some(("watcher", USER_PASSWORD)), &scope).await));
+}
+
+#[tokio::test]
+async fn key_rotation_keeps_live_tokens_valid() {
+    let gw = acme().await;
+    let old = gw
+        .token(Some(("watcher", USER_PASSWORD)), &["repository:acme/web/app:pull"])
+        .await;
+    let kid = |t: &str| -> String {
+        use base64::Engine;
+        let h = t.split('.').next().unwrap();
+        let v: Value =
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap();
+        v["kid"].as_str().unwrap().to_owned()
+    };
+    // `gatehouse keys rotate` writes a new key; SIGHUP makes the server reload.
+    let new_kid = gw.keyring().rotate().unwrap();
+    gw.gateway.reload().unwrap();
+    let new = gw
+        .token(Some(("watcher", USER_PASSWORD)), &["repository:acme/web/app:pull"])
+        .await;
+    assert_eq!(kid(&new), new_kid);
+    assert_ne!(kid(&old), new_kid);
+    let c = http();
+    for t in [&old, &new] {
+        let r = c
+            .get(gw.url("/v2/acme/web/app/tags/list"))
+            .bearer_auth(t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "both keys verify (unknown repository, not 401)");
+    }
+    let jwks: Value = c
+        .get(gw.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
 }

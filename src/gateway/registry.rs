@@ -66,20 +66,20 @@ async fn route_request(gw: &Gateway, route: OciRoute, parts: request::Parts, bod
 }
 
 /// What a request needs: the repository name in the route, and the token action.
+/// Reads need pull; deleting a manifest or blob needs delete (as in Distribution);
+/// everything that writes, including every upload request, needs push.
 fn needs(route: &OciRoute, method: &Method) -> Option<(String, Action)> {
     use OciRoute::*;
-    let (name, write_action) = match route {
-        Tags { name } | Referrers { name, .. } => (name, Action::Push),
-        Manifest { name, .. } | Blob { name, .. } => (name, Action::Delete),
-        UploadStart { name } | Upload { name, .. } => (name, Action::Push),
+    let name = match route {
+        Tags { name } | Referrers { name, .. } | Manifest { name, .. } | Blob { name, .. } => name,
+        UploadStart { name } | Upload { name, .. } => name,
         Base | Catalog => return None,
     };
     let action = match (route, method) {
         (Upload { .. } | UploadStart { .. }, _) => Action::Push,
         (_, &Method::GET | &Method::HEAD) => Action::Pull,
-        (Manifest { .. }, &Method::PUT) => Action::Push,
-        (_, &Method::DELETE) => write_action,
-        // Anything else is refused by the backend; still require more than pull.
+        (Manifest { .. } | Blob { .. }, &Method::DELETE) => Action::Delete,
+        // PUT of a manifest; anything else the backend refuses, still not for pull alone.
         _ => Action::Push,
     };
     Some((name.clone(), action))
