@@ -1005,3 +1005,40 @@ async fn key_rotation_keeps_live_tokens_valid() {
         .unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_changed_password_replaces_the_old_one_at_once() {
+    let gw = acme().await;
+    assert_eq!(gw.token_request(Some(("dev", USER_PASSWORD)), &[]).await.0, 200);
+    let (status, _) = gw
+        .api(
+            "PUT",
+            "/api/v1/users/dev/password",
+            ("dev", USER_PASSWORD),
+            Some(json!({"password": "a-new-password"})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(gw.token_request(Some(("dev", USER_PASSWORD)), &[]).await.0, 401);
+    assert_eq!(gw.token_request(Some(("dev", "a-new-password")), &[]).await.0, 200);
+    // Not someone else's, and not too short.
+    let (status, _) = gw
+        .api(
+            "PUT",
+            "/api/v1/users/watcher/password",
+            ("dev", "a-new-password"),
+            Some(json!({"password": "hijacked-password"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, err) = gw
+        .api(
+            "PUT",
+            "/api/v1/users/dev/password",
+            ("dev", "a-new-password"),
+            Some(json!({"password": "short"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(err["error"]["field"], "password");
+}

@@ -15,7 +15,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch};
+use axum::routing::{delete, get, patch, put};
 use axum::{Json, Router};
 use base64::Engine;
 pub use error::ApiError;
@@ -30,6 +30,7 @@ pub fn router(gw: Gateway) -> Router {
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/users", get(list_users).post(create_user))
         .route("/api/v1/users/{username}", delete(delete_user))
+        .route("/api/v1/users/{username}/password", put(set_password))
         .route("/api/v1/orgs", get(list_orgs).post(create_org))
         .route("/api/v1/orgs/{org}", get(show_org))
         .route("/api/v1/orgs/{org}/products", get(list_products).post(create_product))
@@ -202,6 +203,35 @@ async fn delete_user(
     gw.identities().delete_user(&username).await?;
     gw.changed();
     a.audit(&gw, "delete_user", None, format!("user {username}"));
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPassword {
+    password: String,
+}
+
+/// Users change their own password; global admins anyone's. Cached credentials are
+/// dropped, so the old password stops working at once.
+async fn set_password(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Path(username): Path<String>,
+    json: Result<Json<NewPassword>, JsonRejection>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    let own = matches!(&a.principal, Principal::User { name, .. } if *name == username);
+    if !own {
+        a.require_global_admin()?;
+    }
+    let new = body(json)?;
+    gw.identities()
+        .set_password(&username, &Secret::new(new.password))
+        .await?;
+    gw.changed();
+    a.audit(&gw, "set_password", None, format!("user {username}"));
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
