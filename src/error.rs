@@ -267,7 +267,10 @@ impl From<crate::gateway::backend::BackendError> for Error {
 
 impl From<crate::identity::IdentityError> for Error {
     fn from(e: crate::identity::IdentityError) -> Self {
-        Self::internal(&e)
+        match e {
+            crate::identity::IdentityError::NotFound(m) => Self::new(ErrorCode::NameUnknown, m),
+            other => Self::internal(&other),
+        }
     }
 }
 

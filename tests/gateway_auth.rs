@@ -1042,3 +1042,24 @@ async fn a_changed_password_replaces_the_old_one_at_once() {
     assert_eq!(status, 400);
     assert_eq!(err["error"]["field"], "password");
 }
+
+#[tokio::test]
+async fn a_push_to_an_organisation_that_does_not_exist_is_name_unknown() {
+    let gw = TestGateway::start().await;
+    // Even a global administrator cannot create an organisation by pushing.
+    let token = gw
+        .token(
+            Some(("admin", ADMIN_PASSWORD)),
+            &["repository:nowhere/web/app:pull,push"],
+        )
+        .await;
+    let (status, _) = push_image_with(&gw, &token, "nowhere/web/app", "1", 30).await;
+    assert_eq!(status, 404);
+    let r = http()
+        .post(gw.url("/v2/nowhere/web/app/blobs/uploads/"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(common::error_code(r).await, "NAME_UNKNOWN");
+}

@@ -508,6 +508,8 @@ impl Identities {
         if self.product(org, label).await?.is_some() {
             return Ok(false);
         }
+        // Organisations are made by administrators, never by a push.
+        self.require_org(org).await?;
         let r = sqlx::query(
             "INSERT INTO products (org, label, public, created_at) VALUES ($1, $2, 0, $3) ON CONFLICT DO NOTHING",
         )
