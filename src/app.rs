@@ -110,7 +110,11 @@ pub async fn build(cfg: &Config, admin_password: Option<Secret>, tls: bool) -> R
         keys_dir,
         backend,
         audit,
+        versioned: registry.clone(),
     });
+    if let Some(r) = &registry {
+        tokio::spawn(store::jobs::run_forever(r.clone()));
+    }
     let router = server::with_request_log(gateway.router().merge(admin::router(gateway.clone())));
     Ok(App {
         router,

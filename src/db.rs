@@ -28,6 +28,7 @@ fn migrator() -> Migrator {
     Migrator::with_migrations(vec![
         migration(1, "store", include_str!("../migrations/sqlite/0001_store.sql")),
         migration(2, "identity", include_str!("../migrations/sqlite/0002_identity.sql")),
+        migration(3, "versions", include_str!("../migrations/sqlite/0003_versions.sql")),
     ])
 }
 

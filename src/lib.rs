@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod fault;
 pub mod gateway;
 pub mod identity;
 pub mod oci;

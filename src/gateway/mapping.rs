@@ -55,6 +55,12 @@ impl RepoPath {
     }
 }
 
+/// The push repository behind a normal repository: a fourth name component, which no
+/// public name has, so it never shows in the catalog or collides with a public name.
+pub fn push_repository(normal: &str) -> String {
+    format!("{normal}/push")
+}
+
 /// The public name for a backend repository name, or `None` for names that no public
 /// path reaches (they are never shown). The org push product is shown as `org/name`.
 pub fn public_name(backend: &str) -> Option<RepoPath> {

@@ -75,6 +75,11 @@ struct Inner {
     keys_dir: PathBuf,
     backend: Arc<dyn Backend>,
     audit: AuditLog,
+    /// The store in this process, when it is the backend: pushes then land in push
+    /// repositories whose content is copied into versioned normal repositories.
+    versioned: Option<crate::store::Registry>,
+    /// Push/normal repository pairs known to exist.
+    pairs: Cache<String, ()>,
     /// Verified access tokens: an ES256 verification per request would cost more than
     /// serving a manifest. Entries are re-checked against `exp` on every hit.
     tokens: Cache<String, Arc<Claims>>,
@@ -118,6 +123,7 @@ pub struct Parts {
     pub keys_dir: PathBuf,
     pub backend: Arc<dyn Backend>,
     pub audit: AuditLog,
+    pub versioned: Option<crate::store::Registry>,
 }
 
 impl Gateway {
@@ -131,6 +137,8 @@ impl Gateway {
                 keys_dir: p.keys_dir,
                 backend: p.backend,
                 audit: p.audit,
+                versioned: p.versioned,
+                pairs: Cache::builder().max_capacity(100_000).build(),
                 tokens: Cache::builder()
                     .max_capacity(100_000)
                     .time_to_live(Duration::from_secs(300))
@@ -171,6 +179,36 @@ impl Gateway {
 
     pub(crate) fn backend(&self) -> &dyn Backend {
         self.inner.backend.as_ref()
+    }
+
+    /// The in-process store, when pushes go through push and normal repositories.
+    pub fn versioned(&self) -> Option<&crate::store::Registry> {
+        self.inner.versioned.as_ref()
+    }
+
+    /// Backend names for a repository: (where pushes go, where pulls read). With the
+    /// in-process store these are the push repository and its normal repository; with
+    /// any other backend both are the one repository.
+    pub(crate) fn backend_names(&self, path: &RepoPath) -> (String, String) {
+        let normal = path.backend_name();
+        match &self.inner.versioned {
+            Some(_) => (mapping::push_repository(&normal), normal),
+            None => (normal.clone(), normal),
+        }
+    }
+
+    /// Make sure the push repository and its normal repository exist and are paired.
+    pub(crate) async fn ensure_push_pair(&self, path: &RepoPath) -> Result<(), Error> {
+        let Some(registry) = &self.inner.versioned else {
+            return Ok(());
+        };
+        let (push, normal) = self.backend_names(path);
+        if self.inner.pairs.contains_key(&push) {
+            return Ok(());
+        }
+        registry.ensure_push_pair(&push, &normal).await?;
+        self.inner.pairs.insert(push, ());
+        Ok(())
     }
 
     /// Re-read the policies and the token keys (SIGHUP). On a bad policy file the old

@@ -115,7 +115,14 @@ async fn repository_request(gw: &Gateway, route: OciRoute, parts: request::Parts
         );
     }
 
-    let backend_name = path.backend_name();
+    // Writes go to the push repository, reads to the normal one (the same repository
+    // unless the store is in this process).
+    let (push_name, read_name) = gw.backend_names(&path);
+    let writes = action != Action::Pull;
+    if writes {
+        gw.ensure_push_pair(&path).await?;
+    }
+    let mut backend_name = if writes { push_name.clone() } else { read_name.clone() };
     let mut query = query_pairs(&parts);
     let grant = take_param(&mut query, UPLOAD_GRANT_PARAM);
     if matches!(route, OciRoute::UploadStart { .. }) {
@@ -125,27 +132,44 @@ async fn repository_request(gw: &Gateway, route: OciRoute, parts: request::Parts
         .uri
         .path()
         .strip_prefix(&format!("/v2/{}", path.public))
-        .unwrap_or_default();
-    let mut uri = format!("/v2/{backend_name}{suffix}");
-    if !query.is_empty() {
-        uri.push('?');
-        uri.push_str(
-            &form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(&query)
-                .finish(),
-        );
-    }
-    let mut fwd = axum::http::Request::builder().method(parts.method.clone()).uri(uri);
-    for (k, v) in &parts.headers {
-        // The caller's token is for us, not for the backend.
-        if k != header::AUTHORIZATION && k != header::HOST {
-            fwd = fwd.header(k, v);
+        .unwrap_or_default()
+        .to_owned();
+    let query = (!query.is_empty()).then(|| {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&query)
+            .finish()
+    });
+    let build = |name: &str, body: Body| {
+        let mut uri = format!("/v2/{name}{suffix}");
+        if let Some(q) = &query {
+            uri.push('?');
+            uri.push_str(q);
+        }
+        let mut fwd = axum::http::Request::builder().method(parts.method.clone()).uri(uri);
+        for (k, v) in &parts.headers {
+            // The caller's token is for us, not for the backend.
+            if k != header::AUTHORIZATION && k != header::HOST {
+                fwd = fwd.header(k, v);
+            }
+        }
+        fwd.body(body)
+            .map_err(|e| Error::new(ErrorCode::InvalidRequest, e.to_string()))
+    };
+    let mut resp = gw.backend().send(build(&backend_name, body)?).await?;
+    // Content pushed but not (yet) in the normal repository, e.g. a layer a client
+    // checks for in the middle of its push: look in the push repository too.
+    let by_digest = match &route {
+        OciRoute::Blob { .. } => true,
+        OciRoute::Manifest { reference, .. } => reference.contains(':'),
+        _ => false,
+    };
+    if !writes && by_digest && push_name != read_name && resp.status() == StatusCode::NOT_FOUND {
+        let retry = gw.backend().send(build(&push_name, Body::empty())?).await?;
+        if retry.status() != StatusCode::NOT_FOUND {
+            resp = retry;
+            backend_name = push_name;
         }
     }
-    let fwd = fwd
-        .body(body)
-        .map_err(|e| Error::new(ErrorCode::InvalidRequest, e.to_string()))?;
-    let mut resp = gw.backend().send(fwd).await?;
 
     rewrite_headers(resp.headers_mut(), &backend_name, &path.public);
     if matches!(route, OciRoute::UploadStart { .. } | OciRoute::Upload { .. }) {
@@ -261,7 +285,7 @@ async fn cross_mount(gw: &Gateway, caller: &Caller, query: &mut Vec<(String, Str
         allowed = true;
         for (k, v) in query.iter_mut() {
             if k == "from" {
-                *v = src.backend_name();
+                *v = gw.backend_names(&src).1;
             }
         }
     }

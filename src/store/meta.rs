@@ -76,6 +76,16 @@ impl MetaStore {
         }
     }
 
+    /// The reader pool, for the store's other SQL modules (`versions`).
+    pub(crate) fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    /// The writer pool, for single statements outside a `WriteTx`.
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.write
+    }
+
     /// Start a serialised write transaction.
     pub async fn begin_write(&self) -> MetaResult<WriteTx> {
         Ok(WriteTx {
@@ -294,6 +304,11 @@ impl WriteTx {
             ids.extend(self.created_repos);
         }
         Ok(())
+    }
+
+    /// The transaction's connection, for the store's other SQL modules (`versions`).
+    pub(crate) fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+        &mut self.tx
     }
 
     fn cached_repo_id(&self, name: &str) -> Option<i64> {
@@ -521,7 +536,8 @@ impl WriteTx {
     pub async fn drop_unlinked_manifests(&mut self, cutoff_ms: i64) -> MetaResult<u64> {
         let r = sqlx::query(
             "DELETE FROM manifests WHERE created_at < $1 AND NOT EXISTS ( \
-                SELECT 1 FROM repository_manifests rm WHERE rm.digest = manifests.digest)",
+                SELECT 1 FROM repository_manifests rm WHERE rm.digest = manifests.digest) \
+             AND NOT EXISTS (SELECT 1 FROM version_manifests vm WHERE vm.digest = manifests.digest)",
         )
         .bind(cutoff_ms)
         .execute(&mut *self.tx)
@@ -534,7 +550,8 @@ impl WriteTx {
         let r = sqlx::query(
             "UPDATE blobs SET state = 'deleting' WHERE state = 'live' AND created_at < $1 \
              AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = blobs.digest) \
-             AND NOT EXISTS (SELECT 1 FROM manifest_blobs mb WHERE mb.blob_digest = blobs.digest)",
+             AND NOT EXISTS (SELECT 1 FROM manifest_blobs mb WHERE mb.blob_digest = blobs.digest) \
+             AND NOT EXISTS (SELECT 1 FROM version_blobs vb WHERE vb.digest = blobs.digest)",
         )
         .bind(cutoff_ms)
         .execute(&mut *self.tx)

@@ -13,9 +13,11 @@
 pub mod blobs;
 pub mod gc;
 pub mod http;
+pub mod jobs;
 pub mod manifests;
 pub mod meta;
 pub mod uploads;
+pub mod versions;
 
 use crate::db::Database;
 use crate::error::{Error, ErrorCode, Result};
@@ -54,6 +56,8 @@ pub struct PushedManifest {
     pub digest: Digest,
     pub subject: Option<Digest>,
     pub tags: Vec<Tag>,
+    /// The post-push job, when the repository is a push repository.
+    pub job: Option<i64>,
 }
 
 impl Registry {
@@ -336,9 +340,19 @@ impl Registry {
 
         let mut tx = self.inner.meta.begin_write().await?;
         let repo_id = tx.ensure_repository(repo.as_str()).await?;
+        // A push repository also sees what its normal repository holds: a client that
+        // found a blob there (and so did not upload it) can still reference it.
+        let (kind, normal_id) = versions::repository_kind(&mut tx, repo_id).await?;
+        let normal_id = normal_id.filter(|_| kind == versions::KIND_PUSH);
         let mut blob_refs = Vec::with_capacity(parsed.required_blobs.len() + parsed.foreign_blobs.len());
         for b in &parsed.required_blobs {
             let b = b.to_string();
+            if tx.linked_blob_size(repo_id, &b).await?.is_none()
+                && let Some(n) = normal_id
+                && tx.linked_blob_size(n, &b).await?.is_some()
+            {
+                tx.link_blob(repo_id, &b).await?;
+            }
             if tx.linked_blob_size(repo_id, &b).await?.is_none() {
                 return Err(Error::new(
                     ErrorCode::ManifestBlobUnknown,
@@ -356,6 +370,12 @@ impl Registry {
         }
         let children: Vec<String> = parsed.children.iter().map(Digest::to_string).collect();
         for c in &children {
+            if !tx.manifest_is_linked(repo_id, c).await?
+                && let Some(n) = normal_id
+                && tx.manifest_is_linked(n, c).await?
+            {
+                tx.link_manifest(repo_id, c).await?;
+            }
             if !tx.manifest_is_linked(repo_id, c).await? {
                 return Err(Error::new(
                     ErrorCode::ManifestBlobUnknown,
@@ -380,11 +400,27 @@ impl Registry {
         for t in &tags {
             tx.set_tag(repo_id, t.as_str(), &d).await?;
         }
+        let job = match normal_id {
+            Some(n) => {
+                let change = versions::PushChange::Push {
+                    digest: d.clone(),
+                    tags: tags.iter().map(|t| t.as_str().to_owned()).collect(),
+                };
+                Some(versions::enqueue_post_push(&mut tx, repo_id, n, change).await?)
+            }
+            None => None,
+        };
         tx.commit().await?;
+        if let Some(id) = job {
+            crate::fault::point("after_push_commit");
+            // Read-your-writes: the copy into the normal repository is part of the push.
+            self.run_job_now(id).await;
+        }
         Ok(PushedManifest {
             digest,
             subject: parsed.subject,
             tags,
+            job,
         })
     }
 
@@ -420,7 +456,23 @@ impl Registry {
                 Error::code(ErrorCode::ManifestUnknown).with_detail(json!({ "reference": reference.to_string() }))
             );
         }
+        // A deletion in a push repository flows to its normal repository as a version.
+        let job = match versions::repository_kind(&mut tx, repo_id).await? {
+            (kind, Some(n)) if kind == versions::KIND_PUSH => {
+                let change = match reference {
+                    Reference::Tag(t) => versions::PushChange::DeleteTag {
+                        tag: t.as_str().to_owned(),
+                    },
+                    Reference::Digest(d) => versions::PushChange::DeleteManifest { digest: d.to_string() },
+                };
+                Some(versions::enqueue_post_push(&mut tx, repo_id, n, change).await?)
+            }
+            _ => None,
+        };
         tx.commit().await?;
+        if let Some(id) = job {
+            self.run_job_now(id).await;
+        }
         Ok(())
     }
 

@@ -1,0 +1,418 @@
+//! Push repositories, normal repositories and their numbered versions (Pulp's model).
+//!
+//! A push repository receives pushes and keeps only its latest state. Its normal
+//! repository changes only through versions: each change (a copy after a push, a
+//! deletion, a rollback) updates the normal repository's current content and records it
+//! as version N+1 (tags, manifests and blobs by reference, plus a summary of what was
+//! added, removed and present), all in one transaction. Versions cost metadata, not bytes.
+//!
+//! Work caused by a push is recorded as a job (the outbox) in the push's own
+//! transaction; `jobs` runs it. Running a job twice is harmless: a copy that changes
+//! nothing records no version, and the job is marked done in the copy's transaction.
+
+use super::Registry;
+use super::meta::{MetaResult, WriteTx, now_ms};
+use crate::error::{Error, ErrorCode, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::Row;
+
+pub const KIND_PUSH: &str = "push";
+pub const KIND_NORMAL: &str = "normal";
+
+/// Counts per content kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub tags: i64,
+    pub manifests: i64,
+    pub blobs: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub added: Counts,
+    pub removed: Counts,
+    pub present: Counts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionInfo {
+    pub number: i64,
+    pub created_at: i64,
+    pub reason: String,
+    pub summary: Summary,
+}
+
+/// What a job does to a normal repository after a change in its push repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum PushChange {
+    /// Copy `digest` (an index with its children) and its blobs, and set `tags` on it.
+    Push {
+        digest: String,
+        tags: Vec<String>,
+    },
+    DeleteTag {
+        tag: String,
+    },
+    DeleteManifest {
+        digest: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostPushJob {
+    pub push_repository: String,
+    pub normal_repository: String,
+    pub change: PushChange,
+}
+
+pub const POST_PUSH_JOB: &str = "post_push";
+
+/// A repository's kind and, for a push repository, its normal repository's id.
+pub(crate) async fn repository_kind(tx: &mut WriteTx, repo_id: i64) -> MetaResult<(String, Option<i64>)> {
+    let row = sqlx::query("SELECT kind, normal_id FROM repositories WHERE id = $1")
+        .bind(repo_id)
+        .fetch_one(tx.conn())
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+async fn repository_name(tx: &mut WriteTx, repo_id: i64) -> MetaResult<String> {
+    Ok(sqlx::query("SELECT name FROM repositories WHERE id = $1")
+        .bind(repo_id)
+        .fetch_one(tx.conn())
+        .await?
+        .get(0))
+}
+
+/// Record a job in the caller's transaction; returns its id.
+pub(crate) async fn enqueue(tx: &mut WriteTx, kind: &str, payload: &serde_json::Value) -> MetaResult<i64> {
+    let now = now_ms();
+    Ok(sqlx::query(
+        "INSERT INTO jobs (kind, payload, state, run_after, created_at, updated_at) \
+         VALUES ($1, $2, 'queued', $3, $3, $3) RETURNING id",
+    )
+    .bind(kind)
+    .bind(payload.to_string())
+    .bind(now)
+    .fetch_one(tx.conn())
+    .await?
+    .get(0))
+}
+
+/// Enqueue the post-push job for a change in push repository `push_id` (paired with
+/// `normal_id`).
+pub(crate) async fn enqueue_post_push(
+    tx: &mut WriteTx,
+    push_id: i64,
+    normal_id: i64,
+    change: PushChange,
+) -> MetaResult<i64> {
+    let job = PostPushJob {
+        push_repository: repository_name(tx, push_id).await?,
+        normal_repository: repository_name(tx, normal_id).await?,
+        change,
+    };
+    enqueue(tx, POST_PUSH_JOB, &json!(job)).await
+}
+
+/// Every manifest reachable from `digest` (itself, an index's children, …).
+async fn closure(tx: &mut WriteTx, digest: &str) -> MetaResult<Vec<String>> {
+    let mut out = vec![digest.to_owned()];
+    let mut i = 0;
+    while i < out.len() {
+        let rows = sqlx::query("SELECT child_digest FROM manifest_children WHERE manifest_digest = $1")
+            .bind(&out[i])
+            .fetch_all(tx.conn())
+            .await?;
+        for r in rows {
+            let c: String = r.get(0);
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// Apply a push repository's change to its normal repository and record a version.
+/// Returns the new version number, or `None` when nothing changed (a re-run).
+pub(crate) async fn apply_change(tx: &mut WriteTx, normal: &str, change: &PushChange) -> MetaResult<Option<i64>> {
+    let Some(normal_id) = tx.repository_id(normal).await? else {
+        return Ok(None);
+    };
+    let reason = match change {
+        PushChange::Push { digest, tags } => {
+            for m in closure(tx, digest).await? {
+                tx.link_manifest(normal_id, &m).await?;
+                sqlx::query(
+                    "INSERT INTO repository_blobs (repository_id, digest, linked_at) \
+                     SELECT $1, blob_digest, $3 FROM manifest_blobs WHERE manifest_digest = $2 \
+                     ON CONFLICT (repository_id, digest) DO NOTHING",
+                )
+                .bind(normal_id)
+                .bind(&m)
+                .bind(now_ms())
+                .execute(tx.conn())
+                .await?;
+            }
+            for t in tags {
+                tx.set_tag(normal_id, t, digest).await?;
+            }
+            if tags.is_empty() {
+                format!("push {digest}")
+            } else {
+                format!("push {}", tags.join(", "))
+            }
+        }
+        PushChange::DeleteTag { tag } => {
+            tx.delete_tag(normal_id, tag).await?;
+            format!("delete tag {tag}")
+        }
+        PushChange::DeleteManifest { digest } => {
+            tx.unlink_manifest(normal_id, digest).await?;
+            format!("delete manifest {digest}")
+        }
+    };
+    snapshot(tx, normal_id, &reason).await
+}
+
+/// A `COUNT(*)` built from the fixed table and column names of `snapshot`.
+async fn count(tx: &mut WriteTx, sql: String, repo: i64, a: i64, b: i64) -> MetaResult<i64> {
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(repo)
+        .bind(a)
+        .bind(b)
+        .fetch_one(tx.conn())
+        .await?
+        .get(0))
+}
+
+/// Record the normal repository's current content as its next version, unless it equals
+/// the latest one. Also records a "content changed" event for edge syncs.
+pub(crate) async fn snapshot(tx: &mut WriteTx, repo_id: i64, reason: &str) -> MetaResult<Option<i64>> {
+    let latest: i64 = sqlx::query("SELECT latest_version FROM repositories WHERE id = $1")
+        .bind(repo_id)
+        .fetch_one(tx.conn())
+        .await?
+        .get(0);
+    let next = latest + 1;
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO repository_versions (repository_id, number, created_at, reason, summary) VALUES ($1, $2, $3, $4, '{}')",
+    )
+    .bind(repo_id)
+    .bind(next)
+    .bind(now)
+    .bind(reason)
+    .execute(tx.conn())
+    .await?;
+    for sql in [
+        "INSERT INTO version_tags (repository_id, number, name, digest) SELECT $1, $2, name, digest FROM tags WHERE repository_id = $1",
+        "INSERT INTO version_manifests (repository_id, number, digest) SELECT $1, $2, digest FROM repository_manifests WHERE repository_id = $1",
+        "INSERT INTO version_blobs (repository_id, number, digest) SELECT $1, $2, digest FROM repository_blobs WHERE repository_id = $1",
+    ] {
+        sqlx::query(sql).bind(repo_id).bind(next).execute(tx.conn()).await?;
+    }
+    // (table, key columns) for the diff between `next` and `latest`.
+    let kinds = [
+        ("version_tags", "name, digest"),
+        ("version_manifests", "digest"),
+        ("version_blobs", "digest"),
+    ];
+    let mut added = [0i64; 3];
+    let mut removed = [0i64; 3];
+    let mut present = [0i64; 3];
+    for (i, (table, cols)) in kinds.iter().enumerate() {
+        let diff = |x: &str, y: &str| {
+            format!(
+                "SELECT COUNT(*) FROM (SELECT {cols} FROM {table} WHERE repository_id = $1 AND number = {x} \
+                 EXCEPT SELECT {cols} FROM {table} WHERE repository_id = $1 AND number = {y})"
+            )
+        };
+        added[i] = count(tx, diff("$2", "$3"), repo_id, next, latest).await?;
+        removed[i] = count(tx, diff("$3", "$2"), repo_id, next, latest).await?;
+        present[i] = count(
+            tx,
+            format!("SELECT COUNT(*) FROM {table} WHERE repository_id = $1 AND number = $2 AND $3 = $3"),
+            repo_id,
+            next,
+            latest,
+        )
+        .await?;
+    }
+    if latest > 0 && added.iter().chain(removed.iter()).all(|n| *n == 0) {
+        // Nothing changed: no version (the version rows cascade away).
+        sqlx::query("DELETE FROM repository_versions WHERE repository_id = $1 AND number = $2")
+            .bind(repo_id)
+            .bind(next)
+            .execute(tx.conn())
+            .await?;
+        return Ok(None);
+    }
+    let c = |a: [i64; 3]| Counts {
+        tags: a[0],
+        manifests: a[1],
+        blobs: a[2],
+    };
+    let summary = Summary {
+        added: c(added),
+        removed: c(removed),
+        present: c(present),
+    };
+    sqlx::query("UPDATE repository_versions SET summary = $1 WHERE repository_id = $2 AND number = $3")
+        .bind(json!(summary).to_string())
+        .bind(repo_id)
+        .bind(next)
+        .execute(tx.conn())
+        .await?;
+    sqlx::query("UPDATE repositories SET latest_version = $1 WHERE id = $2")
+        .bind(next)
+        .bind(repo_id)
+        .execute(tx.conn())
+        .await?;
+    let name = repository_name(tx, repo_id).await?;
+    sqlx::query("INSERT INTO content_events (repository, version, created_at) VALUES ($1, $2, $3)")
+        .bind(name)
+        .bind(next)
+        .bind(now)
+        .execute(tx.conn())
+        .await?;
+    Ok(Some(next))
+}
+
+fn not_normal(name: &str) -> Error {
+    Error::new(
+        ErrorCode::NameUnknown,
+        format!("{name} is not a versioned (normal) repository"),
+    )
+}
+
+impl Registry {
+    /// Make `push` a push repository paired with the normal repository `normal`, creating
+    /// either as needed. Idempotent; concurrent first pushes create one pair.
+    pub async fn ensure_push_pair(&self, push: &str, normal: &str) -> Result<()> {
+        let mut tx = self.meta().begin_write().await?;
+        let normal_id = tx.ensure_repository(normal).await?;
+        let push_id = tx.ensure_repository(push).await?;
+        sqlx::query("UPDATE repositories SET kind = $1 WHERE id = $2 AND kind <> $1")
+            .bind(KIND_NORMAL)
+            .bind(normal_id)
+            .execute(tx.conn())
+            .await
+            .map_err(super::meta::MetaError::from)?;
+        sqlx::query("UPDATE repositories SET kind = $1, normal_id = $2 WHERE id = $3")
+            .bind(KIND_PUSH)
+            .bind(normal_id)
+            .bind(push_id)
+            .execute(tx.conn())
+            .await
+            .map_err(super::meta::MetaError::from)?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Versions of a normal repository, newest first.
+    pub async fn versions(&self, normal: &str) -> Result<Vec<VersionInfo>> {
+        let row = sqlx::query("SELECT id, kind FROM repositories WHERE name = $1")
+            .bind(normal)
+            .fetch_optional(self.meta().reader())
+            .await
+            .map_err(super::meta::MetaError::from)?;
+        let Some(row) = row else {
+            return Err(Error::new(ErrorCode::NameUnknown, format!("no repository {normal}")));
+        };
+        if row.get::<String, _>(1) != KIND_NORMAL {
+            return Err(not_normal(normal));
+        }
+        let rows = sqlx::query(
+            "SELECT number, created_at, reason, summary FROM repository_versions WHERE repository_id = $1 ORDER BY number DESC",
+        )
+        .bind(row.get::<i64, _>(0))
+        .fetch_all(self.meta().reader())
+        .await
+        .map_err(super::meta::MetaError::from)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(VersionInfo {
+                    number: r.get(0),
+                    created_at: r.get(1),
+                    reason: r.get(2),
+                    summary: serde_json::from_str(r.get::<&str, _>(3)).ok()?,
+                })
+            })
+            .collect())
+    }
+
+    /// Tags of one version of a normal repository.
+    pub async fn version_tags(&self, normal: &str, number: i64) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT vt.name, vt.digest FROM version_tags vt JOIN repositories r ON r.id = vt.repository_id \
+             WHERE r.name = $1 AND vt.number = $2 ORDER BY vt.name",
+        )
+        .bind(normal)
+        .bind(number)
+        .fetch_all(self.meta().reader())
+        .await
+        .map_err(super::meta::MetaError::from)?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Make a new version whose content equals version `number`'s. Only for normal
+    /// repositories; an unknown version changes nothing.
+    pub async fn rollback(&self, normal: &str, number: i64) -> Result<i64> {
+        let mut tx = self.meta().begin_write().await?;
+        let repo_id = tx
+            .repository_id(normal)
+            .await?
+            .ok_or_else(|| Error::new(ErrorCode::NameUnknown, format!("no repository {normal}")))?;
+        let (kind, _) = repository_kind(&mut tx, repo_id).await?;
+        if kind != KIND_NORMAL {
+            return Err(not_normal(normal));
+        }
+        let exists = sqlx::query("SELECT 1 FROM repository_versions WHERE repository_id = $1 AND number = $2")
+            .bind(repo_id)
+            .bind(number)
+            .fetch_optional(tx.conn())
+            .await
+            .map_err(super::meta::MetaError::from)?;
+        if exists.is_none() {
+            return Err(
+                Error::new(ErrorCode::ManifestUnknown, format!("{normal} has no version {number}"))
+                    .with_detail(json!({ "version": number })),
+            );
+        }
+        let now = now_ms();
+        for sql in [
+            "DELETE FROM tags WHERE repository_id = $1 AND $2 = $2 AND $3 = $3",
+            "DELETE FROM repository_manifests WHERE repository_id = $1 AND $2 = $2 AND $3 = $3",
+            "DELETE FROM repository_blobs WHERE repository_id = $1 AND $2 = $2 AND $3 = $3",
+            "INSERT INTO repository_blobs (repository_id, digest, linked_at) \
+             SELECT $1, digest, $3 FROM version_blobs WHERE repository_id = $1 AND number = $2",
+            "INSERT INTO repository_manifests (repository_id, digest, pushed_at) \
+             SELECT $1, digest, $3 FROM version_manifests WHERE repository_id = $1 AND number = $2",
+            "INSERT INTO tags (repository_id, name, digest, updated_at) \
+             SELECT $1, name, digest, $3 FROM version_tags WHERE repository_id = $1 AND number = $2",
+        ] {
+            sqlx::query(sql)
+                .bind(repo_id)
+                .bind(number)
+                .bind(now)
+                .execute(tx.conn())
+                .await
+                .map_err(super::meta::MetaError::from)?;
+        }
+        let created = snapshot(&mut tx, repo_id, &format!("rollback to version {number}")).await?;
+        tx.commit().await?;
+        let latest = sqlx::query("SELECT latest_version FROM repositories WHERE name = $1")
+            .bind(normal)
+            .fetch_one(self.meta().reader())
+            .await
+            .map_err(super::meta::MetaError::from)?
+            .get(0);
+        Ok(created.unwrap_or(latest))
+    }
+}
