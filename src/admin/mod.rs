@@ -4,6 +4,7 @@
 //! the same policies (`manage` on an organisation; global admins manage everything).
 //! Every change is audited. Errors are `{"error":{"code","message","field"?}}`.
 
+mod content;
 mod error;
 
 use crate::audit::Event;
@@ -47,6 +48,12 @@ pub fn router(gw: Gateway) -> Router {
         .route("/api/v1/orgs/{org}/pull-secrets/{name}", delete(revoke_pull_secret))
         .route("/api/v1/orgs/{org}/audit", get(org_audit))
         .route("/api/v1/audit", get(all_audit))
+        .route(
+            "/api/v1/repositories/{*rest}",
+            get(content::get_repository).post(content::post_repository),
+        )
+        .route("/api/v1/jobs", get(content::list_jobs))
+        .route("/api/v1/events", get(content::list_events))
         .fallback(|| async { ApiError::not_found("no such API endpoint") })
         .with_state(gw)
 }

@@ -133,6 +133,16 @@ impl Registry {
     async fn post_push(&self, id: i64, payload: &str) -> Result<(), JobError> {
         let job: PostPushJob = serde_json::from_str(payload).map_err(|e| JobError::Payload(e.to_string()))?;
         let mut tx = self.meta().begin_write().await?;
+        // Another runner may have finished it meanwhile (leases only avoid wasted work;
+        // correctness comes from this check and the single transaction below).
+        let state: Option<String> = sqlx::query("SELECT state FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(tx.conn())
+            .await?
+            .map(|r| r.get(0));
+        if state.as_deref() != Some("queued") {
+            return Ok(());
+        }
         let version = apply_change(&mut tx, &job.normal_repository, &job.change).await?;
         sqlx::query("UPDATE jobs SET state = 'done', updated_at = $1 WHERE id = $2")
             .bind(now_ms())
@@ -221,8 +231,20 @@ impl Registry {
     }
 }
 
-/// The background loop: runs whatever is runnable, every second.
+/// The background loop: runs whatever is runnable, every second. Leases left by a
+/// runner that died are released first (running a job twice is harmless, waiting for a
+/// dead runner's lease is not).
 pub async fn run_forever(registry: Registry) {
+    let released = sqlx::query("UPDATE jobs SET lease_until = 0 WHERE state = 'queued' AND lease_until > 0")
+        .execute(registry.meta().writer())
+        .await;
+    match released {
+        Ok(r) if r.rows_affected() > 0 => {
+            tracing::info!(jobs = r.rows_affected(), "released leases of unfinished jobs")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "releasing job leases failed"),
+    }
     loop {
         registry.run_pending_jobs().await;
         tokio::time::sleep(POLL).await;

@@ -1,0 +1,175 @@
+//! The post-push hook across crashes: the real binary is killed (abort, as `kill -9`)
+//! right after the push commits, and inside the copy's transaction; after a restart the
+//! copy happens exactly once and the normal repository is complete.
+
+mod common;
+
+use common::http;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "crash-test-admin-password";
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+fn start(data: &std::path::Path, fault: Option<&str>) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    cmd.args(["serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("GATEHOUSE_ADMIN_PASSWORD", PASSWORD)
+        .env("GATEHOUSE_POLICY_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+        .env_remove("GATEHOUSE_FAULT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if let Some(f) = fault {
+        cmd.env("GATEHOUSE_FAULT", f);
+    }
+    let mut child = cmd.spawn().expect("start gatehouse");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listen=").nth(1) {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("server address");
+    Server { child, addr }
+}
+
+impl Server {
+    fn url(&self, p: &str) -> String {
+        format!("http://{}{}", self.addr, p)
+    }
+
+    async fn token(&self) -> String {
+        let v: Value = http()
+            .get(self.url("/v2/token?service=gatehouse&scope=repository:acme/web/app:pull,push"))
+            .basic_auth("admin", Some(PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn api(&self, path: &str) -> Value {
+        http()
+            .get(self.url(path))
+            .basic_auth("admin", Some(PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Push blobs, then the manifest, which the fault makes the server die on. Returns the
+/// manifest bytes.
+async fn push_until_crash(srv: &mut Server) -> Vec<u8> {
+    let c = http();
+    let r = c
+        .post(srv.url("/api/v1/orgs"))
+        .basic_auth("admin", Some(PASSWORD))
+        .json(&json!({"label": "acme"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success() || r.status() == 409);
+    let token = srv.token().await;
+    let config = common::config_blob("amd64");
+    let layer = common::random_bytes(5000, 99);
+    for blob in [&config, &layer] {
+        let r = c
+            .post(srv.url(&format!(
+                "/v2/acme/web/app/blobs/uploads/?digest={}",
+                common::digest(blob)
+            )))
+            .bearer_auth(&token)
+            .body(blob.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let manifest = common::image_manifest(&config, &[&layer], json!({}));
+    let r = c
+        .put(srv.url("/v2/acme/web/app/manifests/1.0"))
+        .bearer_auth(&token)
+        .header("content-type", common::OCI_MANIFEST)
+        .body(manifest.clone())
+        .send()
+        .await;
+    assert!(r.is_err(), "the server died answering the manifest PUT");
+    let status = srv.child.wait().unwrap();
+    assert!(!status.success(), "aborted by the fault point");
+    manifest
+}
+
+async fn recovers_exactly_once(fault: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut crashed = start(dir.path(), Some(fault));
+    let manifest = push_until_crash(&mut crashed).await;
+    drop(crashed);
+
+    let srv = start(dir.path(), None);
+    // The job runner picks the job up after the restart; wait for its version.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let versions = loop {
+        let v = srv.api("/api/v1/repositories/acme/web/app/versions").await;
+        if v["versions"].as_array().is_some_and(|a| !a.is_empty()) {
+            break v["versions"].as_array().unwrap().clone();
+        }
+        assert!(Instant::now() < deadline, "no version after restart: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(versions.len(), 1, "{versions:?}");
+    assert_eq!(
+        versions[0]["summary"]["present"],
+        json!({"tags": 1, "manifests": 1, "blobs": 2})
+    );
+    let jobs = srv.api("/api/v1/jobs").await;
+    let jobs = jobs["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0]["state"], "done");
+    // Complete and served.
+    let token = srv.token().await;
+    let got = http()
+        .get(srv.url("/v2/acme/web/app/manifests/1.0"))
+        .header("accept", common::OCI_MANIFEST)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), manifest.as_slice());
+    // The runner keeps going; nothing runs twice.
+    assert_eq!(srv.api("/api/v1/events").await["events"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_between_push_and_copy_copies_exactly_once_after_restart() {
+    recovers_exactly_once("after_push_commit").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_inside_the_copy_leaves_the_old_version_then_copies_once() {
+    recovers_exactly_once("post_push_before_commit").await;
+}

@@ -1,0 +1,317 @@
+//! Push repositories, versioned normal repositories and the post-push hook, through the
+//! real gateway: versions with summaries, read-your-writes, rollback, deletions as
+//! versions, index closure, concurrent first pushes, jobs and events, GC.
+
+mod common;
+
+use common::gateway::{ADMIN_PASSWORD, TestGateway, push_image_with};
+use common::{OCI_INDEX, OCI_MANIFEST, http};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const ADMIN: (&str, &str) = ("admin", ADMIN_PASSWORD);
+
+async fn setup() -> (TestGateway, String) {
+    let gw = TestGateway::start().await;
+    gw.create_org("acme").await;
+    let token = gw
+        .token(
+            Some(ADMIN),
+            &[
+                "repository:acme/web/app:pull,push,delete",
+                "repository:acme/web/multi:pull,push",
+                "repository:acme/race:pull,push",
+            ],
+        )
+        .await;
+    (gw, token)
+}
+
+async fn versions(gw: &TestGateway, repo: &str) -> Vec<Value> {
+    let (status, v) = gw
+        .api("GET", &format!("/api/v1/repositories/{repo}/versions"), ADMIN, None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    v["versions"].as_array().unwrap().clone()
+}
+
+async fn get_manifest(gw: &TestGateway, token: &str, repo: &str, reference: &str) -> (StatusCode, Vec<u8>) {
+    let r = http()
+        .get(gw.url(&format!("/v2/{repo}/manifests/{reference}")))
+        .header("accept", format!("{OCI_MANIFEST}, {OCI_INDEX}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn each_push_is_a_new_version_readable_at_once() {
+    let (gw, token) = setup().await;
+    let (status, m1) = push_image_with(&gw, &token, "acme/web/app", "1.0", 1).await;
+    assert_eq!(status, 201);
+    // Read-your-writes: served from the normal repository right after the PUT.
+    assert_eq!(
+        get_manifest(&gw, &token, "acme/web/app", "1.0").await,
+        (StatusCode::OK, m1.clone())
+    );
+    let (status, m2) = push_image_with(&gw, &token, "acme/web/app", "1.1", 2).await;
+    assert_eq!(status, 201);
+    assert_eq!(get_manifest(&gw, &token, "acme/web/app", "1.1").await.1, m2);
+
+    let v = versions(&gw, "acme/web/app").await;
+    assert_eq!(v.len(), 2, "{v:?}");
+    assert_eq!(v[0]["number"], 2);
+    assert_eq!(v[0]["reason"], "push 1.1");
+    // Same config blob, a new layer.
+    assert_eq!(v[0]["summary"]["added"], json!({"tags": 1, "manifests": 1, "blobs": 1}));
+    assert_eq!(
+        v[0]["summary"]["removed"],
+        json!({"tags": 0, "manifests": 0, "blobs": 0})
+    );
+    assert_eq!(
+        v[0]["summary"]["present"],
+        json!({"tags": 2, "manifests": 2, "blobs": 3})
+    );
+    assert_eq!(v[1]["summary"]["added"], json!({"tags": 1, "manifests": 1, "blobs": 2}));
+
+    // Version detail lists its tags.
+    let (_, detail) = gw
+        .api("GET", "/api/v1/repositories/acme/web/app/versions/1", ADMIN, None)
+        .await;
+    assert_eq!(detail["tags"].as_object().unwrap().len(), 1);
+    assert!(detail["tags"]["1.0"].as_str().unwrap().starts_with("sha256:"));
+
+    // A push of the same content changes nothing: no new version.
+    let (status, _) = push_image_with(&gw, &token, "acme/web/app", "1.1", 2).await;
+    assert_eq!(status, 201);
+    assert_eq!(versions(&gw, "acme/web/app").await.len(), 2);
+
+    // The push repository never shows in the catalog.
+    let cat = gw.token(Some(ADMIN), &["registry:catalog:*"]).await;
+    let list: Value = http()
+        .get(gw.url("/v2/_catalog"))
+        .bearer_auth(cat)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["repositories"], json!(["acme/web/app"]));
+}
+
+#[tokio::test]
+async fn rollback_makes_a_new_version_equal_to_an_old_one() {
+    let (gw, token) = setup().await;
+    let (_, m1) = push_image_with(&gw, &token, "acme/web/app", "1.0", 3).await;
+    let (_, _m2) = push_image_with(&gw, &token, "acme/web/app", "1.0", 4).await; // the tag moves
+    let (status, v) = gw
+        .api(
+            "POST",
+            "/api/v1/repositories/acme/web/app/rollback",
+            ADMIN,
+            Some(json!({"version": 1})),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["version"], 3);
+    assert_eq!(get_manifest(&gw, &token, "acme/web/app", "1.0").await.1, m1);
+    let list = versions(&gw, "acme/web/app").await;
+    assert_eq!(list[0]["reason"], "rollback to version 1");
+
+    // Bad rollbacks: a clear 4xx and no new version.
+    for (body, status) in [
+        (json!({"version": 99}), 404),
+        (json!({"version": 0}), 400),
+        (json!({"versoin": 1}), 400),
+    ] {
+        let (s, err) = gw
+            .api(
+                "POST",
+                "/api/v1/repositories/acme/web/app/rollback",
+                ADMIN,
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(s.as_u16(), status, "{body}: {err}");
+        assert!(err["error"]["message"].is_string());
+    }
+    let (s, _) = gw
+        .api(
+            "POST",
+            "/api/v1/repositories/acme/web/none/rollback",
+            ADMIN,
+            Some(json!({"version": 1})),
+        )
+        .await;
+    assert_eq!(s, 404);
+    assert_eq!(versions(&gw, "acme/web/app").await.len(), 3);
+}
+
+#[tokio::test]
+async fn deleting_a_tag_or_manifest_is_a_version_too() {
+    let (gw, token) = setup().await;
+    push_image_with(&gw, &token, "acme/web/app", "1.0", 5).await;
+    let (_, m) = push_image_with(&gw, &token, "acme/web/app", "2.0", 6).await;
+    let c = http();
+    let r = c
+        .delete(gw.url("/v2/acme/web/app/manifests/1.0"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(get_manifest(&gw, &token, "acme/web/app", "1.0").await.0, 404);
+    let d = common::digest(&m);
+    let r = c
+        .delete(gw.url(&format!("/v2/acme/web/app/manifests/{d}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(get_manifest(&gw, &token, "acme/web/app", "2.0").await.0, 404);
+    let v = versions(&gw, "acme/web/app").await;
+    assert_eq!(v[1]["reason"], "delete tag 1.0");
+    assert_eq!(v[0]["reason"], format!("delete manifest {d}"));
+    assert_eq!(v[0]["summary"]["removed"]["manifests"], 1);
+}
+
+#[tokio::test]
+async fn an_index_brings_its_children() {
+    let (gw, token) = setup().await;
+    let c = http();
+    let mut children = Vec::new();
+    for (arch, seed) in [("amd64", 7u64), ("arm64", 8)] {
+        let config = common::config_blob(arch);
+        let layer = common::random_bytes(1000, seed);
+        for blob in [&config, &layer] {
+            let d = common::digest(blob);
+            let r = c
+                .post(gw.url(&format!("/v2/acme/web/multi/blobs/uploads/?digest={d}")))
+                .bearer_auth(&token)
+                .body(blob.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+        }
+        let m = common::image_manifest(&config, &[&layer], json!({}));
+        let r = c
+            .put(gw.url(&format!("/v2/acme/web/multi/manifests/{}", common::digest(&m))))
+            .bearer_auth(&token)
+            .header("content-type", OCI_MANIFEST)
+            .body(m.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        children.push((m, arch));
+    }
+    let refs: Vec<(&[u8], &str)> = children.iter().map(|(m, a)| (m.as_slice(), *a)).collect();
+    let index = common::index_manifest(&refs);
+    let r = c
+        .put(gw.url("/v2/acme/web/multi/manifests/latest"))
+        .bearer_auth(&token)
+        .header("content-type", OCI_INDEX)
+        .body(index.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(get_manifest(&gw, &token, "acme/web/multi", "latest").await.1, index);
+    for (m, _) in &children {
+        assert_eq!(
+            get_manifest(&gw, &token, "acme/web/multi", &common::digest(m)).await.1,
+            *m
+        );
+    }
+    let (_, detail) = gw
+        .api("GET", "/api/v1/repositories/acme/web/multi/versions", ADMIN, None)
+        .await;
+    let latest = &detail["versions"][0];
+    assert_eq!(latest["summary"]["present"]["manifests"], 3, "{detail}");
+    assert_eq!(latest["summary"]["present"]["blobs"], 4, "{detail}");
+}
+
+#[tokio::test]
+async fn concurrent_first_pushes_to_a_new_repository_both_succeed() {
+    let (gw, token) = setup().await;
+    let (a, b) = tokio::join!(
+        push_image_with(&gw, &token, "acme/race", "a", 9),
+        push_image_with(&gw, &token, "acme/race", "b", 10)
+    );
+    assert_eq!((a.0, b.0), (StatusCode::CREATED, StatusCode::CREATED));
+    let (_, products) = gw.api("GET", "/api/v1/orgs/acme/products", ADMIN, None).await;
+    assert_eq!(products.as_array().unwrap().len(), 1, "{products}");
+    let v = versions(&gw, "acme/race").await;
+    assert_eq!(v[0]["summary"]["present"]["tags"], 2);
+    for tag in ["a", "b"] {
+        assert_eq!(get_manifest(&gw, &token, "acme/race", tag).await.0, 200);
+    }
+}
+
+#[tokio::test]
+async fn jobs_and_content_events_are_visible() {
+    let (gw, token) = setup().await;
+    push_image_with(&gw, &token, "acme/web/app", "1.0", 11).await;
+    let (status, jobs) = gw.api("GET", "/api/v1/jobs?state=done", ADMIN, None).await;
+    assert_eq!(status, 200);
+    let job = &jobs["jobs"][0];
+    assert_eq!(job["kind"], "post_push");
+    assert_eq!(job["payload"]["normal_repository"], "acme/web/app");
+    assert_eq!(job["payload"]["change"]["tags"], json!(["1.0"]));
+    let (_, queued) = gw.api("GET", "/api/v1/jobs?state=queued", ADMIN, None).await;
+    assert_eq!(queued["jobs"], json!([]));
+    let (status, _) = gw.api("GET", "/api/v1/jobs?state=bogus", ADMIN, None).await;
+    assert_eq!(status, 400);
+    let (_, events) = gw.api("GET", "/api/v1/events", ADMIN, None).await;
+    assert_eq!(events["events"][0]["repository"], "acme/web/app");
+    assert_eq!(events["events"][0]["version"], 1);
+}
+
+#[tokio::test]
+async fn garbage_collection_keeps_what_old_versions_reference() {
+    let (gw, token) = setup().await;
+    let (_, m1) = push_image_with(&gw, &token, "acme/web/app", "1.0", 12).await;
+    let d1 = common::digest(&m1);
+    push_image_with(&gw, &token, "acme/web/app", "2.0", 13).await;
+    // Remove 1.0's manifest everywhere current, then collect with no grace period.
+    let r = http()
+        .delete(gw.url(&format!("/v2/acme/web/app/manifests/{d1}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let registry = gw.gateway.versioned().unwrap().clone();
+    gatehouse::store::gc::collect(&registry, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    // Version 1 still has it: rolling back brings it back, bytes and all.
+    let (status, _) = gw
+        .api(
+            "POST",
+            "/api/v1/repositories/acme/web/app/rollback",
+            ADMIN,
+            Some(json!({"version": 1})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        get_manifest(&gw, &token, "acme/web/app", "1.0").await,
+        (StatusCode::OK, m1.clone())
+    );
+    let manifest: Value = serde_json::from_slice(&m1).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let r = http()
+        .get(gw.url(&format!("/v2/acme/web/app/blobs/{layer}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(common::digest(&r.bytes().await.unwrap()), layer);
+}
