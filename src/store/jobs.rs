@@ -1,12 +1,13 @@
 //! The job runner: executes the outbox (`jobs` rows written in the transaction of the
 //! change that caused them) at least once, with retries and backoff.
 //!
-//! A job is claimed by taking a lease (a short write transaction), then executed; a
-//! handler's effects and the job's `done` mark commit together, so a crash at any point
-//! leaves the job either undone (its lease runs out and it runs again) or done, never
-//! half-done. The manifest PUT that caused a post-push job runs it right away and waits
-//! (read-your-writes); the background loop picks up whatever is left (after a crash, a
-//! failure, or while another replica held the lease).
+//! A job runs inside one write transaction that first re-checks that it is still
+//! queued; its effects and its `done` mark commit together. Write transactions are
+//! serialised, so two runners (the request that caused the job, the background loop,
+//! another replica) never both apply it, and a crash at any point leaves the job either
+//! undone (it runs again) or done, never half-done. The manifest PUT that caused a
+//! post-push job runs it right away and waits (read-your-writes); the background loop
+//! picks up whatever is left (after a crash or a failure, with backoff).
 
 use super::Registry;
 use super::meta::{MetaError, now_ms};
@@ -15,8 +16,6 @@ use serde::Serialize;
 use sqlx::Row;
 use std::time::Duration;
 
-/// How long a claimed job is reserved for its runner.
-const LEASE_MS: i64 = 60_000;
 /// After this many failed attempts a job is marked failed and left for an operator.
 const MAX_ATTEMPTS: i64 = 10;
 /// How often the background loop looks for runnable jobs when nothing wakes it.
@@ -53,52 +52,18 @@ fn backoff_ms(attempts: i64) -> i64 {
 }
 
 impl Registry {
-    /// Run job `id` now if nobody else holds it; if another runner does, wait until it
-    /// is no longer queued. Errors are recorded on the job (it is retried later), never
-    /// returned: the change that caused the job has succeeded either way.
+    /// Run job `id` now (if it is still queued). Errors are recorded on the job, which
+    /// is retried later, never returned: the change that caused it has succeeded.
     pub async fn run_job_now(&self, id: i64) {
-        match self.claim(id).await {
-            Ok(Some((kind, payload))) => self.execute(id, &kind, &payload).await,
-            Ok(None) => {
-                // Leased elsewhere: wait (bounded by the lease) for it to finish.
-                let deadline = now_ms() + LEASE_MS;
-                while now_ms() < deadline {
-                    match self.job_state(id).await {
-                        Ok(Some((state, lease))) if state == "queued" && lease > now_ms() => {
-                            tokio::time::sleep(Duration::from_millis(5)).await;
-                        }
-                        _ => return,
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(job = id, error = %e, "claiming a job failed"),
-        }
-    }
-
-    async fn job_state(&self, id: i64) -> Result<Option<(String, i64)>, sqlx::Error> {
-        let row = sqlx::query("SELECT state, lease_until FROM jobs WHERE id = $1")
+        let row = sqlx::query("SELECT kind, payload FROM jobs WHERE id = $1 AND state = 'queued'")
             .bind(id)
             .fetch_optional(self.meta().reader())
-            .await?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
-    }
-
-    /// Take the lease of a runnable job: (kind, payload), or `None` if it is not runnable.
-    async fn claim(&self, id: i64) -> Result<Option<(String, String)>, JobError> {
-        let now = now_ms();
-        let mut tx = self.meta().begin_write().await?;
-        let row = sqlx::query(
-            "UPDATE jobs SET lease_until = $1, attempts = attempts + 1, updated_at = $2 \
-             WHERE id = $3 AND state = 'queued' AND lease_until < $2 AND run_after <= $2 \
-             RETURNING kind, payload",
-        )
-        .bind(now + LEASE_MS)
-        .bind(now)
-        .bind(id)
-        .fetch_optional(tx.conn())
-        .await?;
-        tx.commit().await?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
+            .await;
+        match row {
+            Ok(Some(r)) => self.execute(id, r.get(0), r.get(1)).await,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(job = id, error = %e, "reading a job failed"),
+        }
     }
 
     async fn execute(&self, id: i64, kind: &str, payload: &str) {
@@ -110,14 +75,14 @@ impl Registry {
             tracing::warn!(job = id, kind, error = %e, "job failed; will retry");
             let now = now_ms();
             let r = sqlx::query(
-                "UPDATE jobs SET lease_until = 0, last_error = $1, updated_at = $2, \
-                 run_after = $2 + $3 * (1 << MIN(attempts, 8)) / 2, \
-                 state = CASE WHEN attempts >= $4 THEN 'failed' ELSE state END \
+                "UPDATE jobs SET attempts = attempts + 1, last_error = $1, updated_at = $2, \
+                 run_after = $2 + $3 * (1 << MIN(attempts, 8)), \
+                 state = CASE WHEN attempts + 1 >= $4 THEN 'failed' ELSE state END \
                  WHERE id = $5",
             )
             .bind(e.to_string())
             .bind(now)
-            .bind(backoff_ms(1))
+            .bind(backoff_ms(0))
             .bind(MAX_ATTEMPTS)
             .bind(id)
             .execute(self.meta().writer())
@@ -133,8 +98,7 @@ impl Registry {
     async fn post_push(&self, id: i64, payload: &str) -> Result<(), JobError> {
         let job: PostPushJob = serde_json::from_str(payload).map_err(|e| JobError::Payload(e.to_string()))?;
         let mut tx = self.meta().begin_write().await?;
-        // Another runner may have finished it meanwhile (leases only avoid wasted work;
-        // correctness comes from this check and the single transaction below).
+        // Another runner may have finished it meanwhile.
         let state: Option<String> = sqlx::query("SELECT state FROM jobs WHERE id = $1")
             .bind(id)
             .fetch_optional(tx.conn())
@@ -157,30 +121,26 @@ impl Registry {
         Ok(())
     }
 
-    /// Run every runnable job once; returns how many ran.
+    /// Run every runnable job once; returns how many there were.
     pub async fn run_pending_jobs(&self) -> usize {
-        let now = now_ms();
-        let ids: Vec<i64> = match sqlx::query(
-            "SELECT id FROM jobs WHERE state = 'queued' AND run_after <= $1 AND lease_until < $1 ORDER BY id LIMIT 64",
+        let rows = sqlx::query(
+            "SELECT id, kind, payload FROM jobs WHERE state = 'queued' AND run_after <= $1 ORDER BY id LIMIT 64",
         )
-        .bind(now)
+        .bind(now_ms())
         .fetch_all(self.meta().reader())
-        .await
-        {
-            Ok(rows) => rows.into_iter().map(|r| r.get(0)).collect(),
+        .await;
+        let rows = match rows {
+            Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "listing jobs failed");
                 return 0;
             }
         };
-        let mut ran = 0;
-        for id in ids {
-            if let Ok(Some((kind, payload))) = self.claim(id).await {
-                self.execute(id, &kind, &payload).await;
-                ran += 1;
-            }
+        let n = rows.len();
+        for r in rows {
+            self.execute(r.get(0), r.get(1), r.get(2)).await;
         }
-        ran
+        n
     }
 
     /// Jobs, newest first, optionally only those in `state`.
@@ -231,20 +191,8 @@ impl Registry {
     }
 }
 
-/// The background loop: runs whatever is runnable, every second. Leases left by a
-/// runner that died are released first (running a job twice is harmless, waiting for a
-/// dead runner's lease is not).
+/// The background loop: runs whatever is runnable, every second.
 pub async fn run_forever(registry: Registry) {
-    let released = sqlx::query("UPDATE jobs SET lease_until = 0 WHERE state = 'queued' AND lease_until > 0")
-        .execute(registry.meta().writer())
-        .await;
-    match released {
-        Ok(r) if r.rows_affected() > 0 => {
-            tracing::info!(jobs = r.rows_affected(), "released leases of unfinished jobs")
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "releasing job leases failed"),
-    }
     loop {
         registry.run_pending_jobs().await;
         tokio::time::sleep(POLL).await;

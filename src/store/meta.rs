@@ -537,7 +537,7 @@ impl WriteTx {
         let r = sqlx::query(
             "DELETE FROM manifests WHERE created_at < $1 AND NOT EXISTS ( \
                 SELECT 1 FROM repository_manifests rm WHERE rm.digest = manifests.digest) \
-             AND NOT EXISTS (SELECT 1 FROM version_manifests vm WHERE vm.digest = manifests.digest)",
+             AND NOT EXISTS (SELECT 1 FROM version_content vc WHERE vc.digest = manifests.digest)",
         )
         .bind(cutoff_ms)
         .execute(&mut *self.tx)
@@ -551,7 +551,7 @@ impl WriteTx {
             "UPDATE blobs SET state = 'deleting' WHERE state = 'live' AND created_at < $1 \
              AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = blobs.digest) \
              AND NOT EXISTS (SELECT 1 FROM manifest_blobs mb WHERE mb.blob_digest = blobs.digest) \
-             AND NOT EXISTS (SELECT 1 FROM version_blobs vb WHERE vb.digest = blobs.digest)",
+             AND NOT EXISTS (SELECT 1 FROM version_content vc WHERE vc.digest = blobs.digest)",
         )
         .bind(cutoff_ms)
         .execute(&mut *self.tx)

@@ -400,15 +400,17 @@ impl Registry {
         for t in &tags {
             tx.set_tag(repo_id, t.as_str(), &d).await?;
         }
+        // The hook runs for pushes by tag (an index's children pushed by digest come along
+        // with it); a manifest pushed by digest alone stays in the push repository.
         let job = match normal_id {
-            Some(n) => {
+            Some(n) if !tags.is_empty() => {
                 let change = versions::PushChange::Push {
                     digest: d.clone(),
                     tags: tags.iter().map(|t| t.as_str().to_owned()).collect(),
                 };
                 Some(versions::enqueue_post_push(&mut tx, repo_id, n, change).await?)
             }
-            None => None,
+            _ => None,
         };
         tx.commit().await?;
         if let Some(id) = job {

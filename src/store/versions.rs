@@ -137,29 +137,80 @@ async fn closure(tx: &mut WriteTx, digest: &str) -> MetaResult<Vec<String>> {
     Ok(out)
 }
 
+/// What one change did to a normal repository's content.
+#[derive(Default)]
+struct Delta {
+    /// (kind, key, digest)
+    added: Vec<(&'static str, String, String)>,
+    removed: Vec<(&'static str, String, String)>,
+}
+
+impl Delta {
+    fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+
+    fn counts(rows: &[(&'static str, String, String)]) -> Counts {
+        let n = |k: &str| rows.iter().filter(|r| r.0 == k).count() as i64;
+        Counts {
+            tags: n("tag"),
+            manifests: n("manifest"),
+            blobs: n("blob"),
+        }
+    }
+}
+
+async fn current_tag(tx: &mut WriteTx, repo_id: i64, tag: &str) -> MetaResult<Option<String>> {
+    Ok(
+        sqlx::query("SELECT digest FROM tags WHERE repository_id = $1 AND name = $2")
+            .bind(repo_id)
+            .bind(tag)
+            .fetch_optional(tx.conn())
+            .await?
+            .map(|r| r.get(0)),
+    )
+}
+
 /// Apply a push repository's change to its normal repository and record a version.
 /// Returns the new version number, or `None` when nothing changed (a re-run).
+/// Costs work in proportion to the change, not to the repository.
 pub(crate) async fn apply_change(tx: &mut WriteTx, normal: &str, change: &PushChange) -> MetaResult<Option<i64>> {
     let Some(normal_id) = tx.repository_id(normal).await? else {
         return Ok(None);
     };
+    let mut delta = Delta::default();
     let reason = match change {
         PushChange::Push { digest, tags } => {
             for m in closure(tx, digest).await? {
-                tx.link_manifest(normal_id, &m).await?;
-                sqlx::query(
-                    "INSERT INTO repository_blobs (repository_id, digest, linked_at) \
-                     SELECT $1, blob_digest, $3 FROM manifest_blobs WHERE manifest_digest = $2 \
-                     ON CONFLICT (repository_id, digest) DO NOTHING",
+                if !tx.manifest_is_linked(normal_id, &m).await? {
+                    tx.link_manifest(normal_id, &m).await?;
+                    delta.added.push(("manifest", m.clone(), m.clone()));
+                }
+                let missing = sqlx::query(
+                    "SELECT mb.blob_digest FROM manifest_blobs mb WHERE mb.manifest_digest = $1 AND NOT EXISTS \
+                     (SELECT 1 FROM repository_blobs rb WHERE rb.repository_id = $2 AND rb.digest = mb.blob_digest)",
                 )
-                .bind(normal_id)
                 .bind(&m)
-                .bind(now_ms())
-                .execute(tx.conn())
+                .bind(normal_id)
+                .fetch_all(tx.conn())
                 .await?;
+                for r in missing {
+                    let b: String = r.get(0);
+                    tx.link_blob(normal_id, &b).await?;
+                    delta.added.push(("blob", b.clone(), b));
+                }
             }
             for t in tags {
-                tx.set_tag(normal_id, t, digest).await?;
+                match current_tag(tx, normal_id, t).await? {
+                    Some(old) if &old == digest => {}
+                    old => {
+                        if let Some(old) = old {
+                            delta.removed.push(("tag", t.clone(), old));
+                        }
+                        tx.set_tag(normal_id, t, digest).await?;
+                        delta.added.push(("tag", t.clone(), digest.clone()));
+                    }
+                }
             }
             if tags.is_empty() {
                 format!("push {digest}")
@@ -168,106 +219,99 @@ pub(crate) async fn apply_change(tx: &mut WriteTx, normal: &str, change: &PushCh
             }
         }
         PushChange::DeleteTag { tag } => {
-            tx.delete_tag(normal_id, tag).await?;
+            if let Some(old) = current_tag(tx, normal_id, tag).await? {
+                tx.delete_tag(normal_id, tag).await?;
+                delta.removed.push(("tag", tag.clone(), old));
+            }
             format!("delete tag {tag}")
         }
         PushChange::DeleteManifest { digest } => {
-            tx.unlink_manifest(normal_id, digest).await?;
+            let tags = sqlx::query("SELECT name FROM tags WHERE repository_id = $1 AND digest = $2")
+                .bind(normal_id)
+                .bind(digest)
+                .fetch_all(tx.conn())
+                .await?;
+            for r in tags {
+                delta.removed.push(("tag", r.get(0), digest.clone()));
+            }
+            if tx.unlink_manifest(normal_id, digest).await? {
+                delta.removed.push(("manifest", digest.clone(), digest.clone()));
+            }
             format!("delete manifest {digest}")
         }
     };
-    snapshot(tx, normal_id, &reason).await
+    record_version(tx, normal_id, &reason, &delta).await
 }
 
-/// A `COUNT(*)` built from the fixed table and column names of `snapshot`.
-async fn count(tx: &mut WriteTx, sql: String, repo: i64, a: i64, b: i64) -> MetaResult<i64> {
-    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(repo)
-        .bind(a)
-        .bind(b)
-        .fetch_one(tx.conn())
-        .await?
-        .get(0))
-}
-
-/// Record the normal repository's current content as its next version, unless it equals
-/// the latest one. Also records a "content changed" event for edge syncs.
-pub(crate) async fn snapshot(tx: &mut WriteTx, repo_id: i64, reason: &str) -> MetaResult<Option<i64>> {
+/// Record `delta` as the normal repository's next version (nothing when it is empty),
+/// with a "content changed" event for edge syncs.
+async fn record_version(tx: &mut WriteTx, repo_id: i64, reason: &str, delta: &Delta) -> MetaResult<Option<i64>> {
+    if delta.is_empty() {
+        return Ok(None);
+    }
     let latest: i64 = sqlx::query("SELECT latest_version FROM repositories WHERE id = $1")
         .bind(repo_id)
         .fetch_one(tx.conn())
         .await?
         .get(0);
     let next = latest + 1;
+    for (kind, key, digest) in &delta.removed {
+        sqlx::query(
+            "UPDATE version_content SET removed_in = $1 \
+             WHERE repository_id = $2 AND kind = $3 AND key = $4 AND digest = $5 AND removed_in IS NULL",
+        )
+        .bind(next)
+        .bind(repo_id)
+        .bind(*kind)
+        .bind(key)
+        .bind(digest)
+        .execute(tx.conn())
+        .await?;
+    }
+    for (kind, key, digest) in &delta.added {
+        sqlx::query(
+            "INSERT INTO version_content (repository_id, kind, key, digest, added_in) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(repo_id)
+        .bind(*kind)
+        .bind(key)
+        .bind(digest)
+        .bind(next)
+        .execute(tx.conn())
+        .await?;
+    }
+    let previous: Counts = match latest {
+        0 => Counts::default(),
+        n => sqlx::query("SELECT summary FROM repository_versions WHERE repository_id = $1 AND number = $2")
+            .bind(repo_id)
+            .bind(n)
+            .fetch_optional(tx.conn())
+            .await?
+            .and_then(|r| serde_json::from_str::<Summary>(r.get::<&str, _>(0)).ok())
+            .map(|s| s.present)
+            .unwrap_or_default(),
+    };
+    let (added, removed) = (Delta::counts(&delta.added), Delta::counts(&delta.removed));
+    let summary = Summary {
+        added,
+        removed,
+        present: Counts {
+            tags: previous.tags + added.tags - removed.tags,
+            manifests: previous.manifests + added.manifests - removed.manifests,
+            blobs: previous.blobs + added.blobs - removed.blobs,
+        },
+    };
     let now = now_ms();
     sqlx::query(
-        "INSERT INTO repository_versions (repository_id, number, created_at, reason, summary) VALUES ($1, $2, $3, $4, '{}')",
+        "INSERT INTO repository_versions (repository_id, number, created_at, reason, summary) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(repo_id)
     .bind(next)
     .bind(now)
     .bind(reason)
+    .bind(json!(summary).to_string())
     .execute(tx.conn())
     .await?;
-    for sql in [
-        "INSERT INTO version_tags (repository_id, number, name, digest) SELECT $1, $2, name, digest FROM tags WHERE repository_id = $1",
-        "INSERT INTO version_manifests (repository_id, number, digest) SELECT $1, $2, digest FROM repository_manifests WHERE repository_id = $1",
-        "INSERT INTO version_blobs (repository_id, number, digest) SELECT $1, $2, digest FROM repository_blobs WHERE repository_id = $1",
-    ] {
-        sqlx::query(sql).bind(repo_id).bind(next).execute(tx.conn()).await?;
-    }
-    // (table, key columns) for the diff between `next` and `latest`.
-    let kinds = [
-        ("version_tags", "name, digest"),
-        ("version_manifests", "digest"),
-        ("version_blobs", "digest"),
-    ];
-    let mut added = [0i64; 3];
-    let mut removed = [0i64; 3];
-    let mut present = [0i64; 3];
-    for (i, (table, cols)) in kinds.iter().enumerate() {
-        let diff = |x: &str, y: &str| {
-            format!(
-                "SELECT COUNT(*) FROM (SELECT {cols} FROM {table} WHERE repository_id = $1 AND number = {x} \
-                 EXCEPT SELECT {cols} FROM {table} WHERE repository_id = $1 AND number = {y})"
-            )
-        };
-        added[i] = count(tx, diff("$2", "$3"), repo_id, next, latest).await?;
-        removed[i] = count(tx, diff("$3", "$2"), repo_id, next, latest).await?;
-        present[i] = count(
-            tx,
-            format!("SELECT COUNT(*) FROM {table} WHERE repository_id = $1 AND number = $2 AND $3 = $3"),
-            repo_id,
-            next,
-            latest,
-        )
-        .await?;
-    }
-    if latest > 0 && added.iter().chain(removed.iter()).all(|n| *n == 0) {
-        // Nothing changed: no version (the version rows cascade away).
-        sqlx::query("DELETE FROM repository_versions WHERE repository_id = $1 AND number = $2")
-            .bind(repo_id)
-            .bind(next)
-            .execute(tx.conn())
-            .await?;
-        return Ok(None);
-    }
-    let c = |a: [i64; 3]| Counts {
-        tags: a[0],
-        manifests: a[1],
-        blobs: a[2],
-    };
-    let summary = Summary {
-        added: c(added),
-        removed: c(removed),
-        present: c(present),
-    };
-    sqlx::query("UPDATE repository_versions SET summary = $1 WHERE repository_id = $2 AND number = $3")
-        .bind(json!(summary).to_string())
-        .bind(repo_id)
-        .bind(next)
-        .execute(tx.conn())
-        .await?;
     sqlx::query("UPDATE repositories SET latest_version = $1 WHERE id = $2")
         .bind(next)
         .bind(repo_id)
@@ -282,6 +326,10 @@ pub(crate) async fn snapshot(tx: &mut WriteTx, repo_id: i64, reason: &str) -> Me
         .await?;
     Ok(Some(next))
 }
+
+/// The content of version `n`: (kind, key, digest) rows.
+const VERSION_CONTENT: &str = "SELECT kind, key, digest FROM version_content \
+     WHERE repository_id = $1 AND added_in <= $2 AND (removed_in IS NULL OR removed_in > $2)";
 
 fn not_normal(name: &str) -> Error {
     Error::new(
@@ -350,8 +398,9 @@ impl Registry {
     /// Tags of one version of a normal repository.
     pub async fn version_tags(&self, normal: &str, number: i64) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query(
-            "SELECT vt.name, vt.digest FROM version_tags vt JOIN repositories r ON r.id = vt.repository_id \
-             WHERE r.name = $1 AND vt.number = $2 ORDER BY vt.name",
+            "SELECT vc.key, vc.digest FROM version_content vc JOIN repositories r ON r.id = vc.repository_id \
+             WHERE r.name = $1 AND vc.kind = 'tag' AND vc.added_in <= $2 \
+             AND (vc.removed_in IS NULL OR vc.removed_in > $2) ORDER BY vc.key",
         )
         .bind(normal)
         .bind(number)
@@ -385,27 +434,81 @@ impl Registry {
                     .with_detail(json!({ "version": number })),
             );
         }
+        let target: Vec<(String, String, String)> = sqlx::query(VERSION_CONTENT)
+            .bind(repo_id)
+            .bind(number)
+            .fetch_all(tx.conn())
+            .await
+            .map_err(super::meta::MetaError::from)?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let current: Vec<(String, String, String)> = sqlx::query(
+            "SELECT kind, key, digest FROM version_content WHERE repository_id = $1 AND removed_in IS NULL",
+        )
+        .bind(repo_id)
+        .fetch_all(tx.conn())
+        .await
+        .map_err(super::meta::MetaError::from)?
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+        let kind = |k: &str| -> &'static str {
+            match k {
+                "tag" => "tag",
+                "manifest" => "manifest",
+                _ => "blob",
+            }
+        };
+        let mut delta = Delta::default();
+        for row in current.iter().filter(|r| !target.contains(r)) {
+            delta.removed.push((kind(&row.0), row.1.clone(), row.2.clone()));
+        }
+        for row in target.iter().filter(|r| !current.contains(r)) {
+            delta.added.push((kind(&row.0), row.1.clone(), row.2.clone()));
+        }
+        // The served content becomes version `number`'s.
         let now = now_ms();
         for sql in [
-            "DELETE FROM tags WHERE repository_id = $1 AND $2 = $2 AND $3 = $3",
-            "DELETE FROM repository_manifests WHERE repository_id = $1 AND $2 = $2 AND $3 = $3",
-            "DELETE FROM repository_blobs WHERE repository_id = $1 AND $2 = $2 AND $3 = $3",
-            "INSERT INTO repository_blobs (repository_id, digest, linked_at) \
-             SELECT $1, digest, $3 FROM version_blobs WHERE repository_id = $1 AND number = $2",
-            "INSERT INTO repository_manifests (repository_id, digest, pushed_at) \
-             SELECT $1, digest, $3 FROM version_manifests WHERE repository_id = $1 AND number = $2",
-            "INSERT INTO tags (repository_id, name, digest, updated_at) \
-             SELECT $1, name, digest, $3 FROM version_tags WHERE repository_id = $1 AND number = $2",
+            "DELETE FROM tags WHERE repository_id = $1",
+            "DELETE FROM repository_manifests WHERE repository_id = $1",
+            "DELETE FROM repository_blobs WHERE repository_id = $1",
         ] {
             sqlx::query(sql)
                 .bind(repo_id)
-                .bind(number)
-                .bind(now)
                 .execute(tx.conn())
                 .await
                 .map_err(super::meta::MetaError::from)?;
         }
-        let created = snapshot(&mut tx, repo_id, &format!("rollback to version {number}")).await?;
+        for (k, key, digest) in &target {
+            let q = match k.as_str() {
+                "tag" => {
+                    sqlx::query("INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4)")
+                        .bind(repo_id)
+                        .bind(key)
+                        .bind(digest)
+                }
+                "manifest" => sqlx::query(
+                    "INSERT INTO repository_manifests (repository_id, digest, pushed_at) VALUES ($1, $2, $4) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(repo_id)
+                .bind(key)
+                .bind(digest),
+                _ => sqlx::query(
+                    "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES ($1, $2, $4) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(repo_id)
+                .bind(key)
+                .bind(digest),
+            };
+            q.bind(now)
+                .execute(tx.conn())
+                .await
+                .map_err(super::meta::MetaError::from)?;
+        }
+        let created = record_version(&mut tx, repo_id, &format!("rollback to version {number}"), &delta).await?;
         tx.commit().await?;
         let latest = sqlx::query("SELECT latest_version FROM repositories WHERE name = $1")
             .bind(normal)
