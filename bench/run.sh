@@ -28,10 +28,11 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 echo "building release binaries..." >&2
-cargo build --release --quiet --bin gatehouse --example loadgen
+cargo build --release --quiet --bin gatehouse --example loadgen --example hookbench
 TARGET=${CARGO_TARGET_DIR:-target}
 GH_BIN=$TARGET/release/gatehouse
 LOADGEN=$TARGET/release/examples/loadgen
+HOOKBENCH=$TARGET/release/examples/hookbench
 
 work=$(mktemp -d /var/tmp/gatehouse-bench.XXXXXX)
 chmod 755 "$work"  # nginx workers run unprivileged
@@ -195,6 +196,10 @@ R[gh.rss]=$(awk '/VmHWM/{print int($2/1024)}' /proc/$GH_PID/status)
 start_distribution; push_blob "http://127.0.0.1:$DR_PORT" bench/huge "$work/huge.bin" "$HUGE_DIGEST" >/dev/null
 R[dr.rss]=$(awk '/VmHWM/{print int($2/1024)}' /proc/$DR_PID/status)
 
+echo "post-push hook..." >&2
+hook=$("$HOOKBENCH" "$work/hook")
+hv() { echo "$hook" | tr ' ' '\n' | awk -F= -v k="$1" '$1==k{print $2}'; }
+
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
 printf '\n%-44s %12s %12s %10s %10s  %s\n' "metric" "gatehouse" "distribution" "nginx" "ratio" "target"
 row() { printf '%-44s %12s %12s %10s %10s  %s\n' "$@"; }
@@ -214,3 +219,8 @@ grow "manifest GET p99 (ms)" "${R[gw.mp99]}" "${R[gh.mp99_again]}" "" ""
 grow "blob pull ${BIG_MB} MiB (MiB/s)" "${R[gw.pull]}" "${R[gh.pull_again]}" "$(ratio "${R[gw.pull]}" "${R[gh.pull_again]}")x" ">= 0.9x"
 grow "tokens/s, pull-secret Basic auth (64 conns)" "${R[gw.tokens]}" "-" "" ">= 5000"
 grow "token issuance p99 (ms)" "${R[gw.tp99]}" "-" "" ""
+
+printf '\n%-44s %12s %12s %10s  %s\n' "post-push hook (store API, in-process)" "with hook" "without" "ratio" "target"
+grow "copy: 10-arch index of 50-layer images (ms)" "$(hv index_copy_ms)" "-" "" "< 50 ms"
+grow "200 tags in a row, mean PUT latency (ms)" "$(hv tags_hook_mean_ms)" "$(hv tags_plain_mean_ms)" "$(hv ratio)x" "<= 1.2x"
+grow "200 tags in a row, p99 PUT latency (ms)" "$(hv tags_hook_p99_ms)" "$(hv tags_plain_p99_ms)" "" ""

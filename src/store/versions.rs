@@ -186,17 +186,21 @@ pub(crate) async fn apply_change(tx: &mut WriteTx, normal: &str, change: &PushCh
                     tx.link_manifest(normal_id, &m).await?;
                     delta.added.push(("manifest", m.clone(), m.clone()));
                 }
-                let missing = sqlx::query(
-                    "SELECT mb.blob_digest FROM manifest_blobs mb WHERE mb.manifest_digest = $1 AND NOT EXISTS \
-                     (SELECT 1 FROM repository_blobs rb WHERE rb.repository_id = $2 AND rb.digest = mb.blob_digest)",
+                // Link the blobs the normal repository lacks, learning which they were.
+                let linked = sqlx::query(
+                    "INSERT INTO repository_blobs (repository_id, digest, linked_at) \
+                     SELECT $2, mb.blob_digest, $3 FROM manifest_blobs mb WHERE mb.manifest_digest = $1 \
+                     AND NOT EXISTS (SELECT 1 FROM repository_blobs rb \
+                                     WHERE rb.repository_id = $2 AND rb.digest = mb.blob_digest) \
+                     RETURNING digest",
                 )
                 .bind(&m)
                 .bind(normal_id)
+                .bind(now_ms())
                 .fetch_all(tx.conn())
                 .await?;
-                for r in missing {
+                for r in linked {
                     let b: String = r.get(0);
-                    tx.link_blob(normal_id, &b).await?;
                     delta.added.push(("blob", b.clone(), b));
                 }
             }
@@ -268,17 +272,21 @@ async fn record_version(tx: &mut WriteTx, repo_id: i64, reason: &str, delta: &De
         .execute(tx.conn())
         .await?;
     }
-    for (kind, key, digest) in &delta.added {
-        sqlx::query(
-            "INSERT INTO version_content (repository_id, kind, key, digest, added_in) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(repo_id)
-        .bind(*kind)
-        .bind(key)
-        .bind(digest)
-        .bind(next)
-        .execute(tx.conn())
-        .await?;
+    // Many rows at once: an image of 50 layers is one statement, not 50.
+    for chunk in delta.added.chunks(200) {
+        let mut sql = String::from("INSERT INTO version_content (repository_id, kind, key, digest, added_in) VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let p = 3 + i * 3;
+            sql.push_str(&format!("($1, ${p}, ${}, ${}, $2)", p + 1, p + 2));
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(repo_id).bind(next);
+        for (kind, key, digest) in chunk {
+            q = q.bind(*kind).bind(key).bind(digest);
+        }
+        q.execute(tx.conn()).await?;
     }
     let previous: Counts = match latest {
         0 => Counts::default(),
