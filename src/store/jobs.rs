@@ -52,26 +52,30 @@ fn backoff_ms(attempts: i64) -> i64 {
 }
 
 impl Registry {
-    /// Run job `id` now (if it is still queued). Errors are recorded on the job, which
-    /// is retried later, never returned: the change that caused it has succeeded.
-    pub async fn run_job_now(&self, id: i64) {
-        let row = sqlx::query("SELECT kind, payload FROM jobs WHERE id = $1 AND state = 'queued'")
-            .bind(id)
-            .fetch_optional(self.meta().reader())
-            .await;
-        match row {
-            Ok(Some(r)) => self.execute(id, r.get(0), r.get(1)).await,
-            Ok(None) => {}
-            Err(e) => tracing::warn!(job = id, error = %e, "reading a job failed"),
+    /// Run post-push job `id` now, with its content already at hand (the request that
+    /// enqueued it). Errors are recorded on the job, which is retried later, never
+    /// returned: the push that caused it has succeeded.
+    pub(crate) async fn run_post_push_now(&self, id: i64, job: &PostPushJob) {
+        if let Err(e) = self.post_push(id, job).await {
+            self.record_failure(id, POST_PUSH_JOB, &e).await;
         }
     }
 
     async fn execute(&self, id: i64, kind: &str, payload: &str) {
         let result = match kind {
-            POST_PUSH_JOB => self.post_push(id, payload).await,
+            POST_PUSH_JOB => match serde_json::from_str::<PostPushJob>(payload) {
+                Ok(job) => self.post_push(id, &job).await,
+                Err(e) => Err(JobError::Payload(e.to_string())),
+            },
             other => Err(JobError::Payload(format!("unknown job kind {other:?}"))),
         };
         if let Err(e) = result {
+            self.record_failure(id, kind, &e).await;
+        }
+    }
+
+    async fn record_failure(&self, id: i64, kind: &str, e: &JobError) {
+        {
             tracing::warn!(job = id, kind, error = %e, "job failed; will retry");
             let now = now_ms();
             let r = sqlx::query(
@@ -95,24 +99,19 @@ impl Registry {
 
     /// Copy the pushed change into the normal repository as a new version, and mark the
     /// job done, in one transaction.
-    async fn post_push(&self, id: i64, payload: &str) -> Result<(), JobError> {
-        let job: PostPushJob = serde_json::from_str(payload).map_err(|e| JobError::Payload(e.to_string()))?;
+    async fn post_push(&self, id: i64, job: &PostPushJob) -> Result<(), JobError> {
         let mut tx = self.meta().begin_write().await?;
-        // Another runner may have finished it meanwhile.
-        let state: Option<String> = sqlx::query("SELECT state FROM jobs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(tx.conn())
-            .await?
-            .map(|r| r.get(0));
-        if state.as_deref() != Some("queued") {
-            return Ok(());
-        }
-        let version = apply_change(&mut tx, &job.normal_repository, &job.change).await?;
-        sqlx::query("UPDATE jobs SET state = 'done', updated_at = $1 WHERE id = $2")
+        // Marked done first, in the same transaction: if another runner finished it
+        // meanwhile, nothing is updated and this one stops (rolling back).
+        let claimed = sqlx::query("UPDATE jobs SET state = 'done', updated_at = $1 WHERE id = $2 AND state = 'queued'")
             .bind(now_ms())
             .bind(id)
             .execute(tx.conn())
             .await?;
+        if claimed.rows_affected() == 0 {
+            return Ok(());
+        }
+        let version = apply_change(&mut tx, job).await?;
         crate::fault::point("post_push_before_commit");
         tx.commit().await?;
         if let Some(v) = version {

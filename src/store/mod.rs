@@ -408,16 +408,20 @@ impl Registry {
                     digest: d.clone(),
                     tags: tags.iter().map(|t| t.as_str().to_owned()).collect(),
                 };
-                Some(versions::enqueue_post_push(&mut tx, repo_id, n, change).await?)
+                Some(versions::enqueue_post_push(&mut tx, repo.as_str(), n, change).await?)
             }
             _ => None,
         };
         tx.commit().await?;
-        if let Some(id) = job {
-            crate::fault::point("after_push_commit");
-            // Read-your-writes: the copy into the normal repository is part of the push.
-            self.run_job_now(id).await;
-        }
+        let job = match job {
+            Some((id, job)) => {
+                crate::fault::point("after_push_commit");
+                // Read-your-writes: the copy into the normal repository is part of the push.
+                self.run_post_push_now(id, &job).await;
+                Some(id)
+            }
+            None => None,
+        };
         Ok(PushedManifest {
             digest,
             subject: parsed.subject,
@@ -467,13 +471,13 @@ impl Registry {
                     },
                     Reference::Digest(d) => versions::PushChange::DeleteManifest { digest: d.to_string() },
                 };
-                Some(versions::enqueue_post_push(&mut tx, repo_id, n, change).await?)
+                Some(versions::enqueue_post_push(&mut tx, repo.as_str(), n, change).await?)
             }
             _ => None,
         };
         tx.commit().await?;
-        if let Some(id) = job {
-            self.run_job_now(id).await;
+        if let Some((id, job)) = job {
+            self.run_post_push_now(id, &job).await;
         }
         Ok(())
     }

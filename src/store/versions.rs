@@ -64,6 +64,8 @@ pub enum PushChange {
 pub struct PostPushJob {
     pub push_repository: String,
     pub normal_repository: String,
+    /// The normal repository's id (repositories are never renumbered).
+    pub normal_id: i64,
     pub change: PushChange,
 }
 
@@ -101,20 +103,21 @@ pub(crate) async fn enqueue(tx: &mut WriteTx, kind: &str, payload: &serde_json::
     .get(0))
 }
 
-/// Enqueue the post-push job for a change in push repository `push_id` (paired with
-/// `normal_id`).
+/// Enqueue the post-push job for a change in push repository `push` (paired with the
+/// normal repository `normal_id`); returns its id and the job.
 pub(crate) async fn enqueue_post_push(
     tx: &mut WriteTx,
-    push_id: i64,
+    push: &str,
     normal_id: i64,
     change: PushChange,
-) -> MetaResult<i64> {
+) -> MetaResult<(i64, PostPushJob)> {
     let job = PostPushJob {
-        push_repository: repository_name(tx, push_id).await?,
+        push_repository: push.to_owned(),
         normal_repository: repository_name(tx, normal_id).await?,
+        normal_id,
         change,
     };
-    enqueue(tx, POST_PUSH_JOB, &json!(job)).await
+    Ok((enqueue(tx, POST_PUSH_JOB, &json!(job)).await?, job))
 }
 
 /// Every manifest reachable from `digest` (itself, an index's children, …).
@@ -174,16 +177,22 @@ async fn current_tag(tx: &mut WriteTx, repo_id: i64, tag: &str) -> MetaResult<Op
 /// Apply a push repository's change to its normal repository and record a version.
 /// Returns the new version number, or `None` when nothing changed (a re-run).
 /// Costs work in proportion to the change, not to the repository.
-pub(crate) async fn apply_change(tx: &mut WriteTx, normal: &str, change: &PushChange) -> MetaResult<Option<i64>> {
-    let Some(normal_id) = tx.repository_id(normal).await? else {
-        return Ok(None);
-    };
+pub(crate) async fn apply_change(tx: &mut WriteTx, job: &PostPushJob) -> MetaResult<Option<i64>> {
+    let normal_id = job.normal_id;
     let mut delta = Delta::default();
-    let reason = match change {
+    let reason = match &job.change {
         PushChange::Push { digest, tags } => {
             for m in closure(tx, digest).await? {
-                if !tx.manifest_is_linked(normal_id, &m).await? {
-                    tx.link_manifest(normal_id, &m).await?;
+                let linked = sqlx::query(
+                    "INSERT INTO repository_manifests (repository_id, digest, pushed_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (repository_id, digest) DO NOTHING",
+                )
+                .bind(normal_id)
+                .bind(&m)
+                .bind(now_ms())
+                .execute(tx.conn())
+                .await?;
+                if linked.rows_affected() > 0 {
                     delta.added.push(("manifest", m.clone(), m.clone()));
                 }
                 // Link the blobs the normal repository lacks, learning which they were.
@@ -244,20 +253,34 @@ pub(crate) async fn apply_change(tx: &mut WriteTx, normal: &str, change: &PushCh
             format!("delete manifest {digest}")
         }
     };
-    record_version(tx, normal_id, &reason, &delta).await
+    record_version(tx, normal_id, &job.normal_repository, &reason, &delta).await
 }
 
 /// Record `delta` as the normal repository's next version (nothing when it is empty),
 /// with a "content changed" event for edge syncs.
-async fn record_version(tx: &mut WriteTx, repo_id: i64, reason: &str, delta: &Delta) -> MetaResult<Option<i64>> {
+async fn record_version(
+    tx: &mut WriteTx,
+    repo_id: i64,
+    name: &str,
+    reason: &str,
+    delta: &Delta,
+) -> MetaResult<Option<i64>> {
     if delta.is_empty() {
         return Ok(None);
     }
-    let latest: i64 = sqlx::query("SELECT latest_version FROM repositories WHERE id = $1")
-        .bind(repo_id)
-        .fetch_one(tx.conn())
-        .await?
-        .get(0);
+    let row = sqlx::query(
+        "SELECT r.latest_version, v.summary FROM repositories r \
+         LEFT JOIN repository_versions v ON v.repository_id = r.id AND v.number = r.latest_version WHERE r.id = $1",
+    )
+    .bind(repo_id)
+    .fetch_one(tx.conn())
+    .await?;
+    let latest: i64 = row.get(0);
+    let previous: Counts = row
+        .get::<Option<&str>, _>(1)
+        .and_then(|s| serde_json::from_str::<Summary>(s).ok())
+        .map(|s| s.present)
+        .unwrap_or_default();
     let next = latest + 1;
     for (kind, key, digest) in &delta.removed {
         sqlx::query(
@@ -288,17 +311,6 @@ async fn record_version(tx: &mut WriteTx, repo_id: i64, reason: &str, delta: &De
         }
         q.execute(tx.conn()).await?;
     }
-    let previous: Counts = match latest {
-        0 => Counts::default(),
-        n => sqlx::query("SELECT summary FROM repository_versions WHERE repository_id = $1 AND number = $2")
-            .bind(repo_id)
-            .bind(n)
-            .fetch_optional(tx.conn())
-            .await?
-            .and_then(|r| serde_json::from_str::<Summary>(r.get::<&str, _>(0)).ok())
-            .map(|s| s.present)
-            .unwrap_or_default(),
-    };
     let (added, removed) = (Delta::counts(&delta.added), Delta::counts(&delta.removed));
     let summary = Summary {
         added,
@@ -325,7 +337,6 @@ async fn record_version(tx: &mut WriteTx, repo_id: i64, reason: &str, delta: &De
         .bind(repo_id)
         .execute(tx.conn())
         .await?;
-    let name = repository_name(tx, repo_id).await?;
     sqlx::query("INSERT INTO content_events (repository, version, created_at) VALUES ($1, $2, $3)")
         .bind(name)
         .bind(next)
@@ -516,7 +527,14 @@ impl Registry {
                 .await
                 .map_err(super::meta::MetaError::from)?;
         }
-        let created = record_version(&mut tx, repo_id, &format!("rollback to version {number}"), &delta).await?;
+        let created = record_version(
+            &mut tx,
+            repo_id,
+            normal,
+            &format!("rollback to version {number}"),
+            &delta,
+        )
+        .await?;
         tx.commit().await?;
         let latest = sqlx::query("SELECT latest_version FROM repositories WHERE name = $1")
             .bind(normal)
