@@ -315,3 +315,102 @@ async fn garbage_collection_keeps_what_old_versions_reference() {
     assert_eq!(r.status(), 200);
     assert_eq!(common::digest(&r.bytes().await.unwrap()), layer);
 }
+
+#[tokio::test]
+async fn content_operations_copy_remove_tag_untag() {
+    let (gw, token) = setup().await;
+    let (_, m1) = push_image_with(&gw, &token, "acme/web/app", "1.0", 20).await;
+    let d1 = common::digest(&m1);
+    let dest = gw
+        .token(Some(ADMIN), &["repository:acme/prod/app:pull,push"])
+        .await;
+    let post = |op: &'static str, body: Value| {
+        let gw = &gw;
+        async move { gw.api("POST", &format!("/api/v1/repositories/acme/prod/app/{op}"), ADMIN, Some(body)).await }
+    };
+
+    // Copy a tag into a repository that does not exist yet: created, version 1.
+    let (s, v) = post("copy", json!({"from": "acme/web/app", "tags": ["1.0"]})).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["version"], 1);
+    assert_eq!(get_manifest(&gw, &dest, "acme/prod/app", "1.0").await, (StatusCode::OK, m1.clone()));
+
+    // Tag and untag by digest.
+    let (s, v) = post("tag", json!({"digest": d1, "tag": "stable"})).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(get_manifest(&gw, &dest, "acme/prod/app", "stable").await.0, 200);
+    let (s, _) = post("untag", json!({"tag": "1.0"})).await;
+    assert_eq!(s, 201);
+    assert_eq!(get_manifest(&gw, &dest, "acme/prod/app", "1.0").await.0, 404);
+    assert_eq!(get_manifest(&gw, &dest, "acme/prod/app", &d1).await.0, 200, "untag keeps the manifest");
+
+    // Bad requests change nothing: unknown source tag, unknown source, bad digest, a
+    // misspelt field, untag of a missing tag.
+    let before = versions(&gw, "acme/prod/app").await.len();
+    for (op, body, status) in [
+        ("copy", json!({"from": "acme/web/app", "tags": ["nope"]}), 404),
+        ("copy", json!({"from": "acme/web/none", "tags": ["1.0"]}), 404),
+        ("copy", json!({"from": "acme/web/app"}), 400),
+        ("tag", json!({"digest": "sha256:zz", "tag": "x"}), 400),
+        ("tag", json!({"digets": d1, "tag": "x"}), 400),
+        ("untag", json!({"tag": "never"}), 404),
+        ("remove", json!({"digests": ["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}), 404),
+    ] {
+        let (s, err) = post(op, body.clone()).await;
+        assert_eq!(s.as_u16(), status, "{op} {body}: {err}");
+        assert!(err["error"]["message"].is_string(), "{err}");
+    }
+    assert_eq!(versions(&gw, "acme/prod/app").await.len(), before);
+
+    // Remove the manifest: its tags and blobs go with it.
+    let (s, v) = post("remove", json!({"digests": [d1]})).await;
+    assert_eq!(s, 201, "{v}");
+    let latest = &versions(&gw, "acme/prod/app").await[0];
+    assert_eq!(latest["summary"]["present"], json!({"tags": 0, "manifests": 0, "blobs": 0}), "{latest}");
+    assert_eq!(latest["summary"]["removed"]["blobs"], 2);
+}
+
+#[tokio::test]
+async fn a_manifest_listed_by_an_index_is_removed_only_when_forced() {
+    let (gw, token) = setup().await;
+    let c = http();
+    let config = common::config_blob("amd64");
+    let layer = common::random_bytes(500, 30);
+    for blob in [&config, &layer] {
+        let r = c
+            .post(gw.url(&format!("/v2/acme/web/multi/blobs/uploads/?digest={}", common::digest(blob))))
+            .bearer_auth(&token)
+            .body(blob.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let child = common::image_manifest(&config, &[&layer], json!({}));
+    let d = common::digest(&child);
+    let r = c
+        .put(gw.url(&format!("/v2/acme/web/multi/manifests/{d}")))
+        .bearer_auth(&token)
+        .header("content-type", OCI_MANIFEST)
+        .body(child.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let index = common::index_manifest(&[(&child, "amd64")]);
+    let r = c
+        .put(gw.url("/v2/acme/web/multi/manifests/latest"))
+        .bearer_auth(&token)
+        .header("content-type", OCI_INDEX)
+        .body(index)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let path = "/api/v1/repositories/acme/web/multi/remove";
+    let (s, err) = gw.api("POST", path, ADMIN, Some(json!({"digests": [d]}))).await;
+    assert_eq!(s, 403, "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("index"), "{err}");
+    let (s, _) = gw.api("POST", path, ADMIN, Some(json!({"digests": [d], "force": true}))).await;
+    assert_eq!(s, 201);
+}

@@ -3,6 +3,14 @@
 //! - `GET /api/v1/repositories/{org}/{product}/{name}/versions` (also `{org}/{name}`);
 //! - `GET …/versions/{n}`: one version with its tags;
 //! - `POST …/rollback {"version": n}`: a new version equal to version n;
+//! - `POST …/copy {"from", "tags"?, "digests"?}`: tags or manifests from another
+//!   repository, with their closure (an index brings its children) and blobs;
+//! - `POST …/remove {"tags"?, "digests"?, "force"?}`: remove tags (only the tags) or
+//!   manifests (with the tags on them and their blobs nothing else references; refused
+//!   while an index in the repository lists one, unless forced);
+//! - `POST …/tag {"digest", "tag"}`, `POST …/untag {"tag"}`.
+//!
+//! Each operation is one new version, or nothing at all when it is refused.
 //! - `GET /api/v1/jobs?state=&limit=`, `GET /api/v1/events?after=&limit=` (global admins).
 
 use super::{Admin, ApiError, ApiResult};
@@ -17,12 +25,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+const OPS: &[&str] = &["versions", "rollback", "copy", "remove", "tag", "untag"];
+
 fn split(rest: &str) -> ApiResult<(RepoPath, Vec<&str>)> {
     let parts: Vec<&str> = rest.trim_matches('/').split('/').collect();
     let at = parts
         .iter()
-        .position(|p| *p == "versions" || *p == "rollback")
-        .ok_or_else(|| ApiError::not_found("use …/versions, …/versions/{n} or …/rollback"))?;
+        .position(|p| OPS.contains(p))
+        .ok_or_else(|| ApiError::not_found("use …/versions, …/versions/{n}, …/rollback, …/copy, …/remove, …/tag or …/untag"))?;
     let name = parts[..at].join("/");
     let path = RepoPath::parse(&name).map_err(|e| ApiError::invalid("repository", &e.message))?;
     Ok((path, parts[at..].to_vec()))
@@ -88,8 +98,58 @@ pub(super) async fn get_repository(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Rollback {
+struct Rollback {
     version: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Copy {
+    from: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    digests: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Remove {
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    digests: Vec<String>,
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagRequest {
+    digest: String,
+    tag: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UntagRequest {
+    tag: String,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> ApiResult<T> {
+    serde_json::from_value(v).map_err(|e| ApiError::invalid("body", &e.to_string()))
+}
+
+fn check_tag(tag: &str) -> ApiResult<()> {
+    tag.parse::<crate::oci::Tag>()
+        .map(|_| ())
+        .map_err(|e| ApiError::invalid("tag", &e.to_string()))
+}
+
+fn check_digest(d: &str) -> ApiResult<()> {
+    d.parse::<crate::oci::Digest>()
+        .map(|_| ())
+        .map_err(|e| ApiError::invalid("digests", &e.to_string()))
 }
 
 pub(super) async fn post_repository(
@@ -97,30 +157,124 @@ pub(super) async fn post_repository(
     headers: HeaderMap,
     ext: axum::http::Extensions,
     Path(rest): Path<String>,
-    json: Result<Json<Rollback>, JsonRejection>,
+    json: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> ApiResult {
     let a = Admin::from_request(&gw, &headers, &ext).await?;
     let (path, tail) = split(&rest)?;
-    if tail.as_slice() != ["rollback"] {
-        return Err(ApiError::not_found("use …/rollback"));
-    }
+    let op = match tail.as_slice() {
+        [op] if *op != "versions" => *op,
+        _ => return Err(ApiError::not_found("use …/rollback, …/copy, …/remove, …/tag or …/untag")),
+    };
     require(&gw, &a, &path, Action::Push).await?;
-    let req = super::body(json)?;
-    if req.version < 1 {
-        return Err(ApiError::invalid("version", "versions are numbered from 1"));
-    }
+    let body = super::body(json)?;
     let reg = registry(&gw)?;
     let normal = gw.backend_names(&path).1;
-    let version = reg.rollback(&normal, req.version).await?;
-    a.audit(
-        &gw,
-        "rollback",
-        Some(&path.org),
-        format!("{} to version {} (now version {version})", path.public, req.version),
-    );
+    use crate::store::versions::ContentOp;
+    let (ops, reason) = match op {
+        "rollback" => {
+            let req: Rollback = parse(body)?;
+            if req.version < 1 {
+                return Err(ApiError::invalid("version", "versions are numbered from 1"));
+            }
+            let version = reg.rollback(&normal, req.version).await?;
+            a.audit(
+                &gw,
+                "rollback",
+                Some(&path.org),
+                format!("{} to version {} (now version {version})", path.public, req.version),
+            );
+            return Ok((
+                StatusCode::CREATED,
+                Json(json!({ "repository": path.public, "version": version, "rolled_back_to": req.version })),
+            )
+                .into_response());
+        }
+        "copy" => {
+            let req: Copy = parse(body)?;
+            if req.tags.is_empty() && req.digests.is_empty() {
+                return Err(ApiError::invalid("tags", "give tags or digests to copy"));
+            }
+            let src = RepoPath::parse(&req.from).map_err(|e| ApiError::invalid("from", &e.message))?;
+            require(&gw, &a, &src, Action::Pull).await?;
+            let src_name = gw.backend_names(&src).1;
+            let mut ops = Vec::new();
+            for t in &req.tags {
+                check_tag(t)?;
+                let d = reg
+                    .resolve_tag(&src_name, t)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(&format!("{} has no tag {t}", src.public)))?;
+                ops.push(ContentOp::Add {
+                    digest: d,
+                    tags: vec![t.clone()],
+                });
+            }
+            for d in &req.digests {
+                check_digest(d)?;
+                if !reg.has_manifest(&src_name, d).await? {
+                    return Err(ApiError::not_found(&format!("{} has no manifest {d}", src.public)));
+                }
+                ops.push(ContentOp::Add {
+                    digest: d.clone(),
+                    tags: Vec::new(),
+                });
+            }
+            // The destination may not exist yet: it is created like on a first push.
+            gw.identities()
+                .ensure_product(&path.org, &path.product)
+                .await
+                .map_err(ApiError::from)?;
+            gw.ensure_push_pair(&path).await?;
+            (ops, format!("copy from {}", src.public))
+        }
+        "remove" => {
+            let req: Remove = parse(body)?;
+            if req.tags.is_empty() && req.digests.is_empty() {
+                return Err(ApiError::invalid("tags", "give tags or digests to remove"));
+            }
+            let mut ops = Vec::new();
+            for t in &req.tags {
+                check_tag(t)?;
+                ops.push(ContentOp::RemoveTag { tag: t.clone() });
+            }
+            for d in &req.digests {
+                check_digest(d)?;
+                ops.push(ContentOp::RemoveManifest {
+                    digest: d.clone(),
+                    force: req.force,
+                });
+            }
+            (ops, "remove".to_owned())
+        }
+        "tag" => {
+            let req: TagRequest = parse(body)?;
+            check_tag(&req.tag)?;
+            check_digest(&req.digest).map_err(|_| ApiError::invalid("digest", "not a digest"))?;
+            if !reg.has_manifest(&normal, &req.digest).await? {
+                return Err(ApiError::not_found(&format!("{} has no manifest {}", path.public, req.digest)));
+            }
+            let reason = format!("tag {} as {}", req.digest, req.tag);
+            (
+                vec![ContentOp::Add {
+                    digest: req.digest,
+                    tags: vec![req.tag],
+                }],
+                reason,
+            )
+        }
+        _ => {
+            let req: UntagRequest = parse(body)?;
+            check_tag(&req.tag)?;
+            let reason = format!("untag {}", req.tag);
+            (vec![ContentOp::RemoveTag { tag: req.tag }], reason)
+        }
+    };
+    let version = reg.modify(&normal, &ops, &reason).await?;
+    a.audit(&gw, op, Some(&path.org), format!("{}: {reason}", path.public));
+    let status = if version.is_some() { StatusCode::CREATED } else { StatusCode::OK };
     Ok((
-        StatusCode::CREATED,
-        Json(json!({ "repository": path.public, "version": version, "rolled_back_to": req.version })),
+        status,
+        Json(json!({ "repository": path.public, "version": version, "changed": version.is_some() })),
     )
         .into_response())
 }

@@ -182,49 +182,7 @@ pub(crate) async fn apply_change(tx: &mut WriteTx, job: &PostPushJob) -> MetaRes
     let mut delta = Delta::default();
     let reason = match &job.change {
         PushChange::Push { digest, tags } => {
-            for m in closure(tx, digest).await? {
-                let linked = sqlx::query(
-                    "INSERT INTO repository_manifests (repository_id, digest, pushed_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (repository_id, digest) DO NOTHING",
-                )
-                .bind(normal_id)
-                .bind(&m)
-                .bind(now_ms())
-                .execute(tx.conn())
-                .await?;
-                if linked.rows_affected() > 0 {
-                    delta.added.push(("manifest", m.clone(), m.clone()));
-                }
-                // Link the blobs the normal repository lacks, learning which they were.
-                let linked = sqlx::query(
-                    "INSERT INTO repository_blobs (repository_id, digest, linked_at) \
-                     SELECT $2, mb.blob_digest, $3 FROM manifest_blobs mb WHERE mb.manifest_digest = $1 \
-                     AND NOT EXISTS (SELECT 1 FROM repository_blobs rb \
-                                     WHERE rb.repository_id = $2 AND rb.digest = mb.blob_digest) \
-                     RETURNING digest",
-                )
-                .bind(&m)
-                .bind(normal_id)
-                .bind(now_ms())
-                .fetch_all(tx.conn())
-                .await?;
-                for r in linked {
-                    let b: String = r.get(0);
-                    delta.added.push(("blob", b.clone(), b));
-                }
-            }
-            for t in tags {
-                match current_tag(tx, normal_id, t).await? {
-                    Some(old) if &old == digest => {}
-                    old => {
-                        if let Some(old) = old {
-                            delta.removed.push(("tag", t.clone(), old));
-                        }
-                        tx.set_tag(normal_id, t, digest).await?;
-                        delta.added.push(("tag", t.clone(), digest.clone()));
-                    }
-                }
-            }
+            add_manifest(tx, normal_id, digest, tags, &mut delta).await?;
             if tags.is_empty() {
                 format!("push {digest}")
             } else {
@@ -232,28 +190,148 @@ pub(crate) async fn apply_change(tx: &mut WriteTx, job: &PostPushJob) -> MetaRes
             }
         }
         PushChange::DeleteTag { tag } => {
-            if let Some(old) = current_tag(tx, normal_id, tag).await? {
-                tx.delete_tag(normal_id, tag).await?;
-                delta.removed.push(("tag", tag.clone(), old));
-            }
+            remove_tag(tx, normal_id, tag, &mut delta).await?;
             format!("delete tag {tag}")
         }
         PushChange::DeleteManifest { digest } => {
-            let tags = sqlx::query("SELECT name FROM tags WHERE repository_id = $1 AND digest = $2")
-                .bind(normal_id)
-                .bind(digest)
-                .fetch_all(tx.conn())
-                .await?;
-            for r in tags {
-                delta.removed.push(("tag", r.get(0), digest.clone()));
-            }
-            if tx.unlink_manifest(normal_id, digest).await? {
-                delta.removed.push(("manifest", digest.clone(), digest.clone()));
-            }
+            unlink_manifest(tx, normal_id, digest, &mut delta).await?;
             format!("delete manifest {digest}")
         }
     };
     record_version(tx, normal_id, &job.normal_repository, &reason, &delta).await
+}
+
+/// Link `digest` with its closure (an index's children) and their blobs into the
+/// repository, and point `tags` at it.
+async fn add_manifest(tx: &mut WriteTx, repo_id: i64, digest: &str, tags: &[String], delta: &mut Delta) -> MetaResult<()> {
+    for m in closure(tx, digest).await? {
+        let linked = sqlx::query(
+            "INSERT INTO repository_manifests (repository_id, digest, pushed_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (repository_id, digest) DO NOTHING",
+        )
+        .bind(repo_id)
+        .bind(&m)
+        .bind(now_ms())
+        .execute(tx.conn())
+        .await?;
+        if linked.rows_affected() > 0 {
+            delta.added.push(("manifest", m.clone(), m.clone()));
+        }
+        // Link the blobs the repository lacks, learning which they were.
+        let linked = sqlx::query(
+            "INSERT INTO repository_blobs (repository_id, digest, linked_at) \
+             SELECT $2, mb.blob_digest, $3 FROM manifest_blobs mb WHERE mb.manifest_digest = $1 \
+             AND NOT EXISTS (SELECT 1 FROM repository_blobs rb \
+                             WHERE rb.repository_id = $2 AND rb.digest = mb.blob_digest) \
+             RETURNING digest",
+        )
+        .bind(&m)
+        .bind(repo_id)
+        .bind(now_ms())
+        .fetch_all(tx.conn())
+        .await?;
+        for r in linked {
+            let b: String = r.get(0);
+            delta.added.push(("blob", b.clone(), b));
+        }
+    }
+    for t in tags {
+        match current_tag(tx, repo_id, t).await? {
+            Some(old) if old == digest => {}
+            old => {
+                if let Some(old) = old {
+                    delta.removed.push(("tag", t.clone(), old));
+                }
+                tx.set_tag(repo_id, t, digest).await?;
+                delta.added.push(("tag", t.clone(), digest.to_owned()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Remove a tag (only the tag); whether it existed.
+async fn remove_tag(tx: &mut WriteTx, repo_id: i64, tag: &str, delta: &mut Delta) -> MetaResult<bool> {
+    let Some(old) = current_tag(tx, repo_id, tag).await? else {
+        return Ok(false);
+    };
+    tx.delete_tag(repo_id, tag).await?;
+    delta.removed.push(("tag", tag.to_owned(), old));
+    Ok(true)
+}
+
+/// Unlink a manifest and the tags pointing at it (its blobs stay linked, as after a
+/// registry DELETE); whether it was linked.
+async fn unlink_manifest(tx: &mut WriteTx, repo_id: i64, digest: &str, delta: &mut Delta) -> MetaResult<bool> {
+    let tags = sqlx::query("SELECT name FROM tags WHERE repository_id = $1 AND digest = $2")
+        .bind(repo_id)
+        .bind(digest)
+        .fetch_all(tx.conn())
+        .await?;
+    for r in tags {
+        delta.removed.push(("tag", r.get(0), digest.to_owned()));
+    }
+    let unlinked = tx.unlink_manifest(repo_id, digest).await?;
+    if unlinked {
+        delta.removed.push(("manifest", digest.to_owned(), digest.to_owned()));
+    }
+    Ok(unlinked)
+}
+
+/// One change to a normal repository's content, through the content API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContentOp {
+    /// Add a manifest (with its closure and blobs) and point tags at it.
+    Add { digest: String, tags: Vec<String> },
+    RemoveTag { tag: String },
+    /// Remove a manifest, the tags on it, and its blobs that nothing else in the
+    /// repository references. Refused while an index in the repository lists it,
+    /// unless `force`.
+    RemoveManifest { digest: String, force: bool },
+}
+
+/// Remove a manifest as `ContentOp::RemoveManifest` says.
+async fn remove_manifest(tx: &mut WriteTx, repo_id: i64, digest: &str, force: bool, delta: &mut Delta) -> Result<()> {
+    let parent = sqlx::query(
+        "SELECT mc.manifest_digest FROM manifest_children mc JOIN repository_manifests rm \
+         ON rm.digest = mc.manifest_digest AND rm.repository_id = $1 WHERE mc.child_digest = $2 LIMIT 1",
+    )
+    .bind(repo_id)
+    .bind(digest)
+    .fetch_optional(tx.conn())
+    .await
+    .map_err(super::meta::MetaError::from)?;
+    if let Some(p) = parent
+        && !force
+    {
+        let parent: String = p.get(0);
+        return Err(Error::new(
+            ErrorCode::Denied,
+            format!("manifest {digest} is listed by index {parent} in this repository; remove the index first or force"),
+        )
+        .with_detail(json!({ "digest": digest, "index": parent })));
+    }
+    if !unlink_manifest(tx, repo_id, digest, delta).await? {
+        return Err(Error::new(ErrorCode::ManifestUnknown, format!("manifest {digest} is not in the repository"))
+            .with_detail(json!({ "digest": digest })));
+    }
+    // Its blobs that no manifest still in the repository references.
+    let orphans = sqlx::query(
+        "DELETE FROM repository_blobs WHERE repository_id = $1 AND digest IN ( \
+            SELECT mb.blob_digest FROM manifest_blobs mb WHERE mb.manifest_digest = $2 AND NOT EXISTS ( \
+              SELECT 1 FROM repository_manifests rm JOIN manifest_blobs mb2 ON mb2.manifest_digest = rm.digest \
+              WHERE rm.repository_id = $1 AND mb2.blob_digest = mb.blob_digest)) RETURNING digest",
+    )
+    .bind(repo_id)
+    .bind(digest)
+    .fetch_all(tx.conn())
+    .await
+    .map_err(super::meta::MetaError::from)?;
+    for r in orphans {
+        let b: String = r.get(0);
+        delta.removed.push(("blob", b.clone(), b));
+    }
+    Ok(())
 }
 
 /// Record `delta` as the normal repository's next version (nothing when it is empty),
@@ -427,6 +505,75 @@ impl Registry {
         .await
         .map_err(super::meta::MetaError::from)?;
         Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Apply content operations to a normal repository as one new version (`None` when
+    /// nothing changed). Any invalid operation refuses the whole set: no version.
+    pub async fn modify(&self, normal: &str, ops: &[ContentOp], reason: &str) -> Result<Option<i64>> {
+        let mut tx = self.meta().begin_write().await?;
+        let repo_id = tx
+            .repository_id(normal)
+            .await?
+            .ok_or_else(|| Error::new(ErrorCode::NameUnknown, format!("no repository {normal}")))?;
+        if repository_kind(&mut tx, repo_id).await?.0 != KIND_NORMAL {
+            return Err(not_normal(normal));
+        }
+        let mut delta = Delta::default();
+        for op in ops {
+            match op {
+                ContentOp::Add { digest, tags } => {
+                    let known = sqlx::query("SELECT 1 FROM manifests WHERE digest = $1")
+                        .bind(digest)
+                        .fetch_optional(tx.conn())
+                        .await
+                        .map_err(super::meta::MetaError::from)?;
+                    if known.is_none() {
+                        return Err(Error::new(ErrorCode::ManifestUnknown, format!("no manifest {digest}"))
+                            .with_detail(json!({ "digest": digest })));
+                    }
+                    add_manifest(&mut tx, repo_id, digest, tags, &mut delta).await?;
+                }
+                ContentOp::RemoveTag { tag } => {
+                    if !remove_tag(&mut tx, repo_id, tag, &mut delta).await? {
+                        return Err(Error::new(ErrorCode::ManifestUnknown, format!("no tag {tag} in {normal}"))
+                            .with_detail(json!({ "tag": tag })));
+                    }
+                }
+                ContentOp::RemoveManifest { digest, force } => {
+                    remove_manifest(&mut tx, repo_id, digest, *force, &mut delta).await?;
+                }
+            }
+        }
+        let version = record_version(&mut tx, repo_id, normal, reason, &delta).await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    /// The digest a tag points to in a repository's current content.
+    pub async fn resolve_tag(&self, repo: &str, tag: &str) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = $1 AND t.name = $2",
+        )
+        .bind(repo)
+        .bind(tag)
+        .fetch_optional(self.meta().reader())
+        .await
+        .map_err(super::meta::MetaError::from)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Whether a manifest is in a repository's current content.
+    pub async fn has_manifest(&self, repo: &str, digest: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM repository_manifests rm JOIN repositories r ON r.id = rm.repository_id \
+             WHERE r.name = $1 AND rm.digest = $2",
+        )
+        .bind(repo)
+        .bind(digest)
+        .fetch_optional(self.meta().reader())
+        .await
+        .map_err(super::meta::MetaError::from)?;
+        Ok(row.is_some())
     }
 
     /// Make a new version whose content equals version `number`'s. Only for normal
