@@ -68,6 +68,7 @@ pub async fn build(cfg: &Config, admin_password: Option<Secret>, tls: bool) -> R
         Some(url) => (Arc::new(Http::new(url)?), None),
         None => {
             let registry = store::Registry::open_with(&db, data)?;
+            registry.set_version_retention(cfg.version_retention);
             (
                 Arc::new(InProcess::new(store::http::router(registry.clone()))),
                 Some(registry),

@@ -54,6 +54,8 @@ pub struct Config {
     pub audit_retention: String,
     /// At most this many audit events are kept (the oldest go first).
     pub audit_max_events: u64,
+    /// How many versions of each versioned repository are kept (0: all, as Pulp).
+    pub version_retention: u64,
 }
 
 /// Every setting's name (the keys of the TOML file, `GATEHOUSE_<NAME>` in upper case).
@@ -76,6 +78,7 @@ pub const SETTINGS: &[&str] = &[
     "policy_dir",
     "audit_retention",
     "audit_max_events",
+    "version_retention",
 ];
 
 impl Default for Config {
@@ -99,6 +102,7 @@ impl Default for Config {
             policy_dir: None,
             audit_retention: "90d".to_owned(),
             audit_max_events: 1_000_000,
+            version_retention: 0,
         }
     }
 }

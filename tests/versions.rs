@@ -321,19 +321,28 @@ async fn content_operations_copy_remove_tag_untag() {
     let (gw, token) = setup().await;
     let (_, m1) = push_image_with(&gw, &token, "acme/web/app", "1.0", 20).await;
     let d1 = common::digest(&m1);
-    let dest = gw
-        .token(Some(ADMIN), &["repository:acme/prod/app:pull,push"])
-        .await;
+    let dest = gw.token(Some(ADMIN), &["repository:acme/prod/app:pull,push"]).await;
     let post = |op: &'static str, body: Value| {
         let gw = &gw;
-        async move { gw.api("POST", &format!("/api/v1/repositories/acme/prod/app/{op}"), ADMIN, Some(body)).await }
+        async move {
+            gw.api(
+                "POST",
+                &format!("/api/v1/repositories/acme/prod/app/{op}"),
+                ADMIN,
+                Some(body),
+            )
+            .await
+        }
     };
 
     // Copy a tag into a repository that does not exist yet: created, version 1.
     let (s, v) = post("copy", json!({"from": "acme/web/app", "tags": ["1.0"]})).await;
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["version"], 1);
-    assert_eq!(get_manifest(&gw, &dest, "acme/prod/app", "1.0").await, (StatusCode::OK, m1.clone()));
+    assert_eq!(
+        get_manifest(&gw, &dest, "acme/prod/app", "1.0").await,
+        (StatusCode::OK, m1.clone())
+    );
 
     // Tag and untag by digest.
     let (s, v) = post("tag", json!({"digest": d1, "tag": "stable"})).await;
@@ -342,7 +351,11 @@ async fn content_operations_copy_remove_tag_untag() {
     let (s, _) = post("untag", json!({"tag": "1.0"})).await;
     assert_eq!(s, 201);
     assert_eq!(get_manifest(&gw, &dest, "acme/prod/app", "1.0").await.0, 404);
-    assert_eq!(get_manifest(&gw, &dest, "acme/prod/app", &d1).await.0, 200, "untag keeps the manifest");
+    assert_eq!(
+        get_manifest(&gw, &dest, "acme/prod/app", &d1).await.0,
+        200,
+        "untag keeps the manifest"
+    );
 
     // Bad requests change nothing: unknown source tag, unknown source, bad digest, a
     // misspelt field, untag of a missing tag.
@@ -354,7 +367,11 @@ async fn content_operations_copy_remove_tag_untag() {
         ("tag", json!({"digest": "sha256:zz", "tag": "x"}), 400),
         ("tag", json!({"digets": d1, "tag": "x"}), 400),
         ("untag", json!({"tag": "never"}), 404),
-        ("remove", json!({"digests": ["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}), 404),
+        (
+            "remove",
+            json!({"digests": ["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}),
+            404,
+        ),
     ] {
         let (s, err) = post(op, body.clone()).await;
         assert_eq!(s.as_u16(), status, "{op} {body}: {err}");
@@ -366,7 +383,11 @@ async fn content_operations_copy_remove_tag_untag() {
     let (s, v) = post("remove", json!({"digests": [d1]})).await;
     assert_eq!(s, 201, "{v}");
     let latest = &versions(&gw, "acme/prod/app").await[0];
-    assert_eq!(latest["summary"]["present"], json!({"tags": 0, "manifests": 0, "blobs": 0}), "{latest}");
+    assert_eq!(
+        latest["summary"]["present"],
+        json!({"tags": 0, "manifests": 0, "blobs": 0}),
+        "{latest}"
+    );
     assert_eq!(latest["summary"]["removed"]["blobs"], 2);
 }
 
@@ -378,7 +399,10 @@ async fn a_manifest_listed_by_an_index_is_removed_only_when_forced() {
     let layer = common::random_bytes(500, 30);
     for blob in [&config, &layer] {
         let r = c
-            .post(gw.url(&format!("/v2/acme/web/multi/blobs/uploads/?digest={}", common::digest(blob))))
+            .post(gw.url(&format!(
+                "/v2/acme/web/multi/blobs/uploads/?digest={}",
+                common::digest(blob)
+            )))
             .bearer_auth(&token)
             .body(blob.clone())
             .send()
@@ -411,6 +435,62 @@ async fn a_manifest_listed_by_an_index_is_removed_only_when_forced() {
     let (s, err) = gw.api("POST", path, ADMIN, Some(json!({"digests": [d]}))).await;
     assert_eq!(s, 403, "{err}");
     assert!(err["error"]["message"].as_str().unwrap().contains("index"), "{err}");
-    let (s, _) = gw.api("POST", path, ADMIN, Some(json!({"digests": [d], "force": true}))).await;
+    let (s, _) = gw
+        .api("POST", path, ADMIN, Some(json!({"digests": [d], "force": true})))
+        .await;
     assert_eq!(s, 201);
+}
+
+#[tokio::test]
+async fn retention_prunes_old_versions_and_lets_gc_collect_their_content() {
+    let gw = TestGateway::start_with(false, |cfg| cfg.version_retention = 2).await;
+    gw.create_org("acme").await;
+    let token = gw
+        .token(Some(ADMIN), &["repository:acme/web/app:pull,push,delete"])
+        .await;
+    let (_, m1) = push_image_with(&gw, &token, "acme/web/app", "1.0", 40).await;
+    let d1 = common::digest(&m1);
+    let layer1 = serde_json::from_slice::<Value>(&m1).unwrap()["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = http()
+        .delete(gw.url(&format!("/v2/acme/web/app/manifests/{d1}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    push_image_with(&gw, &token, "acme/web/app", "2.0", 41).await;
+    push_image_with(&gw, &token, "acme/web/app", "3.0", 42).await;
+    let v = versions(&gw, "acme/web/app").await;
+    let numbers: Vec<i64> = v.iter().map(|v| v["number"].as_i64().unwrap()).collect();
+    assert_eq!(numbers, vec![4, 3]);
+    let (s, _) = gw
+        .api(
+            "POST",
+            "/api/v1/repositories/acme/web/app/rollback",
+            ADMIN,
+            Some(json!({"version": 1})),
+        )
+        .await;
+    assert_eq!(s, 404, "a pruned version is gone");
+
+    let registry = gw.gateway.versioned().unwrap().clone();
+    let report = gatehouse::store::gc::collect(&registry, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(report.manifests_dropped >= 1 && report.blobs_deleted >= 1, "{report:?}");
+    assert_eq!(get_manifest(&gw, &token, "acme/web/app", &d1).await.0, 404);
+    let r = http()
+        .get(gw.url(&format!("/v2/acme/web/app/blobs/{layer1}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // What the kept versions hold is intact.
+    for tag in ["2.0", "3.0"] {
+        assert_eq!(get_manifest(&gw, &token, "acme/web/app", tag).await.0, 200);
+    }
 }

@@ -29,10 +29,9 @@ const OPS: &[&str] = &["versions", "rollback", "copy", "remove", "tag", "untag"]
 
 fn split(rest: &str) -> ApiResult<(RepoPath, Vec<&str>)> {
     let parts: Vec<&str> = rest.trim_matches('/').split('/').collect();
-    let at = parts
-        .iter()
-        .position(|p| OPS.contains(p))
-        .ok_or_else(|| ApiError::not_found("use …/versions, …/versions/{n}, …/rollback, …/copy, …/remove, …/tag or …/untag"))?;
+    let at = parts.iter().position(|p| OPS.contains(p)).ok_or_else(|| {
+        ApiError::not_found("use …/versions, …/versions/{n}, …/rollback, …/copy, …/remove, …/tag or …/untag")
+    })?;
     let name = parts[..at].join("/");
     let path = RepoPath::parse(&name).map_err(|e| ApiError::invalid("repository", &e.message))?;
     Ok((path, parts[at..].to_vec()))
@@ -163,7 +162,11 @@ pub(super) async fn post_repository(
     let (path, tail) = split(&rest)?;
     let op = match tail.as_slice() {
         [op] if *op != "versions" => *op,
-        _ => return Err(ApiError::not_found("use …/rollback, …/copy, …/remove, …/tag or …/untag")),
+        _ => {
+            return Err(ApiError::not_found(
+                "use …/rollback, …/copy, …/remove, …/tag or …/untag",
+            ));
+        }
     };
     require(&gw, &a, &path, Action::Push).await?;
     let body = super::body(json)?;
@@ -251,7 +254,10 @@ pub(super) async fn post_repository(
             check_tag(&req.tag)?;
             check_digest(&req.digest).map_err(|_| ApiError::invalid("digest", "not a digest"))?;
             if !reg.has_manifest(&normal, &req.digest).await? {
-                return Err(ApiError::not_found(&format!("{} has no manifest {}", path.public, req.digest)));
+                return Err(ApiError::not_found(&format!(
+                    "{} has no manifest {}",
+                    path.public, req.digest
+                )));
             }
             let reason = format!("tag {} as {}", req.digest, req.tag);
             (
@@ -271,7 +277,11 @@ pub(super) async fn post_repository(
     };
     let version = reg.modify(&normal, &ops, &reason).await?;
     a.audit(&gw, op, Some(&path.org), format!("{}: {reason}", path.public));
-    let status = if version.is_some() { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if version.is_some() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((
         status,
         Json(json!({ "repository": path.public, "version": version, "changed": version.is_some() })),

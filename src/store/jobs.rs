@@ -111,7 +111,7 @@ impl Registry {
         if claimed.rows_affected() == 0 {
             return Ok(());
         }
-        let version = apply_change(&mut tx, job).await?;
+        let version = apply_change(&mut tx, job, self.version_retention()).await?;
         crate::fault::point("post_push_before_commit");
         tx.commit().await?;
         if let Some(v) = version {

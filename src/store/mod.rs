@@ -48,6 +48,8 @@ struct Inner {
     meta: MetaStore,
     blobs: Arc<dyn BlobStore>,
     staging: Staging,
+    /// How many versions of each normal repository are kept (0: all).
+    version_retention: std::sync::atomic::AtomicU64,
 }
 
 /// What a manifest PUT recorded.
@@ -82,8 +84,25 @@ impl Registry {
 
     pub fn with_parts(meta: MetaStore, blobs: Arc<dyn BlobStore>, staging: Staging) -> Self {
         Self {
-            inner: Arc::new(Inner { meta, blobs, staging }),
+            inner: Arc::new(Inner {
+                meta,
+                blobs,
+                staging,
+                version_retention: std::sync::atomic::AtomicU64::new(0),
+            }),
         }
+    }
+
+    /// Keep only the last `n` versions of each normal repository (0: keep all). Older
+    /// ones are dropped as new versions are made; their content becomes collectable.
+    pub fn set_version_retention(&self, n: u64) {
+        self.inner
+            .version_retention
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn version_retention(&self) -> u64 {
+        self.inner.version_retention.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn meta(&self) -> &MetaStore {

@@ -177,7 +177,7 @@ async fn current_tag(tx: &mut WriteTx, repo_id: i64, tag: &str) -> MetaResult<Op
 /// Apply a push repository's change to its normal repository and record a version.
 /// Returns the new version number, or `None` when nothing changed (a re-run).
 /// Costs work in proportion to the change, not to the repository.
-pub(crate) async fn apply_change(tx: &mut WriteTx, job: &PostPushJob) -> MetaResult<Option<i64>> {
+pub(crate) async fn apply_change(tx: &mut WriteTx, job: &PostPushJob, keep: u64) -> MetaResult<Option<i64>> {
     let normal_id = job.normal_id;
     let mut delta = Delta::default();
     let reason = match &job.change {
@@ -194,16 +194,22 @@ pub(crate) async fn apply_change(tx: &mut WriteTx, job: &PostPushJob) -> MetaRes
             format!("delete tag {tag}")
         }
         PushChange::DeleteManifest { digest } => {
-            unlink_manifest(tx, normal_id, digest, &mut delta).await?;
+            remove_manifest_and_orphans(tx, normal_id, digest, &mut delta).await?;
             format!("delete manifest {digest}")
         }
     };
-    record_version(tx, normal_id, &job.normal_repository, &reason, &delta).await
+    record_version(tx, normal_id, &job.normal_repository, &reason, &delta, keep).await
 }
 
 /// Link `digest` with its closure (an index's children) and their blobs into the
 /// repository, and point `tags` at it.
-async fn add_manifest(tx: &mut WriteTx, repo_id: i64, digest: &str, tags: &[String], delta: &mut Delta) -> MetaResult<()> {
+async fn add_manifest(
+    tx: &mut WriteTx,
+    repo_id: i64,
+    digest: &str,
+    tags: &[String],
+    delta: &mut Delta,
+) -> MetaResult<()> {
     for m in closure(tx, digest).await? {
         let linked = sqlx::query(
             "INSERT INTO repository_manifests (repository_id, digest, pushed_at) VALUES ($1, $2, $3) \
@@ -278,16 +284,52 @@ async fn unlink_manifest(tx: &mut WriteTx, repo_id: i64, digest: &str, delta: &m
     Ok(unlinked)
 }
 
+/// Unlink a manifest, the tags on it, and its blobs that no manifest still in the
+/// repository references; whether it was there.
+async fn remove_manifest_and_orphans(
+    tx: &mut WriteTx,
+    repo_id: i64,
+    digest: &str,
+    delta: &mut Delta,
+) -> MetaResult<bool> {
+    if !unlink_manifest(tx, repo_id, digest, delta).await? {
+        return Ok(false);
+    }
+    let orphans = sqlx::query(
+        "DELETE FROM repository_blobs WHERE repository_id = $1 AND digest IN ( \
+            SELECT mb.blob_digest FROM manifest_blobs mb WHERE mb.manifest_digest = $2 AND NOT EXISTS ( \
+              SELECT 1 FROM repository_manifests rm JOIN manifest_blobs mb2 ON mb2.manifest_digest = rm.digest \
+              WHERE rm.repository_id = $1 AND mb2.blob_digest = mb.blob_digest)) RETURNING digest",
+    )
+    .bind(repo_id)
+    .bind(digest)
+    .fetch_all(tx.conn())
+    .await?;
+    for r in orphans {
+        let b: String = r.get(0);
+        delta.removed.push(("blob", b.clone(), b));
+    }
+    Ok(true)
+}
+
 /// One change to a normal repository's content, through the content API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContentOp {
     /// Add a manifest (with its closure and blobs) and point tags at it.
-    Add { digest: String, tags: Vec<String> },
-    RemoveTag { tag: String },
+    Add {
+        digest: String,
+        tags: Vec<String>,
+    },
+    RemoveTag {
+        tag: String,
+    },
     /// Remove a manifest, the tags on it, and its blobs that nothing else in the
     /// repository references. Refused while an index in the repository lists it,
     /// unless `force`.
-    RemoveManifest { digest: String, force: bool },
+    RemoveManifest {
+        digest: String,
+        force: bool,
+    },
 }
 
 /// Remove a manifest as `ContentOp::RemoveManifest` says.
@@ -307,29 +349,18 @@ async fn remove_manifest(tx: &mut WriteTx, repo_id: i64, digest: &str, force: bo
         let parent: String = p.get(0);
         return Err(Error::new(
             ErrorCode::Denied,
-            format!("manifest {digest} is listed by index {parent} in this repository; remove the index first or force"),
+            format!(
+                "manifest {digest} is listed by index {parent} in this repository; remove the index first or force"
+            ),
         )
         .with_detail(json!({ "digest": digest, "index": parent })));
     }
-    if !unlink_manifest(tx, repo_id, digest, delta).await? {
-        return Err(Error::new(ErrorCode::ManifestUnknown, format!("manifest {digest} is not in the repository"))
-            .with_detail(json!({ "digest": digest })));
-    }
-    // Its blobs that no manifest still in the repository references.
-    let orphans = sqlx::query(
-        "DELETE FROM repository_blobs WHERE repository_id = $1 AND digest IN ( \
-            SELECT mb.blob_digest FROM manifest_blobs mb WHERE mb.manifest_digest = $2 AND NOT EXISTS ( \
-              SELECT 1 FROM repository_manifests rm JOIN manifest_blobs mb2 ON mb2.manifest_digest = rm.digest \
-              WHERE rm.repository_id = $1 AND mb2.blob_digest = mb.blob_digest)) RETURNING digest",
-    )
-    .bind(repo_id)
-    .bind(digest)
-    .fetch_all(tx.conn())
-    .await
-    .map_err(super::meta::MetaError::from)?;
-    for r in orphans {
-        let b: String = r.get(0);
-        delta.removed.push(("blob", b.clone(), b));
+    if !remove_manifest_and_orphans(tx, repo_id, digest, delta).await? {
+        return Err(Error::new(
+            ErrorCode::ManifestUnknown,
+            format!("manifest {digest} is not in the repository"),
+        )
+        .with_detail(json!({ "digest": digest })));
     }
     Ok(())
 }
@@ -342,6 +373,7 @@ async fn record_version(
     name: &str,
     reason: &str,
     delta: &Delta,
+    keep: u64,
 ) -> MetaResult<Option<i64>> {
     if delta.is_empty() {
         return Ok(None);
@@ -421,7 +453,26 @@ async fn record_version(
         .bind(now)
         .execute(tx.conn())
         .await?;
+    if keep > 0 && next > keep as i64 {
+        prune_versions(tx, repo_id, next - keep as i64 + 1).await?;
+    }
     Ok(Some(next))
+}
+
+/// Drop versions older than `oldest_kept`, and the content rows no kept version has
+/// (a row is in version N when added_in <= N < removed_in).
+async fn prune_versions(tx: &mut WriteTx, repo_id: i64, oldest_kept: i64) -> MetaResult<()> {
+    sqlx::query("DELETE FROM repository_versions WHERE repository_id = $1 AND number < $2")
+        .bind(repo_id)
+        .bind(oldest_kept)
+        .execute(tx.conn())
+        .await?;
+    sqlx::query("DELETE FROM version_content WHERE repository_id = $1 AND removed_in IS NOT NULL AND removed_in <= $2")
+        .bind(repo_id)
+        .bind(oldest_kept)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }
 
 /// The content of version `n`: (kind, key, digest) rows.
@@ -535,8 +586,10 @@ impl Registry {
                 }
                 ContentOp::RemoveTag { tag } => {
                     if !remove_tag(&mut tx, repo_id, tag, &mut delta).await? {
-                        return Err(Error::new(ErrorCode::ManifestUnknown, format!("no tag {tag} in {normal}"))
-                            .with_detail(json!({ "tag": tag })));
+                        return Err(
+                            Error::new(ErrorCode::ManifestUnknown, format!("no tag {tag} in {normal}"))
+                                .with_detail(json!({ "tag": tag })),
+                        );
                     }
                 }
                 ContentOp::RemoveManifest { digest, force } => {
@@ -544,7 +597,7 @@ impl Registry {
                 }
             }
         }
-        let version = record_version(&mut tx, repo_id, normal, reason, &delta).await?;
+        let version = record_version(&mut tx, repo_id, normal, reason, &delta, self.version_retention()).await?;
         tx.commit().await?;
         Ok(version)
     }
@@ -680,6 +733,7 @@ impl Registry {
             normal,
             &format!("rollback to version {number}"),
             &delta,
+            self.version_retention(),
         )
         .await?;
         tx.commit().await?;
