@@ -18,14 +18,13 @@ use crate::gateway::Gateway;
 use crate::gateway::mapping::RepoPath;
 use crate::policy::Action;
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-const OPS: &[&str] = &["versions", "rollback", "copy", "remove", "tag", "untag"];
+const OPS: &[&str] = &["versions", "rollback", "copy", "remove", "tag", "untag", "import"];
 
 fn split(rest: &str) -> ApiResult<(RepoPath, Vec<&str>)> {
     let parts: Vec<&str> = rest.trim_matches('/').split('/').collect();
@@ -151,12 +150,16 @@ fn check_digest(d: &str) -> ApiResult<()> {
         .map_err(|e| ApiError::invalid("digests", &e.to_string()))
 }
 
+/// JSON bodies of content operations are small.
+const MAX_JSON: usize = 1024 * 1024;
+
 pub(super) async fn post_repository(
     State(gw): State<Gateway>,
     headers: HeaderMap,
     ext: axum::http::Extensions,
     Path(rest): Path<String>,
-    json: Result<Json<serde_json::Value>, JsonRejection>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    raw: axum::body::Body,
 ) -> ApiResult {
     let a = Admin::from_request(&gw, &headers, &ext).await?;
     let (path, tail) = split(&rest)?;
@@ -164,13 +167,20 @@ pub(super) async fn post_repository(
         [op] if *op != "versions" => *op,
         _ => {
             return Err(ApiError::not_found(
-                "use …/rollback, …/copy, …/remove, …/tag or …/untag",
+                "use …/rollback, …/copy, …/remove, …/tag, …/untag or …/import",
             ));
         }
     };
     require(&gw, &a, &path, Action::Push).await?;
-    let body = super::body(json)?;
     let reg = registry(&gw)?;
+    if op == "import" {
+        return import(&gw, &a, &path, query.get("tag").map(String::as_str), raw).await;
+    }
+    let bytes = axum::body::to_bytes(raw, MAX_JSON)
+        .await
+        .map_err(|_| ApiError::invalid("body", "a JSON body of at most 1 MiB"))?;
+    let body: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid("body", &format!("not JSON: {e}")))?;
     let normal = gw.backend_names(&path).1;
     use crate::store::versions::ContentOp;
     let (ops, reason) = match op {
@@ -287,6 +297,39 @@ pub(super) async fn post_repository(
         Json(json!({ "repository": path.public, "version": version, "changed": version.is_some() })),
     )
         .into_response())
+}
+
+/// `POST …/import[?tag=T]`: the body is a docker-archive or OCI archive tarball.
+async fn import(gw: &Gateway, a: &Admin, path: &RepoPath, tag: Option<&str>, raw: axum::body::Body) -> ApiResult {
+    let tag = match tag {
+        Some(t) => Some(
+            t.parse::<crate::oci::Tag>()
+                .map_err(|e| ApiError::invalid("tag", &e.to_string()))?,
+        ),
+        None => None,
+    };
+    gw.identities()
+        .ensure_product(&path.org, &path.product)
+        .await
+        .map_err(ApiError::from)?;
+    gw.ensure_push_pair(path).await?;
+    let reg = registry(gw)?;
+    let normal = gw.backend_names(path).1;
+    use futures_util::{StreamExt, TryStreamExt};
+    let stream = raw.into_data_stream().map_err(std::io::Error::other).boxed();
+    let report = reg.import_archive(&normal, stream, tag).await?;
+    a.audit(
+        gw,
+        "import",
+        Some(&path.org),
+        format!("{}: {} ({} tags)", path.public, report.format, report.tags.len()),
+    );
+    let status = if report.version.is_some() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(json!({ "repository": path.public, "import": report }))).into_response())
 }
 
 #[derive(Deserialize)]

@@ -13,6 +13,7 @@
 pub mod blobs;
 pub mod gc;
 pub mod http;
+pub mod import;
 pub mod jobs;
 pub mod manifests;
 pub mod meta;
@@ -178,6 +179,21 @@ impl Registry {
         staged: &Path,
         finished_upload: Option<&str>,
     ) -> Result<()> {
+        self.commit_blob_to(Some(repo), digest, size, staged, finished_upload)
+            .await
+    }
+
+    /// Commit staged bytes as a live blob, linked into `repo` when given. An unlinked
+    /// blob is invisible until a manifest that references it is linked somewhere, and
+    /// garbage collection takes it back after the grace period if none ever is.
+    pub(crate) async fn commit_blob_to(
+        &self,
+        repo: Option<&RepoName>,
+        digest: &Digest,
+        size: u64,
+        staged: &Path,
+        finished_upload: Option<&str>,
+    ) -> Result<()> {
         let d = digest.to_string();
         let blobs = &self.inner.blobs;
         let already_live = self.inner.meta.blob_is_live(&d).await?;
@@ -185,7 +201,6 @@ impl Registry {
             self.place_blob(digest, staged).await?;
         }
         let mut tx = self.inner.meta.begin_write().await?;
-        let repo_id = tx.ensure_repository(repo.as_str()).await?;
         // A blob that was live may have been claimed by garbage collection since; one that
         // was not needs its bytes confirmed, since collection may have swept them.
         let live_now = already_live && tx.blob_is_live(&d).await?;
@@ -195,7 +210,10 @@ impl Registry {
             }
             tx.upsert_live_blob(&d, size).await?;
         }
-        tx.link_blob(repo_id, &d).await?;
+        if let Some(repo) = repo {
+            let repo_id = tx.ensure_repository(repo.as_str()).await?;
+            tx.link_blob(repo_id, &d).await?;
+        }
         if let Some(id) = finished_upload {
             tx.delete_upload(id).await?;
         }

@@ -312,6 +312,53 @@ async fn remove_manifest_and_orphans(
     Ok(true)
 }
 
+/// Record a manifest (not linked to any repository yet) after checking that every blob
+/// and child manifest it references exists.
+async fn record_manifest(tx: &mut WriteTx, content: &[u8], media_type: &str) -> Result<String> {
+    let parsed = super::manifests::parse(Some(media_type), content)?;
+    let digest = crate::oci::Digest::sha256_of(content).to_string();
+    let mut blobs = Vec::new();
+    for b in &parsed.required_blobs {
+        let b = b.to_string();
+        if !tx.blob_is_live(&b).await? {
+            return Err(Error::new(
+                ErrorCode::ManifestBlobUnknown,
+                format!("blob {b} is missing from the archive"),
+            )
+            .with_detail(json!({ "digest": b })));
+        }
+        blobs.push(b);
+    }
+    let children: Vec<String> = parsed.children.iter().map(ToString::to_string).collect();
+    for c in &children {
+        let known = sqlx::query("SELECT 1 FROM manifests WHERE digest = $1")
+            .bind(c)
+            .fetch_optional(tx.conn())
+            .await
+            .map_err(super::meta::MetaError::from)?;
+        if known.is_none() {
+            return Err(Error::new(
+                ErrorCode::ManifestBlobUnknown,
+                format!("manifest {c} is missing from the archive"),
+            )
+            .with_detail(json!({ "digest": c })));
+        }
+    }
+    let subject = parsed.subject.as_ref().map(ToString::to_string);
+    tx.insert_manifest(&super::meta::NewManifest {
+        digest: &digest,
+        media_type: &parsed.media_type,
+        artifact_type: parsed.artifact_type.as_deref(),
+        subject: subject.as_deref(),
+        annotations: parsed.annotations.as_deref(),
+        content,
+        blobs: &blobs,
+        children: &children,
+    })
+    .await?;
+    Ok(digest)
+}
+
 /// One change to a normal repository's content, through the content API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContentOp {
@@ -561,6 +608,18 @@ impl Registry {
     /// Apply content operations to a normal repository as one new version (`None` when
     /// nothing changed). Any invalid operation refuses the whole set: no version.
     pub async fn modify(&self, normal: &str, ops: &[ContentOp], reason: &str) -> Result<Option<i64>> {
+        self.modify_with_manifests(normal, &[], ops, reason).await
+    }
+
+    /// `modify`, first recording `manifests` ((content, media type), children before
+    /// their index) in the same transaction: an import is one version or nothing.
+    pub(crate) async fn modify_with_manifests(
+        &self,
+        normal: &str,
+        manifests: &[(Vec<u8>, String)],
+        ops: &[ContentOp],
+        reason: &str,
+    ) -> Result<Option<i64>> {
         let mut tx = self.meta().begin_write().await?;
         let repo_id = tx
             .repository_id(normal)
@@ -568,6 +627,9 @@ impl Registry {
             .ok_or_else(|| Error::new(ErrorCode::NameUnknown, format!("no repository {normal}")))?;
         if repository_kind(&mut tx, repo_id).await?.0 != KIND_NORMAL {
             return Err(not_normal(normal));
+        }
+        for (content, media_type) in manifests {
+            record_manifest(&mut tx, content, media_type).await?;
         }
         let mut delta = Delta::default();
         for op in ops {
