@@ -83,9 +83,20 @@ struct Inner {
     /// Verified access tokens: an ES256 verification per request would cost more than
     /// serving a manifest. Entries are re-checked against `exp` on every hit.
     tokens: Cache<String, Arc<Claims>>,
-    /// Policy decisions. The principal as loaded now (with its bindings) is part of the
-    /// key, so a changed binding never hits a stale entry; a policy reload clears it.
-    decisions: Cache<(Principal, Action, Resource), bool>,
+    /// Policy decisions, by a hash of (principal as loaded now, with its bindings;
+    /// action; resource). The entry holds the full key, compared on every hit, so a
+    /// hash collision can never return another request's decision; a changed binding
+    /// never hits a stale entry; a policy reload clears them.
+    decisions: Cache<u64, Arc<Decision>>,
+    /// Randomly keyed (SipHash), so nobody can aim for collisions.
+    decision_hasher: std::collections::hash_map::RandomState,
+}
+
+struct Decision {
+    principal: Principal,
+    action: Action,
+    resource: Resource,
+    allowed: bool,
 }
 
 /// Who is making a registry request.
@@ -147,6 +158,7 @@ impl Gateway {
                     .max_capacity(100_000)
                     .time_to_live(Duration::from_secs(60))
                     .build(),
+                decision_hasher: std::collections::hash_map::RandomState::new(),
             }),
         }
     }
@@ -279,13 +291,24 @@ impl Gateway {
 
     /// Whether `principal` may do `action` on `resource`, by the current policies.
     pub(crate) fn allowed(&self, principal: &Principal, action: Action, resource: &Resource) -> bool {
-        let key = (principal.clone(), action, resource.clone());
-        if let Some(d) = self.inner.decisions.get(&key) {
-            return d;
+        use std::hash::BuildHasher;
+        let key = self.inner.decision_hasher.hash_one((principal, action, resource));
+        if let Some(d) = self.inner.decisions.get(&key)
+            && d.action == action
+            && d.resource == *resource
+            && d.principal == *principal
+        {
+            return d.allowed;
         }
-        let d = self.inner.authorizer.is_allowed(principal, action, resource);
-        self.inner.decisions.insert(key, d);
-        d
+        let allowed = self.inner.authorizer.is_allowed(principal, action, resource);
+        let d = Decision {
+            principal: principal.clone(),
+            action,
+            resource: resource.clone(),
+            allowed,
+        };
+        self.inner.decisions.insert(key, Arc::new(d));
+        allowed
     }
 
     /// The policy resource for a repository path (its product's `public` flag looked up).
