@@ -494,3 +494,105 @@ async fn retention_prunes_old_versions_and_lets_gc_collect_their_content() {
         assert_eq!(get_manifest(&gw, &token, "acme/web/app", tag).await.0, 200);
     }
 }
+
+/// The distribution-spec flows that a conformance run exercises, through push and
+/// normal repositories: untagged pushes, referrers by digest, mounts, blob deletion.
+#[tokio::test]
+async fn oci_flows_hold_across_push_and_normal_repositories() {
+    let gw = TestGateway::start().await;
+    gw.create_org("acme").await;
+    let token = gw
+        .token(
+            Some(ADMIN),
+            &[
+                "repository:acme/web/a:pull,push,delete",
+                "repository:acme/web/b:pull,push,delete",
+            ],
+        )
+        .await;
+    let c = http();
+    let blob = |data: Vec<u8>, repo: &'static str| {
+        let c = c.clone();
+        let url = gw.url(&format!("/v2/{repo}/blobs/uploads/?digest={}", common::digest(&data)));
+        let token = token.clone();
+        async move {
+            let r = c.post(url).bearer_auth(token).body(data).send().await.unwrap();
+            assert_eq!(r.status(), 201);
+        }
+    };
+    let config = common::config_blob("amd64");
+    let layer = common::random_bytes(800, 50);
+    blob(config.clone(), "acme/web/a").await;
+    blob(layer.clone(), "acme/web/a").await;
+    // An untagged manifest, then an artifact whose subject is it, both by digest.
+    let subject = common::image_manifest(&config, &[&layer], json!({}));
+    let sd = common::digest(&subject);
+    let put = |repo: &'static str, reference: String, body: Vec<u8>| {
+        let c = c.clone();
+        let url = gw.url(&format!("/v2/{repo}/manifests/{reference}"));
+        let token = token.clone();
+        async move {
+            c.put(url)
+                .bearer_auth(token)
+                .header("content-type", OCI_MANIFEST)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(put("acme/web/a", sd.clone(), subject.clone()).await, 201);
+    let artifact = common::image_manifest(
+        &config,
+        &[&layer],
+        json!({"artifactType": "application/vnd.example.sig", "subject": {"mediaType": OCI_MANIFEST, "digest": sd, "size": subject.len()}}),
+    );
+    let ad = common::digest(&artifact);
+    assert_eq!(put("acme/web/a", ad.clone(), artifact).await, 201);
+    assert_eq!(get_manifest(&gw, &token, "acme/web/a", &sd).await.0, 200);
+    let refs: Value = c
+        .get(gw.url(&format!("/v2/acme/web/a/referrers/{sd}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(refs["manifests"][0]["digest"], ad.as_str(), "{refs}");
+
+    // Mount from a repository whose blob was pushed but never tagged.
+    let r = c
+        .post(gw.url(&format!(
+            "/v2/acme/web/b/blobs/uploads/?mount={}&from=acme/web/a",
+            common::digest(&layer)
+        )))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "mounted");
+    let r = c
+        .head(gw.url(&format!("/v2/acme/web/b/blobs/{}", common::digest(&layer))))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Delete a manifest and a blob: both are gone for readers.
+    let r = c
+        .delete(gw.url(&format!("/v2/acme/web/a/manifests/{ad}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(get_manifest(&gw, &token, "acme/web/a", &ad).await.0, 404);
+    let lone = common::random_bytes(300, 51);
+    blob(lone.clone(), "acme/web/a").await;
+    let url = gw.url(&format!("/v2/acme/web/a/blobs/{}", common::digest(&lone)));
+    assert_eq!(c.delete(&url).bearer_auth(&token).send().await.unwrap().status(), 202);
+    assert_eq!(c.get(&url).bearer_auth(&token).send().await.unwrap().status(), 404);
+}

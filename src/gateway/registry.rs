@@ -163,6 +163,11 @@ async fn repository_request(gw: &Gateway, route: OciRoute, parts: request::Parts
         OciRoute::Manifest { reference, .. } => reference.contains(':'),
         _ => false,
     };
+    // Referrers pushed by digest stay in the push repository: list both.
+    if matches!(route, OciRoute::Referrers { .. }) && push_name != read_name {
+        let pushed = gw.backend().send(build(&push_name, Body::empty())?).await?;
+        resp = merge_referrers(resp, pushed).await?;
+    }
     if !writes && by_digest && push_name != read_name && resp.status() == StatusCode::NOT_FOUND {
         let retry = gw.backend().send(build(&push_name, Body::empty())?).await?;
         if retry.status() != StatusCode::NOT_FOUND {
@@ -180,6 +185,47 @@ async fn repository_request(gw: &Gateway, route: OciRoute, parts: request::Parts
     }
     audit_change(gw, &caller, &parts, &route, &path, resp.status());
     Ok(resp)
+}
+
+/// Merge two referrers listings (OCI image indexes), each manifest once.
+async fn merge_referrers(a: Response, b: Response) -> Result<Response> {
+    async fn list(r: Response) -> Option<(axum::http::response::Parts, serde_json::Value)> {
+        if r.status() != StatusCode::OK {
+            return None;
+        }
+        let (parts, body) = r.into_parts();
+        let bytes = axum::body::to_bytes(body, MAX_TAGS_BODY).await.ok()?;
+        Some((parts, serde_json::from_slice(&bytes).ok()?))
+    }
+    let (first, second) = (list(a).await, list(b).await);
+    let Some((mut parts, mut doc)) = first else {
+        return match second {
+            Some((mut parts, doc)) => {
+                parts.headers.remove(header::CONTENT_LENGTH);
+                Ok(Response::from_parts(
+                    parts,
+                    Body::from(serde_json::to_vec(&doc).map_err(|e| Error::internal(&e))?),
+                ))
+            }
+            None => Err(Error::code(ErrorCode::ManifestUnknown)),
+        };
+    };
+    if let Some((_, other)) = second
+        && let (Some(mine), Some(theirs)) = (doc["manifests"].as_array().cloned(), other["manifests"].as_array())
+    {
+        let mut merged = mine;
+        for m in theirs {
+            if !merged.iter().any(|x| x["digest"] == m["digest"]) {
+                merged.push(m.clone());
+            }
+        }
+        doc["manifests"] = serde_json::Value::Array(merged);
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Ok(Response::from_parts(
+        parts,
+        Body::from(serde_json::to_vec(&doc).map_err(|e| Error::internal(&e))?),
+    ))
 }
 
 fn take_param(query: &mut Vec<(String, String)>, key: &str) -> Option<String> {
@@ -285,7 +331,9 @@ async fn cross_mount(gw: &Gateway, caller: &Caller, query: &mut Vec<(String, Str
         allowed = true;
         for (k, v) in query.iter_mut() {
             if k == "from" {
-                *v = gw.backend_names(&src).1;
+                // The source's push repository: it holds what was pushed there, and the
+                // store also finds what its normal repository holds.
+                *v = gw.backend_names(&src).0;
             }
         }
     }

@@ -156,7 +156,18 @@ impl Registry {
             return Ok(false);
         };
         if tx.linked_blob_size(from_id, &d).await?.is_none() {
-            return Ok(false);
+            // A push repository's blobs include its normal repository's.
+            let normal = match versions::repository_kind(&mut tx, from_id).await? {
+                (kind, Some(n)) if kind == versions::KIND_PUSH => Some(n),
+                _ => None,
+            };
+            let in_normal = match normal {
+                Some(n) => tx.linked_blob_size(n, &d).await?.is_some(),
+                None => false,
+            };
+            if !in_normal {
+                return Ok(false);
+            }
         }
         let target_id = tx.ensure_repository(target.as_str()).await?;
         tx.link_blob(target_id, &d).await?;
