@@ -29,6 +29,11 @@ fn migrator() -> Migrator {
         migration(1, "store", include_str!("../migrations/sqlite/0001_store.sql")),
         migration(2, "identity", include_str!("../migrations/sqlite/0002_identity.sql")),
         migration(3, "versions", include_str!("../migrations/sqlite/0003_versions.sql")),
+        migration(
+            4,
+            "distributions",
+            include_str!("../migrations/sqlite/0004_distributions.sql"),
+        ),
     ])
 }
 

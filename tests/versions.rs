@@ -596,3 +596,95 @@ async fn oci_flows_hold_across_push_and_normal_repositories() {
     assert_eq!(c.delete(&url).bearer_auth(&token).send().await.unwrap().status(), 202);
     assert_eq!(c.get(&url).bearer_auth(&token).send().await.unwrap().status(), 404);
 }
+
+#[tokio::test]
+async fn distributions_serve_the_latest_or_a_pinned_version() {
+    let gw = TestGateway::start().await;
+    gw.create_org("acme").await;
+    let token = gw
+        .token(
+            Some(ADMIN),
+            &[
+                "repository:acme/web/app:pull,push",
+                "repository:acme/prod/app:pull,push",
+            ],
+        )
+        .await;
+    push_image_with(&gw, &token, "acme/web/app", "1.0", 60).await;
+    push_image_with(&gw, &token, "acme/web/app", "1.1", 61).await;
+    let put = |body: Value| gw.api("PUT", "/api/v1/distributions/acme/prod/app", ADMIN, Some(body));
+    let (s, v) = put(json!({"repository": "acme/web/app", "version": 1})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["version"], 1);
+    assert_eq!(get_manifest(&gw, &token, "acme/prod/app", "1.0").await.0, 200);
+    assert_eq!(
+        get_manifest(&gw, &token, "acme/prod/app", "1.1").await.0,
+        404,
+        "pinned at version 1"
+    );
+    push_image_with(&gw, &token, "acme/web/app", "2.0", 62).await;
+    assert_eq!(get_manifest(&gw, &token, "acme/prod/app", "2.0").await.0, 404);
+    // A pinned distribution is read-only.
+    let (status, _) = push_image_with(&gw, &token, "acme/prod/app", "x", 63).await;
+    assert_eq!(status, 403);
+    // Following the latest version.
+    let (s, _) = put(json!({"repository": "acme/web/app", "version": null})).await;
+    assert_eq!(s, 200);
+    for tag in ["1.0", "1.1", "2.0"] {
+        assert_eq!(get_manifest(&gw, &token, "acme/prod/app", tag).await.0, 200, "{tag}");
+    }
+    // Bad requests.
+    let (s, _) = put(json!({"repository": "acme/web/app", "version": 42})).await;
+    assert_eq!(s, 404);
+    let (s, _) = put(json!({"repository": "acme/web/none"})).await;
+    assert_eq!(s, 404);
+    let (s, err) = put(json!({"repo": "acme/web/app"})).await;
+    assert_eq!(s, 400, "{err}");
+    let (s, _) = gw
+        .api("DELETE", "/api/v1/distributions/acme/prod/app", ADMIN, None)
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(get_manifest(&gw, &token, "acme/prod/app", "1.0").await.0, 404);
+}
+
+#[tokio::test]
+async fn the_naming_pattern_names_the_normal_repository() {
+    let gw = TestGateway::start().await;
+    gw.create_org("acme").await;
+    let (s, err) = gw
+        .api(
+            "PATCH",
+            "/api/v1/orgs/acme",
+            ADMIN,
+            Some(json!({"naming_pattern": "{org}/{name}"})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(err["error"]["field"], "naming_pattern");
+    let (s, v) = gw
+        .api(
+            "PATCH",
+            "/api/v1/orgs/acme",
+            ADMIN,
+            Some(json!({"naming_pattern": "{org}/{product}-released/{name}"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let token = gw
+        .token(
+            Some(ADMIN),
+            &[
+                "repository:acme/web/app:pull,push",
+                "repository:acme/web-released/app:pull",
+            ],
+        )
+        .await;
+    let (_, m) = push_image_with(&gw, &token, "acme/web/app", "1.0", 70).await;
+    assert_eq!(
+        get_manifest(&gw, &token, "acme/web-released/app", "1.0").await,
+        (StatusCode::OK, m.clone())
+    );
+    // The push path still reads what was pushed.
+    assert_eq!(get_manifest(&gw, &token, "acme/web/app", "1.0").await.1, m);
+    assert_eq!(versions(&gw, "acme/web-released/app").await.len(), 1);
+}

@@ -237,7 +237,7 @@ pub(super) async fn post_repository(
                 .ensure_product(&path.org, &path.product)
                 .await
                 .map_err(ApiError::from)?;
-            gw.ensure_push_pair(&path).await?;
+            gw.ensure_push_pair(&path, Some(&normal)).await?;
             (ops, format!("copy from {}", src.public))
         }
         "remove" => {
@@ -312,9 +312,9 @@ async fn import(gw: &Gateway, a: &Admin, path: &RepoPath, tag: Option<&str>, raw
         .ensure_product(&path.org, &path.product)
         .await
         .map_err(ApiError::from)?;
-    gw.ensure_push_pair(path).await?;
+    let normal = path.backend_name();
+    gw.ensure_push_pair(path, Some(&normal)).await?;
     let reg = registry(gw)?;
-    let normal = gw.backend_names(path).1;
     use futures_util::{StreamExt, TryStreamExt};
     let stream = raw.into_data_stream().map_err(std::io::Error::other).boxed();
     let report = reg.import_archive(&normal, stream, tag).await?;
@@ -379,4 +379,94 @@ pub(super) async fn list_events(
         .await
         .map_err(|e| ApiError::internal(&e))?;
     Ok(Json(json!({ "events": events })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DistributionRequest {
+    repository: String,
+    #[serde(default)]
+    version: Option<i64>,
+}
+
+fn distribution_json(public: &str, d: &crate::store::versions::Distribution) -> serde_json::Value {
+    json!({ "name": public, "repository": d.repository, "version": d.version, "updated_at": d.updated_at })
+}
+
+/// `PUT /api/v1/distributions/{name}`: serve `name` from a normal repository's latest
+/// version, or from a pinned one.
+pub(super) async fn put_distribution(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Path(name): Path<String>,
+    raw: axum::body::Body,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    let path = RepoPath::parse(name.trim_matches('/')).map_err(|e| ApiError::invalid("name", &e.message))?;
+    let bytes = axum::body::to_bytes(raw, MAX_JSON)
+        .await
+        .map_err(|_| ApiError::invalid("body", "a JSON body of at most 1 MiB"))?;
+    let req: DistributionRequest =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid("body", &e.to_string()))?;
+    let source = RepoPath::parse(&req.repository).map_err(|e| ApiError::invalid("repository", &e.message))?;
+    require(&gw, &a, &path, Action::Push).await?;
+    require(&gw, &a, &source, Action::Pull).await?;
+    if let Some(v) = req.version
+        && v < 1
+    {
+        return Err(ApiError::invalid("version", "versions are numbered from 1"));
+    }
+    gw.identities()
+        .ensure_product(&path.org, &path.product)
+        .await
+        .map_err(ApiError::from)?;
+    let d = registry(&gw)?
+        .set_distribution(&path.backend_name(), &source.backend_name(), req.version)
+        .await?;
+    gw.distribution_changed(&path.backend_name());
+    a.audit(
+        &gw,
+        "set_distribution",
+        Some(&path.org),
+        format!(
+            "{} serves {} at {}",
+            path.public,
+            source.public,
+            req.version.map_or("latest".to_owned(), |v| format!("version {v}"))
+        ),
+    );
+    Ok(Json(distribution_json(&path.public, &d)).into_response())
+}
+
+pub(super) async fn get_distribution(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    let path = RepoPath::parse(name.trim_matches('/')).map_err(|e| ApiError::invalid("name", &e.message))?;
+    require(&gw, &a, &path, Action::Pull).await?;
+    match registry(&gw)?.distribution(&path.backend_name()).await? {
+        Some(d) => Ok(Json(distribution_json(&path.public, &d)).into_response()),
+        None => Err(ApiError::not_found(&format!("{} is not a distribution", path.public))),
+    }
+}
+
+pub(super) async fn delete_distribution(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    let path = RepoPath::parse(name.trim_matches('/')).map_err(|e| ApiError::invalid("name", &e.message))?;
+    require(&gw, &a, &path, Action::Push).await?;
+    if !registry(&gw)?.delete_distribution(&path.backend_name()).await? {
+        return Err(ApiError::not_found(&format!("{} is not a distribution", path.public)));
+    }
+    gw.distribution_changed(&path.backend_name());
+    a.audit(&gw, "delete_distribution", Some(&path.org), path.public.clone());
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -33,7 +33,7 @@ pub fn router(gw: Gateway) -> Router {
         .route("/api/v1/users/{username}", delete(delete_user))
         .route("/api/v1/users/{username}/password", put(set_password))
         .route("/api/v1/orgs", get(list_orgs).post(create_org))
-        .route("/api/v1/orgs/{org}", get(show_org))
+        .route("/api/v1/orgs/{org}", get(show_org).patch(update_org))
         .route("/api/v1/orgs/{org}/products", get(list_products).post(create_product))
         .route("/api/v1/orgs/{org}/products/{product}", patch(update_product))
         .route(
@@ -53,6 +53,12 @@ pub fn router(gw: Gateway) -> Router {
             get(content::get_repository).post(content::post_repository),
         )
         .route("/api/v1/jobs", get(content::list_jobs))
+        .route(
+            "/api/v1/distributions/{*name}",
+            get(content::get_distribution)
+                .put(content::put_distribution)
+                .delete(content::delete_distribution),
+        )
         .route("/api/v1/events", get(content::list_events))
         .fallback(|| async { ApiError::not_found("no such API endpoint") })
         .with_state(gw)
@@ -290,6 +296,34 @@ async fn show_org(
         Some(o) => to_json(o),
         None => Err(ApiError::not_found(&format!("no organisation {org:?}"))),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrgUpdate {
+    naming_pattern: String,
+}
+
+/// `PATCH /api/v1/orgs/{org} {"naming_pattern"}`: where later first pushes are copied
+/// to and distributed from.
+async fn update_org(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    ext: axum::http::Extensions,
+    Path(org): Path<String>,
+    json: Result<Json<OrgUpdate>, JsonRejection>,
+) -> ApiResult {
+    let a = Admin::from_request(&gw, &headers, &ext).await?;
+    a.require_manage(&gw, &org).await?;
+    let upd = body(json)?;
+    let o = gw.identities().set_naming_pattern(&org, &upd.naming_pattern).await?;
+    a.audit(
+        &gw,
+        "set_naming_pattern",
+        Some(&org),
+        format!("org {org}: {}", upd.naming_pattern),
+    );
+    to_json(o)
 }
 
 // === products ===

@@ -25,6 +25,7 @@ use crate::audit::AuditLog;
 use crate::error::{Error, ErrorCode};
 use crate::identity::{Account, Identities};
 use crate::policy::{Action, Authorizer, Principal, Resource};
+use crate::store::versions::Distribution;
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::{any, get};
@@ -80,6 +81,8 @@ struct Inner {
     versioned: Option<crate::store::Registry>,
     /// Push/normal repository pairs known to exist.
     pairs: Cache<String, ()>,
+    /// Distributions by name (`None`: not one), for seconds.
+    distributions: Cache<String, Option<Arc<Distribution>>>,
     /// Verified access tokens: an ES256 verification per request would cost more than
     /// serving a manifest. Entries are re-checked against `exp` on every hit.
     tokens: Cache<String, Arc<Claims>>,
@@ -150,6 +153,10 @@ impl Gateway {
                 audit: p.audit,
                 versioned: p.versioned,
                 pairs: Cache::builder().max_capacity(100_000).build(),
+                distributions: Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(Duration::from_secs(5))
+                    .build(),
                 tokens: Cache::builder()
                     .max_capacity(100_000)
                     .time_to_live(Duration::from_secs(300))
@@ -209,18 +216,69 @@ impl Gateway {
         }
     }
 
-    /// Make sure the push repository and its normal repository exist and are paired.
-    pub(crate) async fn ensure_push_pair(&self, path: &RepoPath) -> Result<(), Error> {
+    /// Make sure the push repository of `path` exists, paired with its normal
+    /// repository: the one the organisation's naming pattern names (`normal: None`, a
+    /// push), or `normal` (content operations on a repository by its name).
+    pub(crate) async fn ensure_push_pair(&self, path: &RepoPath, normal: Option<&str>) -> Result<(), Error> {
         let Some(registry) = &self.inner.versioned else {
             return Ok(());
         };
-        let (push, normal) = self.backend_names(path);
+        let push = self.backend_names(path).0;
         if self.inner.pairs.contains_key(&push) {
             return Ok(());
         }
+        let normal = match normal {
+            Some(n) => n.to_owned(),
+            None => self.pattern_name(path).await?,
+        };
         registry.ensure_push_pair(&push, &normal).await?;
         self.inner.pairs.insert(push, ());
+        self.inner.distributions.invalidate(&normal);
         Ok(())
+    }
+
+    /// The normal repository a push to `path` is copied into, by the org's naming pattern.
+    async fn pattern_name(&self, path: &RepoPath) -> Result<String, Error> {
+        let pattern = self.inner.identities.org(&path.org).await?.map_or_else(
+            || crate::identity::DEFAULT_NAMING_PATTERN.to_owned(),
+            |o| o.naming_pattern,
+        );
+        Ok(
+            crate::identity::expand_naming_pattern(&pattern, &path.org, &path.product, &path.name)
+                .unwrap_or_else(|| path.backend_name()),
+        )
+    }
+
+    /// The distribution of a public name, if any (cached for seconds).
+    pub(crate) async fn distribution(&self, path: &RepoPath) -> Result<Option<Arc<Distribution>>, Error> {
+        let Some(registry) = &self.inner.versioned else {
+            return Ok(None);
+        };
+        let name = path.backend_name();
+        if let Some(d) = self.inner.distributions.get(&name) {
+            return Ok(d);
+        }
+        let d = registry.distribution(&name).await?.map(Arc::new);
+        self.inner.distributions.insert(name, d.clone());
+        Ok(d)
+    }
+
+    /// Forget a cached distribution (after changing it).
+    pub(crate) fn distribution_changed(&self, name: &str) {
+        self.inner.distributions.invalidate(name);
+    }
+
+    /// Where pulls of `path` read: its distribution's repository; else (pushed under a
+    /// name the naming pattern distributes elsewhere) its push repository; with another
+    /// registry as the backend, the repository of that name.
+    pub(crate) async fn read_repository(&self, path: &RepoPath) -> Result<String, Error> {
+        if self.inner.versioned.is_none() {
+            return Ok(path.backend_name());
+        }
+        Ok(match self.distribution(path).await? {
+            Some(d) => d.served_from.clone(),
+            None => self.backend_names(path).0,
+        })
     }
 
     /// Re-read the policies and the token keys (SIGHUP). On a bad policy file the old

@@ -117,11 +117,27 @@ async fn repository_request(gw: &Gateway, route: OciRoute, parts: request::Parts
 
     // Writes go to the push repository, reads to the normal one (the same repository
     // unless the store is in this process).
-    let (push_name, read_name) = gw.backend_names(&path);
+    let push_name = gw.backend_names(&path).0;
     let writes = action != Action::Pull;
     if writes {
-        gw.ensure_push_pair(&path).await?;
+        if let Some(d) = gw.distribution(&path).await?
+            && let Some(v) = d.version
+        {
+            return Err(Error::new(
+                ErrorCode::Denied,
+                format!(
+                    "{} is a distribution of {} pinned at version {v}; push to {} instead",
+                    path.public, d.repository, d.repository
+                ),
+            ));
+        }
+        gw.ensure_push_pair(&path, None).await?;
     }
+    let read_name = if writes {
+        push_name.clone()
+    } else {
+        gw.read_repository(&path).await?
+    };
     let mut backend_name = if writes { push_name.clone() } else { read_name.clone() };
     let mut query = query_pairs(&parts);
     let grant = take_param(&mut query, UPLOAD_GRANT_PARAM);

@@ -24,6 +24,20 @@ use tokio::sync::Semaphore;
 
 pub use records::{Member, Org, Product, PullSecretInfo, User};
 
+/// Where a push to `org/product/name` is copied to and distributed from, unless the
+/// organisation sets its own pattern.
+pub const DEFAULT_NAMING_PATTERN: &str = "{org}/{product}/{name}";
+
+/// Expand a naming pattern; `None` unless the result is a three-part name of labels.
+pub fn expand_naming_pattern(pattern: &str, org: &str, product: &str, name: &str) -> Option<String> {
+    let out = pattern
+        .replace("{org}", org)
+        .replace("{product}", product)
+        .replace("{name}", name);
+    let parts: Vec<&str> = out.split('/').collect();
+    (parts.len() == 3 && parts.iter().all(|p| valid_label(p))).then_some(out)
+}
+
 /// Labels of organisations and products: `[a-z0-9]+([._-][a-z0-9]+)*`, at most 64.
 pub fn valid_label(s: &str) -> bool {
     if s.is_empty() || s.len() > 64 {
@@ -450,23 +464,54 @@ impl Identities {
         Ok(Org {
             label: label.to_owned(),
             name: name.to_owned(),
+            naming_pattern: DEFAULT_NAMING_PATTERN.to_owned(),
             created_at: now,
         })
     }
 
     pub async fn orgs(&self) -> IdResult<Vec<Org>> {
-        let rows = sqlx::query("SELECT label, name, created_at FROM orgs ORDER BY label")
+        let rows = sqlx::query("SELECT label, name, created_at, naming_pattern FROM orgs ORDER BY label")
             .fetch_all(&self.db().read)
             .await?;
         Ok(rows.into_iter().map(records::org).collect())
     }
 
     pub async fn org(&self, label: &str) -> IdResult<Option<Org>> {
-        let row = sqlx::query("SELECT label, name, created_at FROM orgs WHERE label = $1")
+        let row = sqlx::query("SELECT label, name, created_at, naming_pattern FROM orgs WHERE label = $1")
             .bind(label)
             .fetch_optional(&self.db().read)
             .await?;
         Ok(row.map(records::org))
+    }
+
+    /// Set how the organisation's pushed repositories are named; the pattern must keep
+    /// each repository apart (`{name}` and `{product}`) and give `org/product/name`
+    /// names inside the organisation.
+    pub async fn set_naming_pattern(&self, org: &str, pattern: &str) -> IdResult<Org> {
+        let ok = pattern.contains("{name}")
+            && pattern.contains("{product}")
+            && expand_naming_pattern(pattern, org, "product", "name")
+                .is_some_and(|n| n.starts_with(&format!("{org}/")));
+        if !ok {
+            return Err(IdentityError::Invalid(
+                "naming_pattern",
+                format!(
+                    "{pattern:?} must use {{name}} and {{product}} and give {org}/<product>/<name>-shaped names of labels, \
+                     e.g. {DEFAULT_NAMING_PATTERN}"
+                ),
+            ));
+        }
+        let r = sqlx::query("UPDATE orgs SET naming_pattern = $1 WHERE label = $2")
+            .bind(pattern)
+            .bind(org)
+            .execute(&self.db().write)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(IdentityError::NotFound(format!("no organisation {org:?}")));
+        }
+        self.org(org)
+            .await?
+            .ok_or_else(|| IdentityError::NotFound(format!("no organisation {org:?}")))
     }
 
     async fn require_org(&self, label: &str) -> IdResult<()> {

@@ -17,6 +17,8 @@ pub struct User {
 pub struct Org {
     pub label: String,
     pub name: String,
+    /// How pushed repositories are named and distributed (see `naming`).
+    pub naming_pattern: String,
     pub created_at: i64,
 }
 
@@ -68,6 +70,9 @@ pub(super) fn org(r: SqliteRow) -> Org {
         label: r.get(0),
         name: r.get(1),
         created_at: r.get(2),
+        naming_pattern: r
+            .get::<Option<String>, _>(3)
+            .unwrap_or_else(|| super::DEFAULT_NAMING_PATTERN.to_owned()),
     }
 }
 

@@ -526,6 +526,72 @@ async fn prune_versions(tx: &mut WriteTx, repo_id: i64, oldest_kept: i64) -> Met
 const VERSION_CONTENT: &str = "SELECT kind, key, digest FROM version_content \
      WHERE repository_id = $1 AND added_in <= $2 AND (removed_in IS NULL OR removed_in > $2)";
 
+/// A public name and where its pulls are served from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Distribution {
+    pub name: String,
+    /// The normal repository it distributes.
+    pub repository: String,
+    /// The pinned version; `None` follows the latest.
+    pub version: Option<i64>,
+    #[serde(skip)]
+    pub served_from: String,
+    pub updated_at: i64,
+}
+
+fn distribution_row(r: sqlx::sqlite::SqliteRow) -> Distribution {
+    Distribution {
+        name: r.get(0),
+        repository: r.get(1),
+        version: r.get(2),
+        served_from: r.get(3),
+        updated_at: r.get(4),
+    }
+}
+
+/// Make a repository's served content exactly `content` ((kind, key, digest) rows).
+async fn replace_content(tx: &mut WriteTx, repo_id: i64, content: &[(String, String, String)]) -> Result<()> {
+    let now = now_ms();
+    for sql in [
+        "DELETE FROM tags WHERE repository_id = $1",
+        "DELETE FROM repository_manifests WHERE repository_id = $1",
+        "DELETE FROM repository_blobs WHERE repository_id = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(repo_id)
+            .execute(tx.conn())
+            .await
+            .map_err(super::meta::MetaError::from)?;
+    }
+    for (k, key, digest) in content {
+        let q = match k.as_str() {
+            "tag" => sqlx::query("INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4)")
+                .bind(repo_id)
+                .bind(key)
+                .bind(digest),
+            "manifest" => sqlx::query(
+                "INSERT INTO repository_manifests (repository_id, digest, pushed_at) VALUES ($1, $2, $4) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(repo_id)
+            .bind(key)
+            .bind(digest),
+            _ => sqlx::query(
+                "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES ($1, $2, $4) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(repo_id)
+            .bind(key)
+            .bind(digest),
+        };
+        q.bind(now)
+            .execute(tx.conn())
+            .await
+            .map_err(super::meta::MetaError::from)?;
+    }
+    Ok(())
+}
+
 fn not_normal(name: &str) -> Error {
     Error::new(
         ErrorCode::NameUnknown,
@@ -553,8 +619,120 @@ impl Registry {
             .execute(tx.conn())
             .await
             .map_err(super::meta::MetaError::from)?;
+        // The normal repository is distributed under its own name unless that name
+        // already serves something else.
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO distributions (name, repository, version, served_from, created_at, updated_at) \
+             VALUES ($1, $1, NULL, $1, $2, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(normal)
+        .bind(now)
+        .execute(tx.conn())
+        .await
+        .map_err(super::meta::MetaError::from)?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// A public name's distribution, if any.
+    pub async fn distribution(&self, name: &str) -> Result<Option<Distribution>> {
+        let row =
+            sqlx::query("SELECT name, repository, version, served_from, updated_at FROM distributions WHERE name = $1")
+                .bind(name)
+                .fetch_optional(self.meta().reader())
+                .await
+                .map_err(super::meta::MetaError::from)?;
+        Ok(row.map(distribution_row))
+    }
+
+    /// Distributions whose names start with `prefix`.
+    pub async fn distributions(&self, prefix: &str) -> Result<Vec<Distribution>> {
+        let rows = sqlx::query(
+            "SELECT name, repository, version, served_from, updated_at FROM distributions \
+             WHERE substr(name, 1, length($1)) = $1 ORDER BY name",
+        )
+        .bind(prefix)
+        .fetch_all(self.meta().reader())
+        .await
+        .map_err(super::meta::MetaError::from)?;
+        Ok(rows.into_iter().map(distribution_row).collect())
+    }
+
+    /// Serve `name` from the normal repository `repository`: its latest version
+    /// (`version: None`), or version `n`, whose content is materialised into a hidden
+    /// repository so that later versions (and retention) leave it untouched.
+    pub async fn set_distribution(&self, name: &str, repository: &str, version: Option<i64>) -> Result<Distribution> {
+        let mut tx = self.meta().begin_write().await?;
+        let repo_id = tx
+            .repository_id(repository)
+            .await?
+            .ok_or_else(|| Error::new(ErrorCode::NameUnknown, format!("no repository {repository}")))?;
+        if repository_kind(&mut tx, repo_id).await?.0 != KIND_NORMAL {
+            return Err(not_normal(repository));
+        }
+        let served_from = match version {
+            None => repository.to_owned(),
+            Some(n) => {
+                let pinned = format!("{name}/pinned");
+                let content: Vec<(String, String, String)> = sqlx::query(VERSION_CONTENT)
+                    .bind(repo_id)
+                    .bind(n)
+                    .fetch_all(tx.conn())
+                    .await
+                    .map_err(super::meta::MetaError::from)?
+                    .into_iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2)))
+                    .collect();
+                let exists = sqlx::query("SELECT 1 FROM repository_versions WHERE repository_id = $1 AND number = $2")
+                    .bind(repo_id)
+                    .bind(n)
+                    .fetch_optional(tx.conn())
+                    .await
+                    .map_err(super::meta::MetaError::from)?;
+                if exists.is_none() {
+                    return Err(
+                        Error::new(ErrorCode::ManifestUnknown, format!("{repository} has no version {n}"))
+                            .with_detail(json!({ "version": n })),
+                    );
+                }
+                let pinned_id = tx.ensure_repository(&pinned).await?;
+                replace_content(&mut tx, pinned_id, &content).await?;
+                pinned
+            }
+        };
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO distributions (name, repository, version, served_from, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (name) DO UPDATE SET repository = excluded.repository, \
+             version = excluded.version, served_from = excluded.served_from, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(repository)
+        .bind(version)
+        .bind(&served_from)
+        .bind(now)
+        .execute(tx.conn())
+        .await
+        .map_err(super::meta::MetaError::from)?;
+        tx.commit().await?;
+        Ok(Distribution {
+            name: name.to_owned(),
+            repository: repository.to_owned(),
+            version,
+            served_from,
+            updated_at: now,
+        })
+    }
+
+    /// Stop serving `name`; whether it was a distribution.
+    pub async fn delete_distribution(&self, name: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM distributions WHERE name = $1")
+            .bind(name)
+            .execute(self.meta().writer())
+            .await
+            .map_err(super::meta::MetaError::from)?;
+        Ok(r.rows_affected() > 0)
     }
 
     /// Versions of a normal repository, newest first.
@@ -749,46 +927,7 @@ impl Registry {
             delta.added.push((kind(&row.0), row.1.clone(), row.2.clone()));
         }
         // The served content becomes version `number`'s.
-        let now = now_ms();
-        for sql in [
-            "DELETE FROM tags WHERE repository_id = $1",
-            "DELETE FROM repository_manifests WHERE repository_id = $1",
-            "DELETE FROM repository_blobs WHERE repository_id = $1",
-        ] {
-            sqlx::query(sql)
-                .bind(repo_id)
-                .execute(tx.conn())
-                .await
-                .map_err(super::meta::MetaError::from)?;
-        }
-        for (k, key, digest) in &target {
-            let q = match k.as_str() {
-                "tag" => {
-                    sqlx::query("INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4)")
-                        .bind(repo_id)
-                        .bind(key)
-                        .bind(digest)
-                }
-                "manifest" => sqlx::query(
-                    "INSERT INTO repository_manifests (repository_id, digest, pushed_at) VALUES ($1, $2, $4) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(repo_id)
-                .bind(key)
-                .bind(digest),
-                _ => sqlx::query(
-                    "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES ($1, $2, $4) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(repo_id)
-                .bind(key)
-                .bind(digest),
-            };
-            q.bind(now)
-                .execute(tx.conn())
-                .await
-                .map_err(super::meta::MetaError::from)?;
-        }
+        replace_content(&mut tx, repo_id, &target).await?;
         let created = record_version(
             &mut tx,
             repo_id,
