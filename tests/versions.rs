@@ -51,6 +51,16 @@ async fn each_push_is_a_new_version_readable_at_once() {
     let (gw, token) = setup().await;
     let (status, m1) = push_image_with(&gw, &token, "acme/web/app", "1.0", 1).await;
     assert_eq!(status, 201);
+    // The push was audited with the version its copy made.
+    let (_, audit) = gw.api("GET", "/api/v1/orgs/acme/audit", ADMIN, None).await;
+    assert!(
+        audit["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "push" && e["detail"] == "repository version 1"),
+        "{audit}"
+    );
     // Read-your-writes: served from the normal repository right after the PUT.
     assert_eq!(
         get_manifest(&gw, &token, "acme/web/app", "1.0").await,
@@ -82,6 +92,13 @@ async fn each_push_is_a_new_version_readable_at_once() {
         .await;
     assert_eq!(detail["tags"].as_object().unwrap().len(), 1);
     assert!(detail["tags"]["1.0"].as_str().unwrap().starts_with("sha256:"));
+    let (_, v2) = gw
+        .api("GET", "/api/v1/repositories/acme/web/app/versions/2", ADMIN, None)
+        .await;
+    let added = v2["diff"]["added"].as_array().unwrap();
+    assert_eq!(added.len(), 3, "{v2}");
+    assert!(added.iter().any(|i| i["kind"] == "tag" && i["name"] == "1.1"));
+    assert_eq!(v2["diff"]["removed"], json!([]));
 
     // A push of the same content changes nothing: no new version.
     let (status, _) = push_image_with(&gw, &token, "acme/web/app", "1.1", 2).await;

@@ -88,7 +88,8 @@ pub(super) async fn get_repository(
                 .into_iter()
                 .map(|(t, d)| (t, json!(d)))
                 .collect();
-            Ok(Json(json!({ "repository": path.public, "version": info, "tags": tags })).into_response())
+            let diff = reg.version_diff(&normal, n).await?;
+            Ok(Json(json!({ "repository": path.public, "version": info, "tags": tags, "diff": diff })).into_response())
         }
         _ => Err(ApiError::not_found("use …/versions or …/versions/{n}")),
     }

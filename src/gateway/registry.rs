@@ -199,7 +199,7 @@ async fn repository_request(gw: &Gateway, route: OciRoute, parts: request::Parts
     if matches!(route, OciRoute::Tags { .. }) && resp.status() == StatusCode::OK {
         resp = rewrite_tags_body(resp, &path.public).await?;
     }
-    audit_change(gw, &caller, &parts, &route, &path, resp.status());
+    audit_change(gw, &caller, &parts, &route, &path, &resp);
     Ok(resp)
 }
 
@@ -431,11 +431,16 @@ fn audit_change(
     parts: &request::Parts,
     route: &OciRoute,
     path: &RepoPath,
-    status: StatusCode,
+    resp: &Response,
 ) {
-    if !status.is_success() {
+    if !resp.status().is_success() {
         return;
     }
+    let version = resp
+        .headers()
+        .get(crate::store::http::VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let (action, target) = match (route, &parts.method) {
         (OciRoute::Manifest { reference, .. }, &Method::PUT) => ("push", reference),
         (OciRoute::Manifest { reference, .. }, &Method::DELETE) if reference.contains(':') => {
@@ -447,11 +452,13 @@ fn audit_change(
     };
     let sep = if target.contains(':') { '@' } else { ':' };
     let (actor, kind) = caller.actor();
-    gw.audit().record(
-        Event::new(actor, kind, action, format!("{}{sep}{target}", path.public))
-            .org(&path.org)
-            .remote(remote(parts)),
-    );
+    let mut event = Event::new(actor, kind, action, format!("{}{sep}{target}", path.public))
+        .org(&path.org)
+        .remote(remote(parts));
+    if let Some(v) = version {
+        event = event.detail(format!("repository version {v}"));
+    }
+    gw.audit().record(event);
 }
 
 /// `_catalog`: the backend's repositories, as public names, that the caller may pull.

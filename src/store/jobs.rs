@@ -55,16 +55,21 @@ impl Registry {
     /// Run post-push job `id` now, with its content already at hand (the request that
     /// enqueued it). Errors are recorded on the job, which is retried later, never
     /// returned: the push that caused it has succeeded.
-    pub(crate) async fn run_post_push_now(&self, id: i64, job: &PostPushJob) {
-        if let Err(e) = self.post_push(id, job).await {
-            self.record_failure(id, POST_PUSH_JOB, &e).await;
+    /// Returns the version it made, if any.
+    pub(crate) async fn run_post_push_now(&self, id: i64, job: &PostPushJob) -> Option<i64> {
+        match self.post_push(id, job).await {
+            Ok(v) => v,
+            Err(e) => {
+                self.record_failure(id, POST_PUSH_JOB, &e).await;
+                None
+            }
         }
     }
 
     async fn execute(&self, id: i64, kind: &str, payload: &str) {
         let result = match kind {
             POST_PUSH_JOB => match serde_json::from_str::<PostPushJob>(payload) {
-                Ok(job) => self.post_push(id, &job).await,
+                Ok(job) => self.post_push(id, &job).await.map(|_| ()),
                 Err(e) => Err(JobError::Payload(e.to_string())),
             },
             other => Err(JobError::Payload(format!("unknown job kind {other:?}"))),
@@ -99,7 +104,7 @@ impl Registry {
 
     /// Copy the pushed change into the normal repository as a new version, and mark the
     /// job done, in one transaction.
-    async fn post_push(&self, id: i64, job: &PostPushJob) -> Result<(), JobError> {
+    async fn post_push(&self, id: i64, job: &PostPushJob) -> Result<Option<i64>, JobError> {
         let mut tx = self.meta().begin_write().await?;
         // Marked done first, in the same transaction: if another runner finished it
         // meanwhile, nothing is updated and this one stops (rolling back).
@@ -109,7 +114,7 @@ impl Registry {
             .execute(tx.conn())
             .await?;
         if claimed.rows_affected() == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let version = apply_change(&mut tx, job, self.version_retention()).await?;
         crate::fault::point("post_push_before_commit");
@@ -117,7 +122,7 @@ impl Registry {
         if let Some(v) = version {
             tracing::info!(repository = %job.normal_repository, version = v, "new repository version");
         }
-        Ok(())
+        Ok(version)
     }
 
     /// Run every runnable job once; returns how many there were.

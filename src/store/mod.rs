@@ -61,6 +61,8 @@ pub struct PushedManifest {
     pub tags: Vec<Tag>,
     /// The post-push job, when the repository is a push repository.
     pub job: Option<i64>,
+    /// The normal repository's version the copy made, when it has run.
+    pub version: Option<i64>,
 }
 
 impl Registry {
@@ -461,20 +463,20 @@ impl Registry {
             _ => None,
         };
         tx.commit().await?;
-        let job = match job {
+        let (job, version) = match job {
             Some((id, job)) => {
                 crate::fault::point("after_push_commit");
                 // Read-your-writes: the copy into the normal repository is part of the push.
-                self.run_post_push_now(id, &job).await;
-                Some(id)
+                (Some(id), self.run_post_push_now(id, &job).await)
             }
-            None => None,
+            None => (None, None),
         };
         Ok(PushedManifest {
             digest,
             subject: parsed.subject,
             tags,
             job,
+            version,
         })
     }
 

@@ -869,6 +869,36 @@ impl Registry {
         Ok(row.is_some())
     }
 
+    /// What version `number` added and removed: `{"added": [...], "removed": [...]}` of
+    /// `{"kind", "name"?, "digest"}` (tags have a name).
+    pub async fn version_diff(&self, normal: &str, number: i64) -> Result<serde_json::Value> {
+        let rows = sqlx::query(
+            "SELECT vc.kind, vc.key, vc.digest, vc.added_in = $2 FROM version_content vc \
+             JOIN repositories r ON r.id = vc.repository_id \
+             WHERE r.name = $1 AND (vc.added_in = $2 OR vc.removed_in = $2) ORDER BY vc.kind, vc.key",
+        )
+        .bind(normal)
+        .bind(number)
+        .fetch_all(self.meta().reader())
+        .await
+        .map_err(super::meta::MetaError::from)?;
+        let (mut added, mut removed) = (Vec::new(), Vec::new());
+        for r in rows {
+            let kind: String = r.get(0);
+            let item = if kind == "tag" {
+                json!({ "kind": kind, "name": r.get::<String, _>(1), "digest": r.get::<String, _>(2) })
+            } else {
+                json!({ "kind": kind, "digest": r.get::<String, _>(2) })
+            };
+            if r.get::<bool, _>(3) {
+                added.push(item);
+            } else {
+                removed.push(item);
+            }
+        }
+        Ok(json!({ "added": added, "removed": removed }))
+    }
+
     /// Make a new version whose content equals version `number`'s. Only for normal
     /// repositories; an unknown version changes nothing.
     pub async fn rollback(&self, normal: &str, number: i64) -> Result<i64> {

@@ -94,6 +94,9 @@ async fn negotiate_index(
     reg.get_manifest(repo, &Reference::Digest(digest)).await
 }
 
+/// Response header naming the repository version a push created.
+pub const VERSION_HEADER: &str = "gatehouse-repository-version";
+
 pub(super) async fn put(reg: &Registry, repo: &RepoName, reference: &str, req: &Req, body: Body) -> Result<Response> {
     let reference: Reference = reference.parse()?;
     let too_large = || {
@@ -132,6 +135,10 @@ pub(super) async fn put(reg: &Registry, repo: &RepoName, reference: &str, req: &
     }
     if tag_params {
         headers.extend(pushed.tags.iter().map(|t| ("oci-tag", t.to_string())));
+    }
+    if let Some(v) = pushed.version {
+        // The version the post-push copy made (push repositories only).
+        headers.push((VERSION_HEADER, v.to_string()));
     }
     Ok(respond(StatusCode::CREATED, &headers, Body::empty()))
 }

@@ -20,6 +20,7 @@ use axum::routing::any;
 use futures_util::{StreamExt, TryStreamExt};
 
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
+pub use manifests::VERSION_HEADER;
 
 /// The store's router: every `/v2` path goes through `dispatch`.
 pub fn router(registry: Registry) -> Router {
