@@ -37,11 +37,34 @@ fn migrator() -> Migrator {
     ])
 }
 
+/// How often the write-ahead log is copied back into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Checkpoint the WAL in the background. PASSIVE never waits for (or blocks) readers
+/// and writers; what it cannot copy now it copies next time.
+async fn checkpoint_every(pool: SqlitePool, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
+}
+
 /// Reader pool and the single writer; cheap to clone.
 #[derive(Clone)]
 pub struct Database {
     pub(crate) read: SqlitePool,
     pub(crate) write: SqlitePool,
+    checkpointer: SqlitePool,
 }
 
 impl Database {
@@ -56,19 +79,31 @@ impl Database {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
+        // The writer never checkpoints (a checkpoint fsyncs the database file, which
+        // would land on whichever commit crossed the threshold: a latency spike on the
+        // write path); a background connection does it instead, without blocking writers.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(opts.clone())
+            .connect_with(opts.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         migrator()
             .run(&write)
             .await
             .map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        tokio::spawn(checkpoint_every(checkpointer.clone(), CHECKPOINT_INTERVAL));
         let read = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(Self { read, write })
+        Ok(Self {
+            read,
+            write,
+            checkpointer,
+        })
     }
 
     /// The writer connection, for maintenance statements outside the domain modules.
@@ -77,6 +112,7 @@ impl Database {
     }
 
     pub async fn close(&self) {
+        self.checkpointer.close().await;
         self.read.close().await;
         self.write.close().await;
     }
