@@ -285,3 +285,9 @@ impl From<crate::gateway::scope::ScopeError> for Error {
         Self::new(ErrorCode::InvalidRequest, e.to_string())
     }
 }
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Self::internal(&e)
+    }
+}

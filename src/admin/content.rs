@@ -19,7 +19,7 @@ use crate::gateway::mapping::RepoPath;
 use crate::policy::Action;
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -56,17 +56,11 @@ async fn require(gw: &Gateway, a: &Admin, path: &RepoPath, action: Action) -> Ap
     }
 }
 
-pub(super) async fn get_repository(
-    State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
-    Path(rest): Path<String>,
-) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
+pub(super) async fn get_repository(State(gw): State<Gateway>, a: Admin, Path(rest): Path<String>) -> ApiResult {
     let (path, tail) = split(&rest)?;
     require(&gw, &a, &path, Action::Pull).await?;
     let reg = registry(&gw)?;
-    let normal = gw.backend_names(&path).1;
+    let normal = path.backend_name();
     match tail.as_slice() {
         ["versions"] => {
             let versions = reg.versions(&normal).await?;
@@ -156,13 +150,11 @@ const MAX_JSON: usize = 1024 * 1024;
 
 pub(super) async fn post_repository(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
+    a: Admin,
     Path(rest): Path<String>,
     Query(query): Query<std::collections::HashMap<String, String>>,
     raw: axum::body::Body,
 ) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
     let (path, tail) = split(&rest)?;
     let op = match tail.as_slice() {
         [op] if *op != "versions" => *op,
@@ -182,7 +174,7 @@ pub(super) async fn post_repository(
         .map_err(|_| ApiError::invalid("body", "a JSON body of at most 1 MiB"))?;
     let body: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid("body", &format!("not JSON: {e}")))?;
-    let normal = gw.backend_names(&path).1;
+    let normal = path.backend_name();
     use crate::store::versions::ContentOp;
     let (ops, reason) = match op {
         "rollback" => {
@@ -210,7 +202,7 @@ pub(super) async fn post_repository(
             }
             let src = RepoPath::parse(&req.from).map_err(|e| ApiError::invalid("from", &e.message))?;
             require(&gw, &a, &src, Action::Pull).await?;
-            let src_name = gw.backend_names(&src).1;
+            let src_name = src.backend_name();
             let mut ops = Vec::new();
             for t in &req.tags {
                 check_tag(t)?;
@@ -340,13 +332,7 @@ pub(super) struct JobQuery {
     limit: Option<u32>,
 }
 
-pub(super) async fn list_jobs(
-    State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
-    Query(q): Query<JobQuery>,
-) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
+pub(super) async fn list_jobs(State(gw): State<Gateway>, a: Admin, Query(q): Query<JobQuery>) -> ApiResult {
     a.require_global_admin()?;
     if let Some(s) = &q.state
         && !matches!(s.as_str(), "queued" | "done" | "failed")
@@ -369,11 +355,9 @@ pub(super) struct EventQuery {
 
 pub(super) async fn list_events(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
+    a: Admin,
     Query(q): Query<EventQuery>,
 ) -> ApiResult<Response> {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
     a.require_global_admin()?;
     let events = registry(&gw)?
         .content_events(q.after.unwrap_or(0), q.limit.unwrap_or(100).clamp(1, 1000))
@@ -390,6 +374,10 @@ pub(super) struct DistributionRequest {
     version: Option<i64>,
 }
 
+fn distribution_name(name: &str) -> ApiResult<RepoPath> {
+    RepoPath::parse(name.trim_matches('/')).map_err(|e| ApiError::invalid("name", &e.message))
+}
+
 fn distribution_json(public: &str, d: &crate::store::versions::Distribution) -> serde_json::Value {
     json!({ "name": public, "repository": d.repository, "version": d.version, "updated_at": d.updated_at })
 }
@@ -398,13 +386,11 @@ fn distribution_json(public: &str, d: &crate::store::versions::Distribution) -> 
 /// version, or from a pinned one.
 pub(super) async fn put_distribution(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
+    a: Admin,
     Path(name): Path<String>,
     raw: axum::body::Body,
 ) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
-    let path = RepoPath::parse(name.trim_matches('/')).map_err(|e| ApiError::invalid("name", &e.message))?;
+    let path = distribution_name(&name)?;
     let bytes = axum::body::to_bytes(raw, MAX_JSON)
         .await
         .map_err(|_| ApiError::invalid("body", "a JSON body of at most 1 MiB"))?;
@@ -440,14 +426,8 @@ pub(super) async fn put_distribution(
     Ok(Json(distribution_json(&path.public, &d)).into_response())
 }
 
-pub(super) async fn get_distribution(
-    State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
-    Path(name): Path<String>,
-) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
-    let path = RepoPath::parse(name.trim_matches('/')).map_err(|e| ApiError::invalid("name", &e.message))?;
+pub(super) async fn get_distribution(State(gw): State<Gateway>, a: Admin, Path(name): Path<String>) -> ApiResult {
+    let path = distribution_name(&name)?;
     require(&gw, &a, &path, Action::Pull).await?;
     match registry(&gw)?.distribution(&path.backend_name()).await? {
         Some(d) => Ok(Json(distribution_json(&path.public, &d)).into_response()),
@@ -455,14 +435,8 @@ pub(super) async fn get_distribution(
     }
 }
 
-pub(super) async fn delete_distribution(
-    State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
-    Path(name): Path<String>,
-) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
-    let path = RepoPath::parse(name.trim_matches('/')).map_err(|e| ApiError::invalid("name", &e.message))?;
+pub(super) async fn delete_distribution(State(gw): State<Gateway>, a: Admin, Path(name): Path<String>) -> ApiResult {
+    let path = distribution_name(&name)?;
     require(&gw, &a, &path, Action::Push).await?;
     if !registry(&gw)?.delete_distribution(&path.backend_name()).await? {
         return Err(ApiError::not_found(&format!("{} is not a distribution", path.public)));

@@ -71,14 +71,18 @@ struct Admin {
     remote: Option<SocketAddr>,
 }
 
-impl Admin {
-    async fn from_request(gw: &Gateway, headers: &HeaderMap, ext: &axum::http::Extensions) -> ApiResult<Self> {
-        let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+/// The admin API's callers authenticate with the registry's credentials (Basic, or a
+/// bearer token from `/v2/token`); every handler takes the caller as an argument.
+impl axum::extract::FromRequestParts<Gateway> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, gw: &Gateway) -> ApiResult<Self> {
+        let value = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         match gw.principal_from_header(value).await {
             Ok(Some((actor, principal))) => Ok(Self {
                 actor,
                 principal,
-                remote: ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
+                remote: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
             }),
             Ok(None) => Err(ApiError::unauthorized("credentials required")),
             Err(AuthFailure::Malformed) => Err(ApiError::unauthorized("malformed Authorization header")),
@@ -87,7 +91,9 @@ impl Admin {
             Err(AuthFailure::Internal(e)) => Err(ApiError::internal(&e)),
         }
     }
+}
 
+impl Admin {
     fn kind(&self) -> &'static str {
         match self.principal {
             Principal::PullSecret { .. } => "pull_secret",
@@ -150,8 +156,7 @@ fn to_json<T: serde::Serialize>(v: T) -> ApiResult {
     Ok(Json(serde_json::to_value(v).map_err(|e| ApiError::internal(&e))?).into_response())
 }
 
-async fn whoami(State(gw): State<Gateway>, headers: HeaderMap, ext: axum::http::Extensions) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
+async fn whoami(a: Admin) -> ApiResult {
     let bindings = match &a.principal {
         Principal::User { bindings, .. } => bindings
             .iter()
@@ -179,19 +184,12 @@ struct NewUser {
     global_admin: bool,
 }
 
-async fn list_users(State(gw): State<Gateway>, headers: HeaderMap, ext: axum::http::Extensions) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
+async fn list_users(State(gw): State<Gateway>, a: Admin) -> ApiResult {
     a.require_global_admin()?;
     to_json(gw.identities().users().await?)
 }
 
-async fn create_user(
-    State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
-    json: Result<Json<NewUser>, JsonRejection>,
-) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
+async fn create_user(State(gw): State<Gateway>, a: Admin, json: Result<Json<NewUser>, JsonRejection>) -> ApiResult {
     a.require_global_admin()?;
     let new = body(json)?;
     let user = gw
@@ -202,13 +200,7 @@ async fn create_user(
     Ok(created(json!(user)))
 }
 
-async fn delete_user(
-    State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
-    Path(username): Path<String>,
-) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
+async fn delete_user(State(gw): State<Gateway>, a: Admin, Path(username): Path<String>) -> ApiResult {
     a.require_global_admin()?;
     if username == a.actor {
         return Err(ApiError::invalid("username", "you cannot delete yourself"));
@@ -229,12 +221,10 @@ struct NewPassword {
 /// dropped, so the old password stops working at once.
 async fn set_password(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
+    a: Admin,
     Path(username): Path<String>,
     json: Result<Json<NewPassword>, JsonRejection>,
 ) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
     let own = matches!(&a.principal, Principal::User { name, .. } if *name == username);
     if !own {
         a.require_global_admin()?;
@@ -258,8 +248,7 @@ struct NewOrg {
     name: String,
 }
 
-async fn list_orgs(State(gw): State<Gateway>, headers: HeaderMap, ext: axum::http::Extensions) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
+async fn list_orgs(State(gw): State<Gateway>, a: Admin) -> ApiResult {
     let orgs = gw.identities().orgs().await?;
     let visible: Vec<_> = orgs
         .into_iter()
@@ -268,13 +257,7 @@ async fn list_orgs(State(gw): State<Gateway>, headers: HeaderMap, ext: axum::htt
     to_json(visible)
 }
 
-async fn create_org(
-    State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
-    json: Result<Json<NewOrg>, JsonRejection>,
-) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
+async fn create_org(State(gw): State<Gateway>, a: Admin, json: Result<Json<NewOrg>, JsonRejection>) -> ApiResult {
     a.require_global_admin()?;
     let new = body(json)?;
     let org = gw.identities().create_org(&new.label, &new.name).await?;
@@ -282,13 +265,7 @@ async fn create_org(
     Ok(created(json!(org)))
 }
 
-async fn show_org(
-    State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
-    Path(org): Path<String>,
-) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
+async fn show_org(State(gw): State<Gateway>, a: Admin, Path(org): Path<String>) -> ApiResult {
     if !(a.is_global_admin() || a.has_binding_in(&org)) {
         return Err(ApiError::not_found(&format!("no organisation {org:?}")));
     }
@@ -308,12 +285,10 @@ struct OrgUpdate {
 /// to and distributed from.
 async fn update_org(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
+    a: Admin,
     Path(org): Path<String>,
     json: Result<Json<OrgUpdate>, JsonRejection>,
 ) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
     a.require_manage(&gw, &org).await?;
     let upd = body(json)?;
     let o = gw.identities().set_naming_pattern(&org, &upd.naming_pattern).await?;
@@ -342,13 +317,7 @@ struct ProductUpdate {
     public: bool,
 }
 
-async fn list_products(
-    State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
-    Path(org): Path<String>,
-) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
+async fn list_products(State(gw): State<Gateway>, a: Admin, Path(org): Path<String>) -> ApiResult {
     if !(a.is_global_admin() || a.has_binding_in(&org)) {
         return Err(ApiError::not_found(&format!("no organisation {org:?}")));
     }
@@ -357,12 +326,10 @@ async fn list_products(
 
 async fn create_product(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
+    a: Admin,
     Path(org): Path<String>,
     json: Result<Json<NewProduct>, JsonRejection>,
 ) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
     a.require_manage(&gw, &org).await?;
     let new = body(json)?;
     let p = gw.identities().create_product(&org, &new.label, new.public).await?;
@@ -373,12 +340,10 @@ async fn create_product(
 
 async fn update_product(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
+    a: Admin,
     Path((org, product)): Path<(String, String)>,
     json: Result<Json<ProductUpdate>, JsonRejection>,
 ) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
     a.require_manage(&gw, &org).await?;
     let upd = body(json)?;
     let p = gw.identities().set_product_public(&org, &product, upd.public).await?;
@@ -409,25 +374,17 @@ struct MemberFilter {
     product: Option<String>,
 }
 
-async fn list_members(
-    State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
-    Path(org): Path<String>,
-) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
+async fn list_members(State(gw): State<Gateway>, a: Admin, Path(org): Path<String>) -> ApiResult {
     a.require_manage(&gw, &org).await?;
     to_json(gw.identities().members(&org).await?)
 }
 
 async fn add_member(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
+    a: Admin,
     Path(org): Path<String>,
     json: Result<Json<MemberRequest>, JsonRejection>,
 ) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
     a.require_manage(&gw, &org).await?;
     let m = body(json)?;
     let member = gw
@@ -455,12 +412,10 @@ fn product_suffix(p: &Option<String>) -> String {
 
 async fn remove_member(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
+    a: Admin,
     Path(org): Path<String>,
     json: Result<Json<MemberRequest>, JsonRejection>,
 ) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
     a.require_manage(&gw, &org).await?;
     let m = body(json)?;
     remove(&gw, &a, &org, &m.username, Some(&m.role), m.product).await
@@ -468,12 +423,10 @@ async fn remove_member(
 
 async fn remove_member_by_path(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
+    a: Admin,
     Path((org, username)): Path<(String, String)>,
     Query(filter): Query<MemberFilter>,
 ) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
     a.require_manage(&gw, &org).await?;
     remove(&gw, &a, &org, &username, filter.role.as_deref(), filter.product).await
 }
@@ -514,13 +467,7 @@ struct PullSecretRequest {
     expires_in_days: Option<u32>,
 }
 
-async fn list_pull_secrets(
-    State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
-    Path(org): Path<String>,
-) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
+async fn list_pull_secrets(State(gw): State<Gateway>, a: Admin, Path(org): Path<String>) -> ApiResult {
     a.require_manage(&gw, &org).await?;
     to_json(gw.identities().pull_secrets(&org).await?)
 }
@@ -528,11 +475,10 @@ async fn list_pull_secrets(
 async fn create_pull_secret(
     State(gw): State<Gateway>,
     headers: HeaderMap,
-    ext: axum::http::Extensions,
+    a: Admin,
     Path(org): Path<String>,
     json: Result<Json<PullSecretRequest>, JsonRejection>,
 ) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
     a.require_manage(&gw, &org).await?;
     let req = body(json)?;
     let actions = req.actions.unwrap_or_else(|| vec!["pull".to_owned()]);
@@ -584,11 +530,9 @@ async fn create_pull_secret(
 
 async fn revoke_pull_secret(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
+    a: Admin,
     Path((org, name)): Path<(String, String)>,
 ) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
     a.require_manage(&gw, &org).await?;
     gw.identities().revoke_pull_secret(&org, &name).await?;
     gw.changed();
@@ -628,23 +572,15 @@ async fn audit_page(gw: &Gateway, org: Option<&str>, page: AuditPage) -> ApiResu
 
 async fn org_audit(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
+    a: Admin,
     Path(org): Path<String>,
     Query(page): Query<AuditPage>,
 ) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
     a.require_manage(&gw, &org).await?;
     audit_page(&gw, Some(&org), page).await
 }
 
-async fn all_audit(
-    State(gw): State<Gateway>,
-    headers: HeaderMap,
-    ext: axum::http::Extensions,
-    Query(page): Query<AuditPage>,
-) -> ApiResult {
-    let a = Admin::from_request(&gw, &headers, &ext).await?;
+async fn all_audit(State(gw): State<Gateway>, a: Admin, Query(page): Query<AuditPage>) -> ApiResult {
     a.require_global_admin()?;
     audit_page(&gw, None, page).await
 }

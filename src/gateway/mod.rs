@@ -205,14 +205,12 @@ impl Gateway {
         self.inner.versioned.as_ref()
     }
 
-    /// Backend names for a repository: (where pushes go, where pulls read). With the
-    /// in-process store these are the push repository and its normal repository; with
-    /// any other backend both are the one repository.
-    pub(crate) fn backend_names(&self, path: &RepoPath) -> (String, String) {
-        let normal = path.backend_name();
+    /// Where pushes to `path` go: its push repository with the in-process store; the
+    /// repository of that name with any other backend.
+    pub(crate) fn push_repository(&self, path: &RepoPath) -> String {
         match &self.inner.versioned {
-            Some(_) => (mapping::push_repository(&normal), normal),
-            None => (normal.clone(), normal),
+            Some(_) => mapping::push_repository(&path.backend_name()),
+            None => path.backend_name(),
         }
     }
 
@@ -223,7 +221,7 @@ impl Gateway {
         let Some(registry) = &self.inner.versioned else {
             return Ok(());
         };
-        let push = self.backend_names(path).0;
+        let push = self.push_repository(path);
         if self.inner.pairs.contains_key(&push) {
             return Ok(());
         }
@@ -277,7 +275,7 @@ impl Gateway {
         }
         Ok(match self.distribution(path).await? {
             Some(d) => d.served_from.clone(),
-            None => self.backend_names(path).0,
+            None => self.push_repository(path),
         })
     }
 

@@ -117,7 +117,7 @@ async fn repository_request(gw: &Gateway, route: OciRoute, parts: request::Parts
 
     // Writes go to the push repository, reads to the normal one (the same repository
     // unless the store is in this process).
-    let push_name = gw.backend_names(&path).0;
+    let push_name = gw.push_repository(&path);
     let writes = action != Action::Pull;
     if writes {
         if let Some(d) = gw.distribution(&path).await?
@@ -349,7 +349,7 @@ async fn cross_mount(gw: &Gateway, caller: &Caller, query: &mut Vec<(String, Str
             if k == "from" {
                 // The source's push repository: it holds what was pushed there, and the
                 // store also finds what its normal repository holds.
-                *v = gw.backend_names(&src).0;
+                *v = gw.push_repository(&src);
             }
         }
     }

@@ -16,6 +16,7 @@ use crate::error::{Error, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::Row;
+use std::collections::HashSet;
 
 pub const KIND_PUSH: &str = "push";
 pub const KIND_NORMAL: &str = "normal";
@@ -334,8 +335,7 @@ async fn record_manifest(tx: &mut WriteTx, content: &[u8], media_type: &str) -> 
         let known = sqlx::query("SELECT 1 FROM manifests WHERE digest = $1")
             .bind(c)
             .fetch_optional(tx.conn())
-            .await
-            .map_err(super::meta::MetaError::from)?;
+            .await?;
         if known.is_none() {
             return Err(Error::new(
                 ErrorCode::ManifestBlobUnknown,
@@ -388,8 +388,7 @@ async fn remove_manifest(tx: &mut WriteTx, repo_id: i64, digest: &str, force: bo
     .bind(repo_id)
     .bind(digest)
     .fetch_optional(tx.conn())
-    .await
-    .map_err(super::meta::MetaError::from)?;
+    .await?;
     if let Some(p) = parent
         && !force
     {
@@ -526,6 +525,43 @@ async fn prune_versions(tx: &mut WriteTx, repo_id: i64, oldest_kept: i64) -> Met
 const VERSION_CONTENT: &str = "SELECT kind, key, digest FROM version_content \
      WHERE repository_id = $1 AND added_in <= $2 AND (removed_in IS NULL OR removed_in > $2)";
 
+/// The id of the normal repository `name`: NAME_UNKNOWN when there is none, refused
+/// when the repository is not a normal one.
+async fn normal_repository_id(tx: &mut WriteTx, name: &str) -> Result<i64> {
+    let repo_id = tx
+        .repository_id(name)
+        .await?
+        .ok_or_else(|| Error::new(ErrorCode::NameUnknown, format!("no repository {name}")))?;
+    if repository_kind(tx, repo_id).await?.0 != KIND_NORMAL {
+        return Err(not_normal(name));
+    }
+    Ok(repo_id)
+}
+
+/// The content of version `n` of repository `name` (id `repo_id`); MANIFEST_UNKNOWN
+/// when there is no such version.
+async fn version_rows(tx: &mut WriteTx, repo_id: i64, name: &str, n: i64) -> Result<Vec<(String, String, String)>> {
+    let exists = sqlx::query("SELECT 1 FROM repository_versions WHERE repository_id = $1 AND number = $2")
+        .bind(repo_id)
+        .bind(n)
+        .fetch_optional(tx.conn())
+        .await?;
+    if exists.is_none() {
+        return Err(
+            Error::new(ErrorCode::ManifestUnknown, format!("{name} has no version {n}"))
+                .with_detail(json!({ "version": n })),
+        );
+    }
+    Ok(sqlx::query(VERSION_CONTENT)
+        .bind(repo_id)
+        .bind(n)
+        .fetch_all(tx.conn())
+        .await?
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
+
 /// A public name and where its pulls are served from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Distribution {
@@ -557,11 +593,7 @@ async fn replace_content(tx: &mut WriteTx, repo_id: i64, content: &[(String, Str
         "DELETE FROM repository_manifests WHERE repository_id = $1",
         "DELETE FROM repository_blobs WHERE repository_id = $1",
     ] {
-        sqlx::query(sql)
-            .bind(repo_id)
-            .execute(tx.conn())
-            .await
-            .map_err(super::meta::MetaError::from)?;
+        sqlx::query(sql).bind(repo_id).execute(tx.conn()).await?;
     }
     for (k, key, digest) in content {
         let q = match k.as_str() {
@@ -584,10 +616,7 @@ async fn replace_content(tx: &mut WriteTx, repo_id: i64, content: &[(String, Str
             .bind(key)
             .bind(digest),
         };
-        q.bind(now)
-            .execute(tx.conn())
-            .await
-            .map_err(super::meta::MetaError::from)?;
+        q.bind(now).execute(tx.conn()).await?;
     }
     Ok(())
 }
@@ -610,15 +639,13 @@ impl Registry {
             .bind(KIND_NORMAL)
             .bind(normal_id)
             .execute(tx.conn())
-            .await
-            .map_err(super::meta::MetaError::from)?;
+            .await?;
         sqlx::query("UPDATE repositories SET kind = $1, normal_id = $2 WHERE id = $3")
             .bind(KIND_PUSH)
             .bind(normal_id)
             .bind(push_id)
             .execute(tx.conn())
-            .await
-            .map_err(super::meta::MetaError::from)?;
+            .await?;
         // The normal repository is distributed under its own name unless that name
         // already serves something else.
         let now = now_ms();
@@ -629,8 +656,7 @@ impl Registry {
         .bind(normal)
         .bind(now)
         .execute(tx.conn())
-        .await
-        .map_err(super::meta::MetaError::from)?;
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -641,8 +667,7 @@ impl Registry {
             sqlx::query("SELECT name, repository, version, served_from, updated_at FROM distributions WHERE name = $1")
                 .bind(name)
                 .fetch_optional(self.meta().reader())
-                .await
-                .map_err(super::meta::MetaError::from)?;
+                .await?;
         Ok(row.map(distribution_row))
     }
 
@@ -654,8 +679,7 @@ impl Registry {
         )
         .bind(prefix)
         .fetch_all(self.meta().reader())
-        .await
-        .map_err(super::meta::MetaError::from)?;
+        .await?;
         Ok(rows.into_iter().map(distribution_row).collect())
     }
 
@@ -664,38 +688,12 @@ impl Registry {
     /// repository so that later versions (and retention) leave it untouched.
     pub async fn set_distribution(&self, name: &str, repository: &str, version: Option<i64>) -> Result<Distribution> {
         let mut tx = self.meta().begin_write().await?;
-        let repo_id = tx
-            .repository_id(repository)
-            .await?
-            .ok_or_else(|| Error::new(ErrorCode::NameUnknown, format!("no repository {repository}")))?;
-        if repository_kind(&mut tx, repo_id).await?.0 != KIND_NORMAL {
-            return Err(not_normal(repository));
-        }
+        let repo_id = normal_repository_id(&mut tx, repository).await?;
         let served_from = match version {
             None => repository.to_owned(),
             Some(n) => {
                 let pinned = format!("{name}/pinned");
-                let content: Vec<(String, String, String)> = sqlx::query(VERSION_CONTENT)
-                    .bind(repo_id)
-                    .bind(n)
-                    .fetch_all(tx.conn())
-                    .await
-                    .map_err(super::meta::MetaError::from)?
-                    .into_iter()
-                    .map(|r| (r.get(0), r.get(1), r.get(2)))
-                    .collect();
-                let exists = sqlx::query("SELECT 1 FROM repository_versions WHERE repository_id = $1 AND number = $2")
-                    .bind(repo_id)
-                    .bind(n)
-                    .fetch_optional(tx.conn())
-                    .await
-                    .map_err(super::meta::MetaError::from)?;
-                if exists.is_none() {
-                    return Err(
-                        Error::new(ErrorCode::ManifestUnknown, format!("{repository} has no version {n}"))
-                            .with_detail(json!({ "version": n })),
-                    );
-                }
+                let content = version_rows(&mut tx, repo_id, repository, n).await?;
                 let pinned_id = tx.ensure_repository(&pinned).await?;
                 replace_content(&mut tx, pinned_id, &content).await?;
                 pinned
@@ -713,8 +711,7 @@ impl Registry {
         .bind(&served_from)
         .bind(now)
         .execute(tx.conn())
-        .await
-        .map_err(super::meta::MetaError::from)?;
+        .await?;
         tx.commit().await?;
         Ok(Distribution {
             name: name.to_owned(),
@@ -730,8 +727,7 @@ impl Registry {
         let r = sqlx::query("DELETE FROM distributions WHERE name = $1")
             .bind(name)
             .execute(self.meta().writer())
-            .await
-            .map_err(super::meta::MetaError::from)?;
+            .await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -740,8 +736,7 @@ impl Registry {
         let row = sqlx::query("SELECT id, kind FROM repositories WHERE name = $1")
             .bind(normal)
             .fetch_optional(self.meta().reader())
-            .await
-            .map_err(super::meta::MetaError::from)?;
+            .await?;
         let Some(row) = row else {
             return Err(Error::new(ErrorCode::NameUnknown, format!("no repository {normal}")));
         };
@@ -753,8 +748,7 @@ impl Registry {
         )
         .bind(row.get::<i64, _>(0))
         .fetch_all(self.meta().reader())
-        .await
-        .map_err(super::meta::MetaError::from)?;
+        .await?;
         Ok(rows
             .into_iter()
             .filter_map(|r| {
@@ -778,8 +772,7 @@ impl Registry {
         .bind(normal)
         .bind(number)
         .fetch_all(self.meta().reader())
-        .await
-        .map_err(super::meta::MetaError::from)?;
+        .await?;
         Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
@@ -799,13 +792,7 @@ impl Registry {
         reason: &str,
     ) -> Result<Option<i64>> {
         let mut tx = self.meta().begin_write().await?;
-        let repo_id = tx
-            .repository_id(normal)
-            .await?
-            .ok_or_else(|| Error::new(ErrorCode::NameUnknown, format!("no repository {normal}")))?;
-        if repository_kind(&mut tx, repo_id).await?.0 != KIND_NORMAL {
-            return Err(not_normal(normal));
-        }
+        let repo_id = normal_repository_id(&mut tx, normal).await?;
         for (content, media_type) in manifests {
             record_manifest(&mut tx, content, media_type).await?;
         }
@@ -816,8 +803,7 @@ impl Registry {
                     let known = sqlx::query("SELECT 1 FROM manifests WHERE digest = $1")
                         .bind(digest)
                         .fetch_optional(tx.conn())
-                        .await
-                        .map_err(super::meta::MetaError::from)?;
+                        .await?;
                     if known.is_none() {
                         return Err(Error::new(ErrorCode::ManifestUnknown, format!("no manifest {digest}"))
                             .with_detail(json!({ "digest": digest })));
@@ -850,8 +836,7 @@ impl Registry {
         .bind(repo)
         .bind(tag)
         .fetch_optional(self.meta().reader())
-        .await
-        .map_err(super::meta::MetaError::from)?;
+        .await?;
         Ok(row.map(|r| r.get(0)))
     }
 
@@ -864,8 +849,7 @@ impl Registry {
         .bind(repo)
         .bind(digest)
         .fetch_optional(self.meta().reader())
-        .await
-        .map_err(super::meta::MetaError::from)?;
+        .await?;
         Ok(row.is_some())
     }
 
@@ -880,8 +864,7 @@ impl Registry {
         .bind(normal)
         .bind(number)
         .fetch_all(self.meta().reader())
-        .await
-        .map_err(super::meta::MetaError::from)?;
+        .await?;
         let (mut added, mut removed) = (Vec::new(), Vec::new());
         for r in rows {
             let kind: String = r.get(0);
@@ -903,42 +886,14 @@ impl Registry {
     /// repositories; an unknown version changes nothing.
     pub async fn rollback(&self, normal: &str, number: i64) -> Result<i64> {
         let mut tx = self.meta().begin_write().await?;
-        let repo_id = tx
-            .repository_id(normal)
-            .await?
-            .ok_or_else(|| Error::new(ErrorCode::NameUnknown, format!("no repository {normal}")))?;
-        let (kind, _) = repository_kind(&mut tx, repo_id).await?;
-        if kind != KIND_NORMAL {
-            return Err(not_normal(normal));
-        }
-        let exists = sqlx::query("SELECT 1 FROM repository_versions WHERE repository_id = $1 AND number = $2")
-            .bind(repo_id)
-            .bind(number)
-            .fetch_optional(tx.conn())
-            .await
-            .map_err(super::meta::MetaError::from)?;
-        if exists.is_none() {
-            return Err(
-                Error::new(ErrorCode::ManifestUnknown, format!("{normal} has no version {number}"))
-                    .with_detail(json!({ "version": number })),
-            );
-        }
-        let target: Vec<(String, String, String)> = sqlx::query(VERSION_CONTENT)
-            .bind(repo_id)
-            .bind(number)
-            .fetch_all(tx.conn())
-            .await
-            .map_err(super::meta::MetaError::from)?
-            .into_iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect();
+        let repo_id = normal_repository_id(&mut tx, normal).await?;
+        let target = version_rows(&mut tx, repo_id, normal, number).await?;
         let current: Vec<(String, String, String)> = sqlx::query(
             "SELECT kind, key, digest FROM version_content WHERE repository_id = $1 AND removed_in IS NULL",
         )
         .bind(repo_id)
         .fetch_all(tx.conn())
-        .await
-        .map_err(super::meta::MetaError::from)?
+        .await?
         .into_iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
@@ -949,11 +904,12 @@ impl Registry {
                 _ => "blob",
             }
         };
+        let (in_target, in_current): (HashSet<_>, HashSet<_>) = (target.iter().collect(), current.iter().collect());
         let mut delta = Delta::default();
-        for row in current.iter().filter(|r| !target.contains(r)) {
+        for row in current.iter().filter(|r| !in_target.contains(r)) {
             delta.removed.push((kind(&row.0), row.1.clone(), row.2.clone()));
         }
-        for row in target.iter().filter(|r| !current.contains(r)) {
+        for row in target.iter().filter(|r| !in_current.contains(r)) {
             delta.added.push((kind(&row.0), row.1.clone(), row.2.clone()));
         }
         // The served content becomes version `number`'s.
@@ -971,8 +927,7 @@ impl Registry {
         let latest = sqlx::query("SELECT latest_version FROM repositories WHERE name = $1")
             .bind(normal)
             .fetch_one(self.meta().reader())
-            .await
-            .map_err(super::meta::MetaError::from)?
+            .await?
             .get(0);
         Ok(created.unwrap_or(latest))
     }
