@@ -33,6 +33,8 @@ pub enum BuildError {
     Keys(#[from] crate::gateway::token::TokenError),
     #[error(transparent)]
     Backend(#[from] crate::gateway::backend::BackendError),
+    #[error(transparent)]
+    Secrets(#[from] crate::sync::secrets::SecretError),
 }
 
 pub struct App {
@@ -61,6 +63,7 @@ fn policy_dir(cfg: &Config) -> Option<PathBuf> {
 /// start only (from `GATEHOUSE_ADMIN_PASSWORD`); without it one is generated.
 pub async fn build(cfg: &Config, admin_password: Option<Secret>, tls: bool) -> Result<App, BuildError> {
     let data = &cfg.data_dir;
+    crate::tls::install_crypto_provider();
     std::fs::create_dir_all(data).map_err(|e| BuildError::DataDir(data.clone(), e))?;
     let db = Database::open_sqlite(&data.join("meta.db")).await?;
 
@@ -113,10 +116,17 @@ pub async fn build(cfg: &Config, admin_password: Option<Secret>, tls: bool) -> R
         audit,
         versioned: registry.clone(),
     });
+    let syncer = match &registry {
+        Some(r) => Some(crate::sync::Syncer::new(r.clone(), data)?),
+        None => None,
+    };
     if let Some(r) = &registry {
         tokio::spawn(store::jobs::run_forever(r.clone()));
     }
-    let router = server::with_request_log(gateway.router().merge(admin::router(gateway.clone())));
+    if let Some(s) = &syncer {
+        tokio::spawn(s.clone().run_forever());
+    }
+    let router = server::with_request_log(gateway.router().merge(admin::router(gateway.clone(), syncer.clone())));
     Ok(App {
         router,
         gateway,

@@ -34,6 +34,7 @@ fn migrator() -> Migrator {
             "distributions",
             include_str!("../migrations/sqlite/0004_distributions.sql"),
         ),
+        migration(5, "sync", include_str!("../migrations/sqlite/0005_sync.sql")),
     ])
 }
 

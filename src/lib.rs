@@ -10,6 +10,7 @@
 //! - `identity`: users, organisations, products, role bindings, pull secrets;
 //! - `policy`: authorization decisions from the Cedar policies in `policies/`;
 //! - `store`: the OCI Distribution registry (HTTP API, service, metadata, blobs, GC);
+//! - `sync`: pulling content from other registries into normal repositories (remotes);
 //! - `db`: the metadata database shared by the domains above;
 //! - `oci`: digests, names, references and the `/v2/` route parser;
 //! - `error`: every client-visible registry error and its HTTP mapping.
@@ -28,4 +29,5 @@ pub mod oci;
 pub mod policy;
 pub mod server;
 pub mod store;
+pub mod sync;
 pub mod tls;

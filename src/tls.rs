@@ -136,6 +136,12 @@ pub fn init_dev_certs(dir: &Path, hosts: &[String]) -> Result<CertFiles, TlsErro
 }
 
 /// A rustls server configuration from a PEM certificate chain and private key.
+/// Make ring the process's TLS provider (the outgoing HTTP client, for syncs and the
+/// edge's upstream, uses the process default). Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub fn server_config(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
         .map_err(|_| TlsError::Pem(cert_path.to_owned(), "certificate"))?

@@ -4,10 +4,10 @@
 
 mod common;
 
+use common::distribution::start_distribution;
 use common::gateway::{ADMIN_PASSWORD, TestGateway, push_image_with};
 use common::{OCI_MANIFEST, TestServer, http};
 use serde_json::Value;
-use std::process::{Child, Command, Stdio};
 
 async fn exercise(gw: &TestGateway, backend_base: &str) {
     gw.create_org("acme").await;
@@ -147,64 +147,6 @@ async fn an_unreachable_backend_is_a_503_with_an_oci_error() {
         .unwrap();
     assert_eq!(r.status(), 503);
     assert_eq!(common::error_code(r).await, "UNAVAILABLE");
-}
-
-struct Distribution {
-    child: Child,
-    _dir: tempfile::TempDir,
-    base: String,
-}
-
-impl Drop for Distribution {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_distribution() -> Distribution {
-    let found = Command::new("docker-registry")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "docker-registry (Distribution 2.8) is required for this test; install it with `apt-get install -y docker-registry` \
-         (scripts/test does this)"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cfg = dir.path().join("config.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version: 0.1\nlog: {{ level: warn }}\nstorage:\n  filesystem: {{ rootdirectory: {} }}\n  delete: {{ enabled: true }}\nhttp: {{ addr: 127.0.0.1:{port} }}\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start docker-registry");
-    // Wait until it accepts connections (it has no readiness signal of its own).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "docker-registry did not start");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    Distribution {
-        child,
-        _dir: dir,
-        base: format!("http://127.0.0.1:{port}"),
-    }
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 
 mod content;
 mod error;
+mod remotes;
 
 use crate::audit::Event;
 use crate::gateway::credentials::Secret;
@@ -26,8 +27,26 @@ use std::net::SocketAddr;
 
 type ApiResult<T = Response> = Result<T, ApiError>;
 
-pub fn router(gw: Gateway) -> Router {
-    Router::new()
+pub fn router(gw: Gateway, sync: Option<crate::sync::Syncer>) -> Router {
+    let mut router = Router::new();
+    if let Some(sync) = sync {
+        router = router
+            .route(
+                "/api/v1/orgs/{org}/products/{product}/remotes",
+                get(remotes::list).post(remotes::create),
+            )
+            .route(
+                "/api/v1/orgs/{org}/products/{product}/remotes/{name}",
+                get(remotes::show).patch(remotes::update).delete(remotes::delete),
+            )
+            .route(
+                "/api/v1/orgs/{org}/products/{product}/remotes/{name}/sync",
+                axum::routing::post(remotes::sync_now),
+            )
+            .route("/api/v1/jobs/{id}", get(remotes::show_job))
+            .layer(axum::Extension(sync));
+    }
+    router
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/users", get(list_users).post(create_user))
         .route("/api/v1/users/{username}", delete(delete_user))

@@ -236,7 +236,7 @@ impl Gateway {
     }
 
     /// The normal repository a push to `path` is copied into, by the org's naming pattern.
-    async fn pattern_name(&self, path: &RepoPath) -> Result<String, Error> {
+    pub(crate) async fn pattern_name(&self, path: &RepoPath) -> Result<String, Error> {
         let pattern = self.inner.identities.org(&path.org).await?.map_or_else(
             || crate::identity::DEFAULT_NAMING_PATTERN.to_owned(),
             |o| o.naming_pattern,

@@ -29,6 +29,8 @@ pub struct JobInfo {
     pub state: String,
     pub attempts: i64,
     pub last_error: Option<String>,
+    /// What a long job (a sync) reports while it runs: counts done and total.
+    pub progress: Option<serde_json::Value>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -128,9 +130,10 @@ impl Registry {
     /// Run every runnable job once; returns how many there were.
     pub async fn run_pending_jobs(&self) -> usize {
         let rows = sqlx::query(
-            "SELECT id, kind, payload FROM jobs WHERE state = 'queued' AND run_after <= $1 ORDER BY id LIMIT 64",
+            "SELECT id, kind, payload FROM jobs WHERE state = 'queued' AND kind = $2 AND run_after <= $1 ORDER BY id LIMIT 64",
         )
         .bind(now_ms())
+        .bind(POST_PUSH_JOB)
         .fetch_all(self.meta().reader())
         .await;
         let rows = match rows {
@@ -149,27 +152,22 @@ impl Registry {
 
     /// Jobs, newest first, optionally only those in `state`.
     pub async fn jobs(&self, state: Option<&str>, limit: u32) -> Result<Vec<JobInfo>, MetaError> {
-        let rows = sqlx::query(
-            "SELECT id, kind, payload, state, attempts, last_error, created_at, updated_at FROM jobs \
-             WHERE ($1 IS NULL OR state = $1) ORDER BY id DESC LIMIT $2",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{JOB_COLUMNS} WHERE ($1 IS NULL OR state = $1) ORDER BY id DESC LIMIT $2"
+        )))
         .bind(state)
         .bind(i64::from(limit))
         .fetch_all(self.meta().reader())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| JobInfo {
-                id: r.get(0),
-                kind: r.get(1),
-                payload: serde_json::from_str(r.get::<&str, _>(2)).unwrap_or_default(),
-                state: r.get(3),
-                attempts: r.get(4),
-                last_error: r.get(5),
-                created_at: r.get(6),
-                updated_at: r.get(7),
-            })
-            .collect())
+        Ok(rows.into_iter().map(job_info).collect())
+    }
+
+    pub async fn job(&self, id: i64) -> Result<Option<JobInfo>, MetaError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{JOB_COLUMNS} WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(self.meta().reader())
+            .await?;
+        Ok(row.map(job_info))
     }
 
     /// "Content changed" events after `after` (for edge syncs), oldest first.
@@ -192,6 +190,23 @@ impl Registry {
                 })
             })
             .collect())
+    }
+}
+
+const JOB_COLUMNS: &str =
+    "SELECT id, kind, payload, state, attempts, last_error, progress, created_at, updated_at FROM jobs";
+
+fn job_info(r: sqlx::sqlite::SqliteRow) -> JobInfo {
+    JobInfo {
+        id: r.get(0),
+        kind: r.get(1),
+        payload: serde_json::from_str(r.get::<&str, _>(2)).unwrap_or_default(),
+        state: r.get(3),
+        attempts: r.get(4),
+        last_error: r.get(5),
+        progress: r.get::<Option<&str>, _>(6).and_then(|p| serde_json::from_str(p).ok()),
+        created_at: r.get(7),
+        updated_at: r.get(8),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::Row;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 pub const KIND_PUSH: &str = "push";
 pub const KIND_NORMAL: &str = "normal";
@@ -316,17 +316,23 @@ async fn remove_manifest_and_orphans(
 /// Record a manifest (not linked to any repository yet) after checking that every blob
 /// and child manifest it references exists.
 async fn record_manifest(tx: &mut WriteTx, content: &[u8], media_type: &str) -> Result<String> {
+    record_manifest_with(tx, content, media_type, false).await
+}
+
+/// `record_manifest`; with `on_demand`, a blob a remote is known to serve
+/// (`remote_blobs`) may be absent locally.
+async fn record_manifest_with(tx: &mut WriteTx, content: &[u8], media_type: &str, on_demand: bool) -> Result<String> {
     let parsed = super::manifests::parse(Some(media_type), content)?;
     let digest = crate::oci::Digest::sha256_of(content).to_string();
     let mut blobs = Vec::new();
     for b in &parsed.required_blobs {
         let b = b.to_string();
-        if !tx.blob_is_live(&b).await? {
-            return Err(Error::new(
-                ErrorCode::ManifestBlobUnknown,
-                format!("blob {b} is missing from the archive"),
-            )
-            .with_detail(json!({ "digest": b })));
+        let present = tx.blob_is_live(&b).await? || (on_demand && remote_blob_known(tx, &b).await?);
+        if !present {
+            return Err(
+                Error::new(ErrorCode::ManifestBlobUnknown, format!("blob {b} is missing"))
+                    .with_detail(json!({ "digest": b })),
+            );
         }
         blobs.push(b);
     }
@@ -337,11 +343,10 @@ async fn record_manifest(tx: &mut WriteTx, content: &[u8], media_type: &str) -> 
             .fetch_optional(tx.conn())
             .await?;
         if known.is_none() {
-            return Err(Error::new(
-                ErrorCode::ManifestBlobUnknown,
-                format!("manifest {c} is missing from the archive"),
-            )
-            .with_detail(json!({ "digest": c })));
+            return Err(
+                Error::new(ErrorCode::ManifestBlobUnknown, format!("manifest {c} is missing"))
+                    .with_detail(json!({ "digest": c })),
+            );
         }
     }
     let subject = parsed.subject.as_ref().map(ToString::to_string);
@@ -621,6 +626,73 @@ async fn replace_content(tx: &mut WriteTx, repo_id: i64, content: &[(String, Str
     Ok(())
 }
 
+/// What a sync found on a remote, ready to become a version (`Registry::apply_sync`).
+#[derive(Debug, Default)]
+pub struct SyncedContent {
+    /// (content, media type), children before their index.
+    pub manifests: Vec<(Vec<u8>, String)>,
+    pub tags: Vec<(String, String)>,
+    /// Manifests kept without a tag (referrers: signatures, SBOMs).
+    pub untagged: Vec<String>,
+    pub mirror: bool,
+    /// Blobs may be absent locally when a remote serves them (`remote_blobs`).
+    pub on_demand: bool,
+}
+
+/// The (kind, key, digest) rows of a repository's current content.
+async fn current_rows(tx: &mut WriteTx, repo_id: i64) -> MetaResult<Vec<(String, String, String)>> {
+    Ok(
+        sqlx::query("SELECT kind, key, digest FROM version_content WHERE repository_id = $1 AND removed_in IS NULL")
+            .bind(repo_id)
+            .fetch_all(tx.conn())
+            .await?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect(),
+    )
+}
+
+/// Make the served content exactly `target` and record the difference as the next
+/// version (nothing at all when there is none).
+async fn set_content(
+    tx: &mut WriteTx,
+    repo_id: i64,
+    normal: &str,
+    target: Vec<(String, String, String)>,
+    reason: &str,
+    keep: u64,
+) -> Result<Option<i64>> {
+    let current = current_rows(tx, repo_id).await?;
+    let kind = |k: &str| -> &'static str {
+        match k {
+            "tag" => "tag",
+            "manifest" => "manifest",
+            _ => "blob",
+        }
+    };
+    let (in_target, in_current): (HashSet<_>, HashSet<_>) = (target.iter().collect(), current.iter().collect());
+    let mut delta = Delta::default();
+    for row in current.iter().filter(|r| !in_target.contains(r)) {
+        delta.removed.push((kind(&row.0), row.1.clone(), row.2.clone()));
+    }
+    for row in target.iter().filter(|r| !in_current.contains(r)) {
+        delta.added.push((kind(&row.0), row.1.clone(), row.2.clone()));
+    }
+    if delta.is_empty() {
+        return Ok(None);
+    }
+    replace_content(tx, repo_id, &target).await?;
+    Ok(record_version(tx, repo_id, normal, reason, &delta, keep).await?)
+}
+
+async fn remote_blob_known(tx: &mut WriteTx, digest: &str) -> MetaResult<bool> {
+    let row = sqlx::query("SELECT 1 FROM remote_blobs WHERE digest = $1 LIMIT 1")
+        .bind(digest)
+        .fetch_optional(tx.conn())
+        .await?;
+    Ok(row.is_some())
+}
+
 fn not_normal(name: &str) -> Error {
     Error::new(
         ErrorCode::NameUnknown,
@@ -888,41 +960,8 @@ impl Registry {
         let mut tx = self.meta().begin_write().await?;
         let repo_id = normal_repository_id(&mut tx, normal).await?;
         let target = version_rows(&mut tx, repo_id, normal, number).await?;
-        let current: Vec<(String, String, String)> = sqlx::query(
-            "SELECT kind, key, digest FROM version_content WHERE repository_id = $1 AND removed_in IS NULL",
-        )
-        .bind(repo_id)
-        .fetch_all(tx.conn())
-        .await?
-        .into_iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
-        let kind = |k: &str| -> &'static str {
-            match k {
-                "tag" => "tag",
-                "manifest" => "manifest",
-                _ => "blob",
-            }
-        };
-        let (in_target, in_current): (HashSet<_>, HashSet<_>) = (target.iter().collect(), current.iter().collect());
-        let mut delta = Delta::default();
-        for row in current.iter().filter(|r| !in_target.contains(r)) {
-            delta.removed.push((kind(&row.0), row.1.clone(), row.2.clone()));
-        }
-        for row in target.iter().filter(|r| !in_current.contains(r)) {
-            delta.added.push((kind(&row.0), row.1.clone(), row.2.clone()));
-        }
-        // The served content becomes version `number`'s.
-        replace_content(&mut tx, repo_id, &target).await?;
-        let created = record_version(
-            &mut tx,
-            repo_id,
-            normal,
-            &format!("rollback to version {number}"),
-            &delta,
-            self.version_retention(),
-        )
-        .await?;
+        let reason = format!("rollback to version {number}");
+        let created = set_content(&mut tx, repo_id, normal, target, &reason, self.version_retention()).await?;
         tx.commit().await?;
         let latest = sqlx::query("SELECT latest_version FROM repositories WHERE name = $1")
             .bind(normal)
@@ -930,5 +969,102 @@ impl Registry {
             .await?
             .get(0);
         Ok(created.unwrap_or(latest))
+    }
+
+    /// Make a normal repository's content what a sync found, as one new version (`None`
+    /// when nothing changed): `manifests` are recorded first (children before their
+    /// index; their blobs must be stored, or known to a remote when `on_demand`), then
+    /// the content becomes `tags` (tag, digest) and `untagged` manifests with their
+    /// closures and blobs. `mirror`: exactly that; otherwise added to what is there
+    /// (a tag that moved upstream moves here too).
+    pub async fn apply_sync(&self, normal: &str, found: &SyncedContent, reason: &str) -> Result<Option<i64>> {
+        let mut tx = self.meta().begin_write().await?;
+        let repo_id = normal_repository_id(&mut tx, normal).await?;
+        for (content, media_type) in &found.manifests {
+            record_manifest_with(&mut tx, content, media_type, found.on_demand).await?;
+        }
+        let mut tags: BTreeMap<String, String> = BTreeMap::new();
+        let mut roots: BTreeSet<String> = found.untagged.iter().cloned().collect();
+        if !found.mirror {
+            for (kind, key, digest) in current_rows(&mut tx, repo_id).await? {
+                match kind.as_str() {
+                    "tag" => {
+                        tags.insert(key, digest);
+                    }
+                    "manifest" => {
+                        roots.insert(digest);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (tag, digest) in &found.tags {
+            tags.insert(tag.clone(), digest.clone());
+        }
+        roots.extend(tags.values().cloned());
+        let mut manifests = BTreeSet::new();
+        for root in &roots {
+            if !manifests.contains(root) {
+                manifests.extend(closure(&mut tx, root).await?);
+            }
+        }
+        let mut blobs = BTreeSet::new();
+        for m in &manifests {
+            let rows = sqlx::query("SELECT blob_digest FROM manifest_blobs WHERE manifest_digest = $1")
+                .bind(m)
+                .fetch_all(tx.conn())
+                .await?;
+            blobs.extend(rows.into_iter().map(|r| r.get::<String, _>(0)));
+        }
+        let target: Vec<(String, String, String)> = tags
+            .into_iter()
+            .map(|(t, d)| ("tag".to_owned(), t, d))
+            .chain(manifests.into_iter().map(|m| ("manifest".to_owned(), m.clone(), m)))
+            .chain(blobs.into_iter().map(|b| ("blob".to_owned(), b.clone(), b)))
+            .collect();
+        let created = set_content(&mut tx, repo_id, normal, target, reason, self.version_retention()).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// Record that `remote` serves these (digest, size) blobs, for on-demand fetching.
+    pub async fn remember_remote_blobs(&self, remote: i64, blobs: &[(String, u64)]) -> Result<()> {
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.meta().begin_write().await?;
+        for (digest, size) in blobs {
+            sqlx::query(
+                "INSERT INTO remote_blobs (digest, remote_id, size) VALUES ($1, $2, $3) \
+                 ON CONFLICT (digest, remote_id) DO UPDATE SET size = excluded.size",
+            )
+            .bind(digest)
+            .bind(remote)
+            .bind(*size as i64)
+            .execute(tx.conn())
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether the store holds the manifest `digest` (in any repository).
+    pub async fn manifest_known(&self, digest: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM manifests WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(self.meta().reader())
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// A repository's current tags and the digests they point to.
+    pub async fn tag_map(&self, repo: &str) -> Result<BTreeMap<String, String>> {
+        let rows = sqlx::query(
+            "SELECT t.name, t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = $1",
+        )
+        .bind(repo)
+        .fetch_all(self.meta().reader())
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 }

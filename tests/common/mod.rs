@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod distribution;
 pub mod gateway;
 
 use gatehouse::oci::Digest;
@@ -96,6 +97,7 @@ impl Drop for TestServer {
 }
 
 pub fn http() -> reqwest::Client {
+    gatehouse::tls::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

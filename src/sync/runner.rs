@@ -1,0 +1,225 @@
+//! Running long jobs (syncs) from the outbox. Unlike the post-push copy, a sync talks
+//! to another server for seconds or minutes, so it cannot run inside a transaction: a
+//! runner claims it (state `running` with a lease), renews the lease and reports
+//! progress while it works, and marks it done or failed at the end. A runner that dies
+//! leaves a lease that runs out; the job is then claimed again and, since a sync only
+//! changes the repository in its last step and keeps what it already fetched, the
+//! re-run completes it.
+
+use super::Syncer;
+use super::engine::{Progress, SyncError, SyncRequest, sync_repository};
+use super::remotes::SyncPolicy;
+use super::upstream::{Endpoint, Upstream, http_client};
+use crate::db::now_ms;
+use serde_json::Value;
+use sqlx::Row;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const SYNC_REMOTE: &str = "sync_remote";
+/// Job kinds this runner executes.
+const KINDS: [&str; 1] = [SYNC_REMOTE];
+/// A claim lasts this long unless renewed.
+const LEASE: Duration = Duration::from_secs(30);
+/// How often a running job renews its lease and writes its progress.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Jobs run at once.
+const CONCURRENCY: usize = 2;
+
+struct Claimed {
+    id: i64,
+    kind: String,
+    payload: String,
+}
+
+impl Syncer {
+    /// Queue a job unless the same one is already waiting.
+    pub(super) async fn enqueue_once(&self, kind: &str, payload: &str) -> Result<i64, sqlx::Error> {
+        let mut tx = self.inner.registry.meta().writer().begin().await?;
+        let waiting = sqlx::query("SELECT id FROM jobs WHERE kind = $1 AND payload = $2 AND state = 'queued' LIMIT 1")
+            .bind(kind)
+            .bind(payload)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let id = match waiting {
+            Some(r) => r.get(0),
+            None => {
+                let now = now_ms();
+                sqlx::query(
+                    "INSERT INTO jobs (kind, payload, state, attempts, run_after, created_at, updated_at) \
+                     VALUES ($1, $2, 'queued', 0, $3, $3, $3) RETURNING id",
+                )
+                .bind(kind)
+                .bind(payload)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0)
+            }
+        };
+        tx.commit().await?;
+        self.inner.wake.notify_one();
+        Ok(id)
+    }
+
+    /// Claim the oldest runnable job: queued and due, or running with a lapsed lease.
+    async fn claim(&self) -> Result<Option<Claimed>, sqlx::Error> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "UPDATE jobs SET state = 'running', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
+             WHERE id = (SELECT id FROM jobs WHERE kind IN ($3) \
+                         AND ((state = 'queued' AND run_after <= $2) OR (state = 'running' AND lease_until < $2)) \
+                         ORDER BY id LIMIT 1) \
+             RETURNING id, kind, payload",
+        )
+        .bind(now + LEASE.as_millis() as i64)
+        .bind(now)
+        .bind(KINDS[0])
+        .fetch_optional(self.inner.registry.meta().writer())
+        .await?;
+        Ok(row.map(|r| Claimed {
+            id: r.get(0),
+            kind: r.get(1),
+            payload: r.get(2),
+        }))
+    }
+
+    /// Run one claimed job to its end, renewing its lease meanwhile.
+    async fn run_claimed(&self, job: Claimed) {
+        let progress = Arc::new(Progress::default());
+        let heartbeat = {
+            let this = self.clone();
+            let progress = progress.clone();
+            let id = job.id;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(HEARTBEAT);
+                loop {
+                    tick.tick().await;
+                    let now = now_ms();
+                    let _ = sqlx::query(
+                        "UPDATE jobs SET lease_until = $1, progress = $2, updated_at = $3 WHERE id = $4 AND state = 'running'",
+                    )
+                    .bind(now + LEASE.as_millis() as i64)
+                    .bind(progress.snapshot().to_string())
+                    .bind(now)
+                    .bind(id)
+                    .execute(this.inner.registry.meta().writer())
+                    .await;
+                }
+            })
+        };
+        let result = self.execute(&job, &progress).await;
+        heartbeat.abort();
+        let now = now_ms();
+        let update = match &result {
+            Ok(outcome) => {
+                let mut p = progress.snapshot();
+                p["phase"] = "done".into();
+                p["outcome"] = outcome.clone();
+                sqlx::query(
+                    "UPDATE jobs SET state = 'done', progress = $1, last_error = NULL, lease_until = NULL, \
+                     updated_at = $2 WHERE id = $3",
+                )
+                .bind(p.to_string())
+                .bind(now)
+                .bind(job.id)
+            }
+            Err(e) => {
+                tracing::warn!(job = job.id, kind = %job.kind, error = %e, "sync failed");
+                // A user's sync fails visibly at once (they fix the remote and sync again).
+                sqlx::query(
+                    "UPDATE jobs SET state = 'failed', progress = $1, last_error = $2, lease_until = NULL, \
+                     updated_at = $3 WHERE id = $4",
+                )
+                .bind(progress.snapshot().to_string())
+                .bind(e.to_string())
+                .bind(now)
+                .bind(job.id)
+            }
+        };
+        if let Err(e) = update.execute(self.inner.registry.meta().writer()).await {
+            tracing::warn!(job = job.id, error = %e, "recording the end of a job failed; it will run again");
+        }
+    }
+
+    async fn execute(&self, job: &Claimed, progress: &Arc<Progress>) -> Result<Value, SyncError> {
+        let payload: Value = serde_json::from_str(&job.payload).unwrap_or_default();
+        match job.kind.as_str() {
+            SYNC_REMOTE => {
+                let id = payload["remote"].as_i64().unwrap_or(-1);
+                let remote = self
+                    .remote_by_id(id)
+                    .await
+                    .map_err(|e| SyncError::Invalid(e.to_string()))?
+                    .ok_or_else(|| SyncError::Invalid("the remote was deleted".into()))?;
+                let password = self
+                    .remote_secret(id)
+                    .await
+                    .map_err(|e| SyncError::Invalid(e.to_string()))?;
+                let ca = self
+                    .remote_ca(id)
+                    .await
+                    .map_err(|e| SyncError::Invalid(e.to_string()))?;
+                let http = http_client(ca.as_deref().map(str::as_bytes)).map_err(SyncError::Invalid)?;
+                let upstream = Upstream::new(
+                    http,
+                    Endpoint {
+                        url: remote.url.clone(),
+                        username: remote.username.clone(),
+                        password,
+                    },
+                );
+                let filter = remote.filter();
+                let outcome = sync_repository(
+                    &self.inner.registry,
+                    &SyncRequest {
+                        upstream: &upstream,
+                        upstream_repo: &remote.upstream_name,
+                        normal: &remote.repository,
+                        filter: &filter,
+                        mirror: remote.mirror,
+                        on_demand: (remote.policy == SyncPolicy::OnDemand).then_some(remote.id),
+                        reason: format!("sync from {}/{}", remote.url, remote.upstream_name),
+                    },
+                    progress,
+                )
+                .await?;
+                if let Some(v) = outcome.version {
+                    tracing::info!(remote = %remote.name, repository = %remote.repository, version = v, "synced");
+                }
+                Ok(serde_json::to_value(outcome).unwrap_or_default())
+            }
+            other => Err(SyncError::Invalid(format!("unknown job kind {other:?}"))),
+        }
+    }
+
+    /// The runner: claims and runs jobs, a few at once, until the process ends.
+    pub async fn run_forever(self) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+        loop {
+            loop {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                match self.claim().await {
+                    Ok(Some(job)) => {
+                        let this = self.clone();
+                        tokio::spawn(async move {
+                            this.run_claimed(job).await;
+                            drop(permit);
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming a job failed");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = self.inner.wake.notified() => {}
+            }
+        }
+    }
+}

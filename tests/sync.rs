@@ -1,0 +1,461 @@
+//! Remotes and the sync engine against real registries: Debian's docker-registry
+//! (Distribution 2.8) and another gatehouse (token auth). Filters, mirror and additive
+//! modes, incremental re-syncs, removals, and failures that leave the repository as it
+//! was with the reason on the job.
+
+mod common;
+
+use common::distribution::{delete_manifest, push_plain, start_distribution};
+use common::gateway::{ADMIN_PASSWORD, TestGateway, push_image_with};
+use common::{OCI_MANIFEST, digest, http, random_bytes};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const ADMIN: (&str, &str) = ("admin", ADMIN_PASSWORD);
+
+/// A gateway with org `acme` and product `base`.
+async fn gateway() -> TestGateway {
+    let gw = TestGateway::start().await;
+    gw.create_org("acme").await;
+    gw.create_product("acme", "base", false).await;
+    gw
+}
+
+async fn create_remote(gw: &TestGateway, body: Value) -> Value {
+    let (status, v) = gw
+        .api("POST", "/api/v1/orgs/acme/products/base/remotes", ADMIN, Some(body))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    v
+}
+
+/// Start a sync of remote `name` and wait for its job to end; returns the job.
+async fn sync(gw: &TestGateway, name: &str) -> Value {
+    let (status, v) = gw
+        .api(
+            "POST",
+            &format!("/api/v1/orgs/acme/products/base/remotes/{name}/sync"),
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let id = v["job"].as_i64().expect("job id");
+    wait_job(gw, id).await
+}
+
+async fn wait_job(gw: &TestGateway, id: i64) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (status, job) = gw.api("GET", &format!("/api/v1/jobs/{id}"), ADMIN, None).await;
+        assert_eq!(status, StatusCode::OK, "{job}");
+        if job["state"] == "done" || job["state"] == "failed" {
+            return job;
+        }
+        assert!(std::time::Instant::now() < deadline, "job {id} did not end: {job}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn tags(gw: &TestGateway, repo: &str) -> Vec<String> {
+    let token = gw.token(Some(ADMIN), &[&format!("repository:{repo}:pull")]).await;
+    let v: Value = http()
+        .get(gw.url(&format!("/v2/{repo}/tags/list")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut t: Vec<String> = v["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect();
+    t.sort();
+    t
+}
+
+async fn versions(gw: &TestGateway, repo: &str) -> Vec<Value> {
+    let (status, v) = gw
+        .api("GET", &format!("/api/v1/repositories/{repo}/versions"), ADMIN, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    v["versions"].as_array().cloned().unwrap_or_default()
+}
+
+fn image_layers(seed: u64) -> Vec<Vec<u8>> {
+    vec![random_bytes(3000, seed), random_bytes(5000, seed + 1000)]
+}
+
+#[tokio::test]
+async fn sync_from_distribution_filters_mirrors_and_is_incremental() {
+    let dist = start_distribution();
+    let up = &dist.base;
+    let mut manifests = std::collections::HashMap::new();
+    for (i, tag) in ["3.18", "3.19", "3.20-rc1", "edge"].iter().enumerate() {
+        manifests.insert(
+            *tag,
+            push_plain(up, "library/alpine", tag, &image_layers(i as u64 + 1)).await,
+        );
+    }
+    let gw = gateway().await;
+    let remote = create_remote(
+        &gw,
+        json!({"name": "alpine", "url": up, "upstream_name": "library/alpine",
+               "include_tags": ["3.*"], "exclude_tags": ["*-rc*"], "mirror": true, "policy": "immediate"}),
+    )
+    .await;
+    assert_eq!(remote["repository"], "acme/base/alpine");
+
+    // First sync: exactly the filtered tags, the upstream's digests, one version.
+    let job = sync(&gw, "alpine").await;
+    assert_eq!(job["state"], "done", "{job}");
+    let p = &job["progress"];
+    assert_eq!(p["manifests"]["total"], 2, "{p}");
+    assert_eq!(p["blobs"]["total"], 5, "one shared config, two layers each: {p}");
+    assert_eq!(p["bytes"]["done"], p["bytes"]["total"], "{p}");
+    assert_eq!(p["outcome"]["version"], 1, "{p}");
+    assert_eq!(tags(&gw, "acme/base/alpine").await, ["3.18", "3.19"]);
+    let token = gw.token(Some(ADMIN), &["repository:acme/base/alpine:pull"]).await;
+    for tag in ["3.18", "3.19"] {
+        let r = http()
+            .get(gw.url(&format!("/v2/acme/base/alpine/manifests/{tag}")))
+            .header("accept", OCI_MANIFEST)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.bytes().await.unwrap().as_ref(), manifests[tag].as_slice());
+    }
+    // A layer is served from the local store.
+    let layer = digest(&image_layers(2)[1]);
+    let r = http()
+        .get(gw.url(&format!("/v2/acme/base/alpine/blobs/{layer}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), image_layers(2)[1].as_slice());
+
+    // Nothing new upstream: nothing fetched, no version.
+    let job = sync(&gw, "alpine").await;
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["progress"]["outcome"]["version"], Value::Null, "{job}");
+    assert_eq!(job["progress"]["outcome"]["manifests_fetched"], 0, "{job}");
+    assert_eq!(job["progress"]["outcome"]["blobs_fetched"], 0, "{job}");
+    assert_eq!(versions(&gw, "acme/base/alpine").await.len(), 1);
+
+    // Mirror: a tag deleted upstream goes; a new one comes, fetching only its new blobs.
+    delete_manifest(up, "library/alpine", &digest(&manifests["3.18"])).await;
+    push_plain(
+        up,
+        "library/alpine",
+        "3.21",
+        &[image_layers(2)[0].clone(), random_bytes(700, 77)],
+    )
+    .await;
+    let job = sync(&gw, "alpine").await;
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["progress"]["outcome"]["version"], 2, "{job}");
+    assert_eq!(
+        job["progress"]["outcome"]["blobs_fetched"], 1,
+        "only the new layer: {job}"
+    );
+    assert_eq!(tags(&gw, "acme/base/alpine").await, ["3.19", "3.21"]);
+    let r = http()
+        .get(gw.url(&format!(
+            "/v2/acme/base/alpine/manifests/{}",
+            digest(&manifests["3.18"])
+        )))
+        .header("accept", OCI_MANIFEST)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "mirror mode drops the manifest with its tag");
+
+    // Additive: what went upstream stays here; what came is added.
+    let (status, v) = gw
+        .api(
+            "PATCH",
+            "/api/v1/orgs/acme/products/base/remotes/alpine",
+            ADMIN,
+            Some(json!({"mirror": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    delete_manifest(up, "library/alpine", &digest(&manifests["3.19"])).await;
+    push_plain(up, "library/alpine", "3.22", &image_layers(9)).await;
+    let job = sync(&gw, "alpine").await;
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(tags(&gw, "acme/base/alpine").await, ["3.19", "3.21", "3.22"]);
+    let all = versions(&gw, "acme/base/alpine").await;
+    assert_eq!(all.len(), 3);
+    assert!(
+        all.iter()
+            .all(|v| v["reason"].as_str().unwrap().starts_with("sync from ")),
+        "{all:?}"
+    );
+}
+
+#[tokio::test]
+async fn failed_syncs_say_why_and_keep_the_last_version() {
+    let dist = start_distribution();
+    let up = &dist.base;
+    let m = push_plain(up, "library/good", "1.0", &image_layers(40)).await;
+    let gw = gateway().await;
+    create_remote(
+        &gw,
+        json!({"name": "good", "url": up, "upstream_name": "library/good", "mirror": true}),
+    )
+    .await;
+    assert_eq!(sync(&gw, "good").await["state"], "done");
+    assert_eq!(tags(&gw, "acme/base/good").await, ["1.0"]);
+
+    async fn fails(gw: &TestGateway, name: &str, body: Value, expect: &str) {
+        let (status, v) = gw
+            .api(
+                "PATCH",
+                &format!("/api/v1/orgs/acme/products/base/remotes/{name}"),
+                ADMIN,
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let job = sync(gw, name).await;
+        assert_eq!(job["state"], "failed", "{job}");
+        let error = job["last_error"].as_str().unwrap_or_default();
+        assert!(error.contains(expect), "{expect:?} not in {error:?}");
+    }
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    fails(
+        &gw,
+        "good",
+        json!({"url": format!("http://127.0.0.1:{closed}")}),
+        "cannot reach",
+    )
+    .await;
+    fails(
+        &gw,
+        "good",
+        json!({"url": up, "upstream_name": "library/missing"}),
+        "does not exist on the remote",
+    )
+    .await;
+    fails(
+        &gw,
+        "good",
+        json!({"upstream_name": "library/good", "include_tags": ["9.*"]}),
+        "matches none of the remote's 1 tags",
+    )
+    .await;
+
+    // The upstream serves a new tag whose layer bytes are not what its digest says.
+    let bad_layers = image_layers(50);
+    push_plain(up, "library/good", "2.0", &bad_layers).await;
+    let file = dist.blob_file(&digest(&bad_layers[1]));
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[10] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    fails(&gw, "good", json!({"include_tags": []}), "does not match its digest").await;
+
+    // A manifest over 4 MiB (no real registry serves one: a hostile upstream does).
+    let hostile = hostile_upstream().await;
+    fails(
+        &gw,
+        "good",
+        json!({"url": hostile, "upstream_name": "library/big"}),
+        "over the 4194304-byte limit",
+    )
+    .await;
+
+    // After all that, the repository is still its first version, serving the same bytes.
+    let all = versions(&gw, "acme/base/good").await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(tags(&gw, "acme/base/good").await, ["1.0"]);
+    let token = gw.token(Some(ADMIN), &["repository:acme/base/good:pull"]).await;
+    let r = http()
+        .get(gw.url("/v2/acme/base/good/manifests/1.0"))
+        .header("accept", OCI_MANIFEST)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), m.as_slice());
+}
+
+#[tokio::test]
+async fn sync_from_another_gatehouse_with_token_auth_and_a_write_only_password() {
+    // The upstream: a gatehouse with a private product and a pull secret for it.
+    let upstream = TestGateway::start().await;
+    upstream.create_org("vendor").await;
+    let admin_token = upstream
+        .token(Some(ADMIN), &["repository:vendor/tools/cli:pull,push"])
+        .await;
+    let (status, manifest) = push_image_with(&upstream, &admin_token, "vendor/tools/cli", "1.0", 5).await;
+    assert_eq!(status, 201);
+    let (user, secret, _) = upstream
+        .create_pull_secret("vendor", json!({"name": "mirror", "products": ["tools"]}))
+        .await;
+
+    let gw = gateway().await;
+    let created = create_remote(
+        &gw,
+        json!({"name": "cli", "url": upstream.url(""), "upstream_name": "vendor/tools/cli",
+               "username": user, "password": "wrong"}),
+    )
+    .await;
+    assert_eq!(created["has_password"], true);
+    assert!(!created.to_string().contains("wrong"), "{created}");
+
+    // Wrong password: the remote refuses, in plain words.
+    let job = sync(&gw, "cli").await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(
+        job["last_error"].as_str().unwrap().contains("refused the credentials"),
+        "{job}"
+    );
+
+    let (status, v) = gw
+        .api(
+            "PATCH",
+            "/api/v1/orgs/acme/products/base/remotes/cli",
+            ADMIN,
+            Some(json!({"password": secret})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(!v.to_string().contains(&secret), "{v}");
+    let job = sync(&gw, "cli").await;
+    assert_eq!(job["state"], "done", "{job}");
+    let token = gw.token(Some(ADMIN), &["repository:acme/base/cli:pull"]).await;
+    let r = http()
+        .get(gw.url("/v2/acme/base/cli/manifests/1.0"))
+        .header("accept", OCI_MANIFEST)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), manifest.as_slice());
+    // The password is nowhere in the remote's listing, nor in the database in clear.
+    let (_, list) = gw
+        .api("GET", "/api/v1/orgs/acme/products/base/remotes", ADMIN, None)
+        .await;
+    assert!(!list.to_string().contains(&secret));
+    let db = std::fs::read(gw.dir.path().join("data/meta.db")).unwrap();
+    let wal = std::fs::read(gw.dir.path().join("data/meta.db-wal")).unwrap_or_default();
+    for file in [db, wal] {
+        assert!(!file.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+}
+
+#[tokio::test]
+async fn remote_fields_are_checked_and_named() {
+    let gw = gateway().await;
+    for (body, field) in [
+        (json!({"url": "https://r.example", "upstream_name": "a/b"}), "name"),
+        (json!({"name": "x", "upstream_name": "a/b"}), "url"),
+        (json!({"name": "x", "url": "ftp://r", "upstream_name": "a/b"}), "url"),
+        (
+            json!({"name": "x", "url": "https://r.example/v2/", "upstream_name": "a/b"}),
+            "url",
+        ),
+        (
+            json!({"name": "x", "url": "https://r.example", "upstream_name": "A//b"}),
+            "upstream_name",
+        ),
+        (
+            json!({"name": "x", "url": "https://r.example", "upstream_name": "a/b", "include_tags": ["a b"]}),
+            "include_tags",
+        ),
+        (
+            json!({"name": "x", "url": "https://r.example", "upstream_name": "a/b", "ca_certificate": "nope"}),
+            "ca_certificate",
+        ),
+        (
+            json!({"name": "x", "url": "https://r.example", "upstream_name": "a/b", "policy": "sometimes"}),
+            "policy",
+        ),
+    ] {
+        let (status, v) = gw
+            .api(
+                "POST",
+                "/api/v1/orgs/acme/products/base/remotes",
+                ADMIN,
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert!(v.to_string().contains(field), "{body}: {v}");
+    }
+    let (status, _) = gw
+        .api(
+            "POST",
+            "/api/v1/orgs/acme/products/nope/remotes",
+            ADMIN,
+            Some(json!({"name": "x", "url": "https://r.example", "upstream_name": "a/b"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    create_remote(
+        &gw,
+        json!({"name": "x", "url": "https://r.example", "upstream_name": "a/b"}),
+    )
+    .await;
+    let (status, _) = gw
+        .api(
+            "POST",
+            "/api/v1/orgs/acme/products/base/remotes",
+            ADMIN,
+            Some(json!({"name": "x", "url": "https://r.example", "upstream_name": "a/b"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    // Another org's admin sees none of it.
+    gw.create_org("other").await;
+    gw.create_member("olga", "other", "org_admin", None).await;
+    let (status, _) = gw
+        .api(
+            "GET",
+            "/api/v1/orgs/acme/products/base/remotes/x",
+            ("olga", common::gateway::USER_PASSWORD),
+            None,
+        )
+        .await;
+    assert!(
+        status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,
+        "{status}"
+    );
+}
+
+/// A registry that lists one tag whose manifest is 5 MiB, announced without a length.
+async fn hostile_upstream() -> String {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/v2/library/big/tags/list",
+            get(|| async { axum::Json(json!({"name": "library/big", "tags": ["1.0"]})) }),
+        )
+        .route(
+            "/v2/library/big/manifests/1.0",
+            get(|| async {
+                let chunks = (0..80).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 64 * 1024])));
+                (
+                    [("content-type", OCI_MANIFEST)],
+                    axum::body::Body::from_stream(futures_util::stream::iter(chunks)),
+                )
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
