@@ -459,3 +459,122 @@ async fn hostile_upstream() -> String {
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{addr}")
 }
+
+#[tokio::test]
+async fn on_demand_sync_fetches_each_blob_on_its_first_pull_and_keeps_it() {
+    let dist = start_distribution();
+    let layers = vec![random_bytes(3 * 1024 * 1024, 90), random_bytes(4000, 91)];
+    let manifest = push_plain(&dist.base, "library/lazy", "1.0", &layers).await;
+    let gw = gateway().await;
+    create_remote(
+        &gw,
+        json!({"name": "lazy", "url": dist.base, "upstream_name": "library/lazy", "policy": "on_demand"}),
+    )
+    .await;
+    let job = sync(&gw, "lazy").await;
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["progress"]["outcome"]["blobs_fetched"], 0, "{job}");
+    assert_eq!(job["progress"]["outcome"]["version"], 1, "{job}");
+    let blob_file = |d: &str| {
+        gw.dir
+            .path()
+            .join("data/blobs/sha256")
+            .join(&d.trim_start_matches("sha256:")[..2])
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let big = digest(&layers[0]);
+    assert!(!blob_file(&big).exists(), "nothing fetched at sync time");
+
+    let token = gw.token(Some(ADMIN), &["repository:acme/base/lazy:pull"]).await;
+    let c = http();
+    let m = c
+        .get(gw.url("/v2/acme/base/lazy/manifests/1.0"))
+        .header("accept", OCI_MANIFEST)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(m.bytes().await.unwrap().as_ref(), manifest.as_slice());
+    // HEAD answers from what the sync recorded.
+    let head = c
+        .head(gw.url(&format!("/v2/acme/base/lazy/blobs/{big}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], layers[0].len().to_string().as_str());
+    // The first pull streams it from the remote; a range of the small one fetches it whole.
+    let got = c
+        .get(gw.url(&format!("/v2/acme/base/lazy/blobs/{big}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), layers[0].as_slice());
+    let small = digest(&layers[1]);
+    let part = c
+        .get(gw.url(&format!("/v2/acme/base/lazy/blobs/{small}")))
+        .header("range", "bytes=10-19")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().await.unwrap().as_ref(), &layers[1][10..20]);
+
+    // Stored: with the remote gone, every blob still comes back.
+    drop(dist);
+    assert!(blob_file(&big).exists());
+    for layer in &layers {
+        let r = c
+            .get(gw.url(&format!("/v2/acme/base/lazy/blobs/{}", digest(layer))))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.bytes().await.unwrap().as_ref(), layer.as_slice());
+    }
+}
+
+#[tokio::test]
+async fn on_demand_blob_with_wrong_bytes_is_refused_and_not_stored() {
+    let dist = start_distribution();
+    let layers = image_layers(95);
+    push_plain(&dist.base, "library/lazy", "1.0", &layers).await;
+    let gw = gateway().await;
+    create_remote(
+        &gw,
+        json!({"name": "lazy", "url": dist.base, "upstream_name": "library/lazy", "policy": "on_demand"}),
+    )
+    .await;
+    assert_eq!(sync(&gw, "lazy").await["state"], "done");
+    let d = digest(&layers[0]);
+    let file = dist.blob_file(&d);
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    let token = gw.token(Some(ADMIN), &["repository:acme/base/lazy:pull"]).await;
+    let c = http();
+    let r = c
+        .get(gw.url(&format!("/v2/acme/base/lazy/blobs/{d}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    // Either refused outright or cut short: never the wrong bytes as a whole blob.
+    if r.status() == 200 {
+        assert!(r.bytes().await.is_err(), "a corrupt blob must not arrive complete");
+    }
+    let hex = d.trim_start_matches("sha256:");
+    assert!(
+        !gw.dir
+            .path()
+            .join("data/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .exists()
+    );
+}

@@ -17,6 +17,7 @@ pub mod import;
 pub mod jobs;
 pub mod manifests;
 pub mod meta;
+pub mod on_demand;
 pub mod uploads;
 pub mod versions;
 
@@ -51,6 +52,8 @@ struct Inner {
     staging: Staging,
     /// How many versions of each normal repository are kept (0: all).
     version_retention: std::sync::atomic::AtomicU64,
+    /// Fetches blobs an on_demand sync left at their remote.
+    remote_blobs: std::sync::OnceLock<Arc<dyn on_demand::RemoteBlobSource>>,
 }
 
 /// What a manifest PUT recorded.
@@ -92,6 +95,7 @@ impl Registry {
                 blobs,
                 staging,
                 version_retention: std::sync::atomic::AtomicU64::new(0),
+                remote_blobs: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -124,15 +128,25 @@ impl Registry {
 
     /// Size of a blob readable in `repo`.
     pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
-        self.inner
-            .meta
-            .linked_blob_size(repo.as_str(), &digest.to_string())
+        let d = digest.to_string();
+        if let Some(size) = self.inner.meta.linked_blob_size(repo.as_str(), &d).await? {
+            return Ok(size);
+        }
+        self.remote_blob_size(repo.as_str(), &d)
             .await?
             .ok_or_else(|| blob_unknown(digest))
     }
 
-    pub async fn read_blob(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<ByteStream> {
-        Ok(self.inner.blobs.read(digest, range).await?)
+    /// The bytes of a blob `blob_size` found (`size` bytes); one a remote still holds is
+    /// fetched from it now.
+    pub async fn read_blob(&self, digest: &Digest, size: u64, range: Option<Range<u64>>) -> Result<ByteStream> {
+        match self.inner.blobs.read(digest, range.clone()).await {
+            Err(blobs::BlobError::NotFound) => match self.fetch_on_demand(digest, size, range).await? {
+                Some(stream) => Ok(stream),
+                None => Err(blob_unknown(digest)),
+            },
+            other => Ok(other?),
+        }
     }
 
     /// Remove the blob from `repo` (its bytes go when garbage collection finds them unused).

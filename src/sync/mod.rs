@@ -28,18 +28,37 @@ struct Inner {
 }
 
 impl Syncer {
-    /// A syncer over `registry`, sealing secrets with the key in `data_dir`.
+    /// A syncer over `registry`, sealing secrets with the key in `data_dir`. Pulls of
+    /// blobs an on_demand sync left at their remote are fetched through it.
     pub fn new(registry: Registry, data_dir: &Path) -> Result<Self, SecretError> {
-        Ok(Self {
+        let this = Self {
             inner: Arc::new(Inner {
                 registry,
                 secrets: SecretBox::open_or_create(&data_dir.join("secrets.key"))?,
                 wake: tokio::sync::Notify::new(),
             }),
-        })
+        };
+        this.inner
+            .registry
+            .set_remote_blob_source(Arc::new(OnDemandSource(Arc::downgrade(&this.inner))));
+        Ok(this)
     }
 
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
+    }
+}
+
+/// The store's way to the remotes of on_demand syncs (weak: the store must not keep
+/// the syncer alive).
+struct OnDemandSource(std::sync::Weak<Inner>);
+
+#[async_trait::async_trait]
+impl crate::store::on_demand::RemoteBlobSource for OnDemandSource {
+    async fn open(&self, digest: &crate::oci::Digest) -> crate::error::Result<Option<crate::store::blobs::ByteStream>> {
+        let Some(inner) = self.0.upgrade() else {
+            return Ok(None);
+        };
+        Syncer { inner }.open_remote_blob(digest).await
     }
 }

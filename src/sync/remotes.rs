@@ -373,3 +373,59 @@ impl From<crate::error::Error> for RemoteError {
         Self::Store(e)
     }
 }
+
+impl Syncer {
+    /// A blob's bytes from a remote an on_demand sync recorded it for.
+    pub(super) async fn open_remote_blob(
+        &self,
+        digest: &crate::oci::Digest,
+    ) -> crate::error::Result<Option<crate::store::blobs::ByteStream>> {
+        use crate::error::{Error, ErrorCode};
+        let d = digest.to_string();
+        let ids: Vec<(i64,)> = sqlx::query_as("SELECT remote_id FROM remote_blobs WHERE digest = $1")
+            .bind(&d)
+            .fetch_all(self.inner.registry.meta().reader())
+            .await?;
+        let mut last = None;
+        for (id,) in ids {
+            let unavailable = |e: String| Error::new(ErrorCode::Unavailable, e);
+            let Some(remote) = self.remote_by_id(id).await.map_err(|e| unavailable(e.to_string()))? else {
+                continue;
+            };
+            let upstream = self
+                .upstream_for(&remote)
+                .await
+                .map_err(|e| unavailable(e.to_string()))?;
+            match upstream.blob(&remote.upstream_name, &d).await {
+                Ok((_, stream)) => return Ok(Some(stream)),
+                Err(e) => {
+                    tracing::warn!(remote = %remote.name, digest = %d, error = %e, "on-demand fetch failed");
+                    last = Some(e.to_string());
+                }
+            }
+        }
+        match last {
+            Some(e) => Err(Error::new(
+                ErrorCode::Unavailable,
+                format!("the blob is not stored here yet and its remote failed: {e}"),
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// A client for a remote, with its credentials and CA.
+    pub(super) async fn upstream_for(&self, remote: &Remote) -> Result<super::upstream::Upstream, RemoteError> {
+        let password = self.remote_secret(remote.id).await?;
+        let ca = self.remote_ca(remote.id).await?;
+        let http =
+            super::upstream::http_client(ca.as_deref().map(str::as_bytes)).map_err(|e| field("ca_certificate", e))?;
+        Ok(super::upstream::Upstream::new(
+            http,
+            super::upstream::Endpoint {
+                url: remote.url.clone(),
+                username: remote.username.clone(),
+                password,
+            },
+        ))
+    }
+}

@@ -9,7 +9,6 @@
 use super::Syncer;
 use super::engine::{Progress, SyncError, SyncRequest, sync_repository};
 use super::remotes::SyncPolicy;
-use super::upstream::{Endpoint, Upstream, http_client};
 use crate::db::now_ms;
 use serde_json::Value;
 use sqlx::Row;
@@ -152,23 +151,10 @@ impl Syncer {
                     .await
                     .map_err(|e| SyncError::Invalid(e.to_string()))?
                     .ok_or_else(|| SyncError::Invalid("the remote was deleted".into()))?;
-                let password = self
-                    .remote_secret(id)
+                let upstream = self
+                    .upstream_for(&remote)
                     .await
                     .map_err(|e| SyncError::Invalid(e.to_string()))?;
-                let ca = self
-                    .remote_ca(id)
-                    .await
-                    .map_err(|e| SyncError::Invalid(e.to_string()))?;
-                let http = http_client(ca.as_deref().map(str::as_bytes)).map_err(SyncError::Invalid)?;
-                let upstream = Upstream::new(
-                    http,
-                    Endpoint {
-                        url: remote.url.clone(),
-                        username: remote.username.clone(),
-                        password,
-                    },
-                );
                 let filter = remote.filter();
                 let outcome = sync_repository(
                     &self.inner.registry,

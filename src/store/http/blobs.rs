@@ -39,7 +39,7 @@ pub(super) async fn get(reg: &Registry, repo: &RepoName, digest: &str, req: &Req
     let body = if req.method == Method::HEAD || size == 0 {
         Body::empty()
     } else {
-        Body::from_stream(reg.read_blob(&digest, range).await?)
+        Body::from_stream(reg.read_blob(&digest, size, range).await?)
     };
     Ok(respond(status, &headers, body))
 }
