@@ -35,6 +35,8 @@ pub enum BuildError {
     Backend(#[from] crate::gateway::backend::BackendError),
     #[error(transparent)]
     Secrets(#[from] crate::sync::secrets::SecretError),
+    #[error("edge: {0}")]
+    Edge(String),
 }
 
 pub struct App {
@@ -59,9 +61,38 @@ fn policy_dir(cfg: &Config) -> Option<PathBuf> {
     })
 }
 
+/// CA certificates trusted for outgoing TLS besides the system's: `ca_file`, else
+/// the development CA of `tls_dir` when there is one.
+pub fn outgoing_ca(cfg: &Config) -> Option<Vec<u8>> {
+    match &cfg.ca_file {
+        Some(f) => std::fs::read(f).ok(),
+        None => std::fs::read(crate::tls::CertFiles::in_dir(&cfg.tls_dir).ca_cert).ok(),
+    }
+}
+
 /// Build the gateway application. `admin_password` is used for `admin` on the first
 /// start only (from `GATEHOUSE_ADMIN_PASSWORD`); without it one is generated.
 pub async fn build(cfg: &Config, admin_password: Option<Secret>, tls: bool) -> Result<App, BuildError> {
+    build_as(cfg, Role::Main { admin_password }, tls).await
+}
+
+/// Build an edge site's application: it mirrors the main server `link.upstream`
+/// (content and authorization data), serves pulls itself and forwards pushes.
+pub async fn build_edge(cfg: &Config, link: crate::sync::edge::EdgeLink, tls: bool) -> Result<App, BuildError> {
+    if cfg.backend.is_some() {
+        return Err(BuildError::Edge(
+            "an edge keeps its own store; --backend does not apply".into(),
+        ));
+    }
+    build_as(cfg, Role::Edge(link), tls).await
+}
+
+enum Role {
+    Main { admin_password: Option<Secret> },
+    Edge(crate::sync::edge::EdgeLink),
+}
+
+async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError> {
     let data = &cfg.data_dir;
     crate::tls::install_crypto_provider();
     std::fs::create_dir_all(data).map_err(|e| BuildError::DataDir(data.clone(), e))?;
@@ -81,7 +112,29 @@ pub async fn build(cfg: &Config, admin_password: Option<Secret>, tls: bool) -> R
 
     let identities = Identities::new(&db)?;
     let password_file = data.join("initial-admin-password");
-    let initial_admin_password = identities.bootstrap_admin(admin_password, &password_file).await?;
+    // An edge's accounts are the main server's (copied): it makes none of its own.
+    let initial_admin_password = match &role {
+        Role::Main { admin_password } => {
+            identities
+                .bootstrap_admin(admin_password.clone(), &password_file)
+                .await?
+        }
+        Role::Edge(_) => None,
+    };
+    let extra_ca = outgoing_ca(cfg);
+    let (upstream, edge_link) = match &role {
+        Role::Main { .. } => (None, None),
+        Role::Edge(link) => {
+            let http = crate::sync::upstream::http_client(extra_ca.as_deref()).map_err(BuildError::Edge)?;
+            (
+                Some(gateway::edge::UpstreamLink {
+                    url: link.upstream.trim_end_matches('/').to_owned(),
+                    http,
+                }),
+                Some(link.clone()),
+            )
+        }
+    };
 
     let dir = policy_dir(cfg);
     let policies = match &dir {
@@ -115,9 +168,18 @@ pub async fn build(cfg: &Config, admin_password: Option<Secret>, tls: bool) -> R
         backend,
         audit,
         versioned: registry.clone(),
+        upstream,
     });
     let syncer = match &registry {
-        Some(r) => Some(crate::sync::Syncer::new(r.clone(), data)?),
+        Some(r) => Some(crate::sync::Syncer::new(
+            r.clone(),
+            data,
+            crate::sync::SyncerParts {
+                gateway: Some(gateway.clone()),
+                extra_ca,
+                edge: edge_link.clone(),
+            },
+        )?),
         None => None,
     };
     if let Some(r) = &registry {
@@ -126,7 +188,20 @@ pub async fn build(cfg: &Config, admin_password: Option<Secret>, tls: bool) -> R
     if let Some(s) = &syncer {
         tokio::spawn(s.clone().run_forever());
     }
-    let router = server::with_request_log(gateway.router().merge(admin::router(gateway.clone(), syncer.clone())));
+    let api = match (&edge_link, &syncer) {
+        (Some(_), Some(s)) => {
+            // Authorization data first (so the first pulls are authorized), then
+            // everything the edge mirrors; both keep going if the main server is down.
+            if let Err(e) = s.refresh_authz().await {
+                tracing::warn!(error = %e, "no authorization data from the main server yet");
+            }
+            tokio::spawn(s.clone().run_authz_refresh());
+            s.enqueue_edge_sync(None, None).await?;
+            admin::edge_router(gateway.clone(), s.clone())
+        }
+        _ => admin::router(gateway.clone(), syncer.clone()),
+    };
+    let router = server::with_request_log(gateway.router().merge(api));
     Ok(App {
         router,
         gateway,

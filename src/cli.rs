@@ -20,6 +20,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the registry (embedded defaults: ./data, SQLite, local blob files).
     Serve(ServeArgs),
+    /// Run an edge site (smart proxy): serve pulls from a synced copy of a main server's
+    /// content, authorize with its data, forward pushes to it.
+    Edge(EdgeArgs),
     /// Run only the registry store: plain HTTP, no authentication. For a private network
     /// behind `gatehouse serve --backend http://ADDR`.
     Store(StoreArgs),
@@ -97,6 +100,21 @@ pub struct ServeArgs {
     /// the store in this process: http://host:port
     #[arg(long)]
     pub backend: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EdgeArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// The main server's base URL, e.g. https://main.example:5000
+    #[arg(long, env = "GATEHOUSE_UPSTREAM")]
+    pub upstream: String,
+    /// This edge's name, as registered on the main server (POST /api/v1/smart-proxies)
+    #[arg(long, env = "GATEHOUSE_EDGE_NAME")]
+    pub name: String,
+    /// File holding the credential secret the registration returned (gpx_…)
+    #[arg(long, env = "GATEHOUSE_CREDENTIAL_FILE")]
+    pub credential_file: PathBuf,
 }
 
 #[derive(Debug, Args)]

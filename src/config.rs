@@ -29,6 +29,9 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) trusted for outgoing TLS (to edges, to the main server),
+    /// besides the system's; by default the development CA in `tls_dir`, if any.
+    pub ca_file: Option<PathBuf>,
     /// Serve plain HTTP without TLS. Only for a private network or a TLS-terminating
     /// proxy in front.
     pub insecure_http: bool,
@@ -68,6 +71,7 @@ pub const SETTINGS: &[&str] = &[
     "tls_dir",
     "tls_cert",
     "tls_key",
+    "ca_file",
     "insecure_http",
     "backend",
     "service",
@@ -92,6 +96,7 @@ impl Default for Config {
             tls_dir: PathBuf::from("certs"),
             tls_cert: None,
             tls_key: None,
+            ca_file: None,
             insecure_http: false,
             backend: None,
             service: "gatehouse".to_owned(),

@@ -1,5 +1,5 @@
 use clap::Parser;
-use gatehouse::cli::{CertsCommand, Cli, Command, KeysCommand, ServeArgs, StoreArgs};
+use gatehouse::cli::{CertsCommand, Cli, Command, EdgeArgs, KeysCommand, ServeArgs, StoreArgs};
 use gatehouse::config::{Config, parse_duration};
 use gatehouse::gateway::credentials::Secret;
 use gatehouse::{server, store, tls};
@@ -35,6 +35,7 @@ type AnyError = Box<dyn std::error::Error>;
 async fn run(cli: Cli) -> Result<(), AnyError> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Edge(args) => serve_edge(args).await,
         Command::Store(args) => serve_store(args).await,
         Command::Gc(args) => {
             let cfg = args.common.load()?;
@@ -81,7 +82,8 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), AnyError> {
+/// Settings from the file and environment, overlaid by the command line.
+fn serve_config(args: ServeArgs) -> Result<Config, AnyError> {
     let mut cfg = args.common.load()?;
     if let Some(l) = args.listen {
         cfg.listen = l;
@@ -98,8 +100,12 @@ async fn serve(args: ServeArgs) -> Result<(), AnyError> {
         cfg.backend = args.backend;
     }
     cfg.validate()?;
-    init_tracing(&cfg);
+    Ok(cfg)
+}
 
+async fn serve(args: ServeArgs) -> Result<(), AnyError> {
+    let cfg = serve_config(args)?;
+    init_tracing(&cfg);
     let tls = if cfg.insecure_http {
         None
     } else {
@@ -107,6 +113,39 @@ async fn serve(args: ServeArgs) -> Result<(), AnyError> {
     };
     let admin_password = std::env::var("GATEHOUSE_ADMIN_PASSWORD").ok().map(Secret::new);
     let app = gatehouse::app::build(&cfg, admin_password, tls.is_some()).await?;
+    run_server(cfg, app, tls).await
+}
+
+/// `gatehouse edge`: an edge site of the main server `--upstream`.
+async fn serve_edge(args: EdgeArgs) -> Result<(), AnyError> {
+    let cfg = serve_config(args.serve)?;
+    init_tracing(&cfg);
+    let secret = std::fs::read_to_string(&args.credential_file)
+        .map_err(|e| format!("credential file {}: {e}", args.credential_file.display()))?;
+    let secret = secret.trim();
+    if secret.is_empty() {
+        return Err(format!("credential file {} is empty", args.credential_file.display()).into());
+    }
+    let tls = if cfg.insecure_http {
+        None
+    } else {
+        Some(tls_config(&cfg)?)
+    };
+    let link = gatehouse::sync::edge::EdgeLink {
+        name: args.name,
+        upstream: args.upstream.trim_end_matches('/').to_owned(),
+        secret: Secret::new(secret),
+    };
+    tracing::info!(upstream = %link.upstream, name = %link.name, "starting as an edge site");
+    let app = gatehouse::app::build_edge(&cfg, link, tls.is_some()).await?;
+    run_server(cfg, app, tls).await
+}
+
+async fn run_server(
+    cfg: Config,
+    app: gatehouse::app::App,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> Result<(), AnyError> {
     if let Some(password) = &app.initial_admin_password {
         eprintln!("gatehouse: created the administrator account:");
         eprintln!("    username: admin");

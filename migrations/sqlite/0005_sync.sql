@@ -49,6 +49,8 @@ CREATE TABLE smart_proxies (
     credential_id    TEXT   NOT NULL,
     last_sync_at     BIGINT,
     last_synced_event BIGINT NOT NULL DEFAULT 0,
+    -- content_events up to this id have been turned into notifications (outbox).
+    last_notified_event BIGINT NOT NULL DEFAULT 0,
     last_error       TEXT,
     created_at       BIGINT NOT NULL,
     updated_at       BIGINT NOT NULL

@@ -6,6 +6,7 @@
 
 mod content;
 mod error;
+mod proxies;
 mod remotes;
 
 use crate::audit::Event;
@@ -44,6 +45,20 @@ pub fn router(gw: Gateway, sync: Option<crate::sync::Syncer>) -> Router {
                 axum::routing::post(remotes::sync_now),
             )
             .route("/api/v1/jobs/{id}", get(remotes::show_job))
+            .route("/api/v1/smart-proxies", get(proxies::list).post(proxies::create))
+            .route(
+                "/api/v1/smart-proxies/{name}",
+                get(proxies::show).patch(proxies::update).delete(proxies::delete),
+            )
+            .route(
+                "/api/v1/smart-proxies/{name}/sync",
+                axum::routing::post(proxies::sync_now),
+            )
+            .route("/api/v1/smart-proxies/{name}/authz", get(proxies::authz))
+            .route(
+                "/api/v1/smart-proxies/{name}/status",
+                axum::routing::post(proxies::status),
+            )
             .layer(axum::Extension(sync));
     }
     router
@@ -83,6 +98,17 @@ pub fn router(gw: Gateway, sync: Option<crate::sync::Syncer>) -> Router {
         .with_state(gw)
 }
 
+/// The API an edge serves: its jobs, and notifications from the main server.
+pub fn edge_router(gw: Gateway, sync: crate::sync::Syncer) -> Router {
+    Router::new()
+        .route("/api/v1/edge/sync", axum::routing::post(proxies::edge_notified))
+        .route("/api/v1/jobs/{id}", get(remotes::show_job))
+        .route("/api/v1/whoami", get(whoami))
+        .fallback(|| async { ApiError::not_found("no such API endpoint on an edge") })
+        .layer(axum::Extension(sync))
+        .with_state(gw)
+}
+
 /// The authenticated caller of an admin request.
 struct Admin {
     actor: String,
@@ -116,6 +142,7 @@ impl Admin {
     fn kind(&self) -> &'static str {
         match self.principal {
             Principal::PullSecret { .. } => "pull_secret",
+            Principal::SmartProxy { .. } => "smart_proxy",
             Principal::User { .. } => "user",
             Principal::Anonymous => "anonymous",
         }
@@ -150,7 +177,7 @@ impl Admin {
         match &self.principal {
             Principal::User { bindings, .. } => bindings.iter().any(|b| b.org == org),
             Principal::PullSecret { org: o, .. } => o == org,
-            Principal::Anonymous => false,
+            Principal::SmartProxy { .. } | Principal::Anonymous => false,
         }
     }
 

@@ -15,6 +15,7 @@
 pub mod backend;
 pub mod challenge;
 pub mod credentials;
+pub mod edge;
 pub mod mapping;
 mod registry;
 pub mod scope;
@@ -79,6 +80,7 @@ struct Inner {
     /// The store in this process, when it is the backend: pushes then land in push
     /// repositories whose content is copied into versioned normal repositories.
     versioned: Option<crate::store::Registry>,
+    upstream: Option<edge::UpstreamLink>,
     /// Push/normal repository pairs known to exist.
     pairs: Cache<String, ()>,
     /// Distributions by name (`None`: not one), for seconds.
@@ -116,6 +118,7 @@ impl Caller {
             Principal::Anonymous => ("", "anonymous"),
             Principal::User { name, .. } => (name, "user"),
             Principal::PullSecret { name, .. } => (name, "pull_secret"),
+            Principal::SmartProxy { name, .. } => (name, "smart_proxy"),
         }
     }
 
@@ -138,6 +141,8 @@ pub struct Parts {
     pub backend: Arc<dyn Backend>,
     pub audit: AuditLog,
     pub versioned: Option<crate::store::Registry>,
+    /// At an edge: the main server (tokens first, writes always go there).
+    pub upstream: Option<edge::UpstreamLink>,
 }
 
 impl Gateway {
@@ -152,6 +157,7 @@ impl Gateway {
                 backend: p.backend,
                 audit: p.audit,
                 versioned: p.versioned,
+                upstream: p.upstream,
                 pairs: Cache::builder().max_capacity(100_000).build(),
                 distributions: Cache::builder()
                     .max_capacity(100_000)
@@ -172,11 +178,13 @@ impl Gateway {
 
     /// `/v2/token`, the JWKS, and every other `/v2/` path.
     pub fn router(&self) -> Router {
+        let token = if self.inner.upstream.is_some() {
+            any(edge::token)
+        } else {
+            get(token_service::get_token).post(token_service::post_token)
+        };
         Router::new()
-            .route(
-                "/v2/token",
-                get(token_service::get_token).post(token_service::post_token),
-            )
+            .route("/v2/token", token)
             .route("/.well-known/jwks.json", get(token_service::jwks))
             .route("/v2", any(registry::handle))
             .route("/v2/", any(registry::handle))
@@ -286,7 +294,11 @@ impl Gateway {
             self.inner.authorizer.reload(dir).map_err(|e| e.to_string())?;
         }
         match Keyring::load_or_create(&self.inner.keys_dir) {
-            Ok(k) => *self.inner.keyring.write().unwrap_or_else(|p| p.into_inner()) = k,
+            Ok(mut k) => {
+                let mut current = self.inner.keyring.write().unwrap_or_else(|p| p.into_inner());
+                k.keep_trusted_from(&current);
+                *current = k;
+            }
             Err(e) => return Err(e.to_string()),
         }
         self.changed();
@@ -335,6 +347,46 @@ impl Gateway {
         let claims = Arc::new(self.verify(token, &self.inner.settings.service, Expiry::Enforce)?);
         self.inner.tokens.insert(token.to_owned(), claims.clone());
         Ok(claims)
+    }
+
+    /// Accept tokens signed by the keys of another token service (an edge trusts its
+    /// main server's JWK set). Returns how many keys are trusted.
+    pub fn trust_keys(&self, jwks: &serde_json::Value) -> usize {
+        let n = self
+            .inner
+            .keyring
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .trust(jwks);
+        self.inner.tokens.invalidate_all();
+        n
+    }
+
+    /// A short-lived token that tells the edge `proxy_user` (`smart-proxy/<name>`) to
+    /// sync: only this server's keys can make one, and only that edge accepts it.
+    pub fn edge_notification_token(&self, proxy_user: &str) -> Result<String, TokenError> {
+        let now = token::now_secs();
+        self.sign(&Claims {
+            iss: self.inner.settings.issuer.clone(),
+            sub: proxy_user.to_owned(),
+            aud: self.edge_audience(),
+            exp: now + 60,
+            nbf: now,
+            iat: now,
+            jti: token::new_jti(),
+            access: Vec::new(),
+            cid: None,
+        })
+    }
+
+    /// Whether `token` is a sync notification for `proxy_user` from a trusted server.
+    pub fn verify_edge_notification(&self, token: &str, proxy_user: &str) -> bool {
+        self.verify(token, &self.edge_audience(), Expiry::Enforce)
+            .is_ok_and(|c| c.sub == proxy_user)
+    }
+
+    fn edge_audience(&self) -> String {
+        format!("{}#edge", self.inner.settings.service)
     }
 
     pub(crate) fn refresh_audience(&self) -> String {

@@ -26,6 +26,19 @@ const MAX_TAGS_BODY: usize = 16 * 1024 * 1024;
 const CATALOG_BATCH: u32 = 1000;
 
 pub(super) async fn handle(State(gw): State<Gateway>, req: Request) -> Response {
+    if let Some(link) = gw.inner.upstream.as_ref()
+        && is_write(&req)
+    {
+        // At an edge, writes are the main server's business (it authorizes them too).
+        return super::edge::forward(link, req).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "forwarding a write to the main server failed");
+            Error::new(
+                ErrorCode::Unavailable,
+                "the main server cannot be reached; pushes need it",
+            )
+            .into_response()
+        });
+    }
     let (parts, body) = req.into_parts();
     let rest = parts.uri.path().strip_prefix("/v2").unwrap_or_default();
     let rest = rest.strip_prefix('/').unwrap_or(rest).to_owned();
@@ -37,6 +50,18 @@ pub(super) async fn handle(State(gw): State<Gateway>, req: Request) -> Response 
     resp.headers_mut()
         .insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
     resp
+}
+
+/// Uploads (any method: their status too), and anything but GET/HEAD.
+fn is_write(req: &Request) -> bool {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return true;
+    }
+    let rest = req.uri().path().strip_prefix("/v2/").unwrap_or_default();
+    matches!(
+        parse_v2_path(rest),
+        Some(OciRoute::Upload { .. } | OciRoute::UploadStart { .. })
+    )
 }
 
 fn query_pairs(parts: &request::Parts) -> Vec<(String, String)> {

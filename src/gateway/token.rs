@@ -108,6 +108,9 @@ pub struct Keyring {
     dir: PathBuf,
     /// Oldest first; the last one is the active signing key.
     keys: Vec<SigningKey>,
+    /// Public keys of another token service whose tokens are accepted too (an edge
+    /// trusts its main server's): kid -> key.
+    trusted: Vec<(String, DecodingKey)>,
 }
 
 fn now_ms() -> u64 {
@@ -144,6 +147,7 @@ impl Keyring {
         let mut ring = Self {
             dir: dir.to_owned(),
             keys,
+            trusted: Vec::new(),
         };
         if ring.keys.is_empty() {
             ring.rotate()?;
@@ -203,6 +207,28 @@ impl Keyring {
         json!({ "keys": keys })
     }
 
+    /// Accept tokens signed by the keys of `jwks` (another token service's JWK set;
+    /// only P-256 keys), replacing those trusted before. Returns how many there are.
+    pub fn trust(&mut self, jwks: &Value) -> usize {
+        self.trusted = jwks["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|k| k["kty"] == "EC" && k["crv"] == "P-256")
+            .filter_map(|k| {
+                let kid = k["kid"].as_str()?.to_owned();
+                let key = DecodingKey::from_ec_components(k["x"].as_str()?, k["y"].as_str()?).ok()?;
+                Some((kid, key))
+            })
+            .collect();
+        self.trusted.len()
+    }
+
+    /// Carry the trusted keys over to a reloaded keyring.
+    pub fn keep_trusted_from(&mut self, old: &Keyring) {
+        self.trusted = old.trusted.clone();
+    }
+
     /// Sign `claims` with the active key.
     pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
         let key = self.keys.last().ok_or(TokenError::UnknownKey)?;
@@ -222,7 +248,13 @@ impl Keyring {
             ));
         }
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
-        let key = self.keys.iter().find(|k| k.kid == kid).ok_or(TokenError::UnknownKey)?;
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .map(|k| &k.decoding)
+            .or_else(|| self.trusted.iter().find(|t| t.0 == kid).map(|t| &t.1))
+            .ok_or(TokenError::UnknownKey)?;
         let mut validation = Validation::new(Algorithm::ES256);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
@@ -230,7 +262,7 @@ impl Keyring {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
+        jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map(|d| d.claims)
             .map_err(TokenError::Invalid)
     }

@@ -198,6 +198,7 @@ async fn redeem_refresh_token(gw: &Gateway, presented: &str) -> Result<Account> 
             username: claims.sub,
             kind: match p {
                 Principal::PullSecret { .. } => AccountKind::PullSecret,
+                Principal::SmartProxy { .. } => AccountKind::SmartProxy,
                 _ => AccountKind::User,
             },
         }),

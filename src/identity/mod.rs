@@ -7,6 +7,7 @@
 //! at once on any change made through this process), which is what makes a revoked
 //! pull secret stop working on its next request rather than when its token expires.
 
+pub mod proxies;
 mod records;
 
 use crate::db::{Database, now_ms};
@@ -83,6 +84,7 @@ pub struct Account {
 pub enum AccountKind {
     User,
     PullSecret,
+    SmartProxy,
 }
 
 impl AccountKind {
@@ -90,6 +92,7 @@ impl AccountKind {
         match self {
             Self::User => "user",
             Self::PullSecret => "pull_secret",
+            Self::SmartProxy => "smart_proxy",
         }
     }
 }
@@ -242,6 +245,20 @@ impl Identities {
 
     /// The account named `username` with its stored hash, if it may log in now.
     async fn credential_row(&self, username: &str) -> IdResult<Option<(Account, String, Option<i64>)>> {
+        if let Some(name) = username.strip_prefix(proxies::PROXY_USER_PREFIX) {
+            let row = sqlx::query("SELECT id, credential_hash FROM smart_proxies WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.db().read)
+                .await?;
+            return Ok(row.map(|r| {
+                let account = Account {
+                    id: r.get(0),
+                    username: username.to_owned(),
+                    kind: AccountKind::SmartProxy,
+                };
+                (account, r.get(1), None)
+            }));
+        }
         let row = sqlx::query(
             "SELECT id, secret_hash, expires_at FROM pull_secrets \
              WHERE username = $1 AND (expires_at IS NULL OR expires_at > $2)",
@@ -316,6 +333,24 @@ impl Identities {
     }
 
     async fn load_principal(&self, username: &str, id: i64) -> IdResult<(Option<Principal>, Option<i64>)> {
+        if let Some(name) = username.strip_prefix(proxies::PROXY_USER_PREFIX) {
+            let row = sqlx::query("SELECT orgs FROM smart_proxies WHERE id = $1 AND name = $2")
+                .bind(id)
+                .bind(name)
+                .fetch_optional(&self.db().read)
+                .await?;
+            return Ok((
+                row.map(|r| {
+                    let (orgs, products) = proxies::split_mirrors(r.get(0));
+                    Principal::SmartProxy {
+                        name: username.to_owned(),
+                        orgs,
+                        products,
+                    }
+                }),
+                None,
+            ));
+        }
         let row = sqlx::query(
             "SELECT org, products, can_push, expires_at FROM pull_secrets \
              WHERE id = $1 AND username = $2 AND (expires_at IS NULL OR expires_at > $3)",

@@ -64,6 +64,13 @@ pub enum Principal {
         products: Option<Vec<String>>,
         can_push: bool,
     },
+    /// An edge site: pulls everything in `orgs` (whole organisations) and `products`
+    /// (`org/product`), to mirror it.
+    SmartProxy {
+        name: String,
+        orgs: Vec<String>,
+        products: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -303,6 +310,17 @@ fn build_entities(principal: &Principal, resource: &Resource) -> Option<(EntityU
                     ("products", set_of(listed)?),
                     ("can_push", RestrictedExpression::new_bool(*can_push)),
                 ],
+                vec![],
+            )?);
+            u
+        }
+        Principal::SmartProxy { name, orgs, products } => {
+            let u = uid("SmartProxy", name)?;
+            let orgs = orgs.iter().map(|o| uid("Org", o)).collect::<Option<Vec<_>>>()?;
+            let products = products.iter().map(|p| uid("Product", p)).collect::<Option<Vec<_>>>()?;
+            out.push(entity(
+                u.clone(),
+                vec![("orgs", set_of(orgs)?), ("products", set_of(products)?)],
                 vec![],
             )?);
             u

@@ -1,18 +1,36 @@
 //! Pulling content from other registries into normal repositories: the sync engine
 //! (`engine`), its client for the remote side (`upstream`), remotes (`remotes`: what an
-//! organisation mirrors, and how), and the runner that executes syncs as jobs from the
-//! outbox (`runner`). Secrets sent to other registries are sealed at rest (`secrets`).
+//! organisation mirrors, and how), smart proxies seen from the main server (`proxies`:
+//! notifying edges after content changes) and from the edge (`edge`: mirroring the
+//! main server and its authorization data), and the runner that executes all of it as
+//! jobs from the outbox (`runner`). Secrets sent to other registries are sealed at rest
+//! (`secrets`).
 
+pub mod edge;
 pub mod engine;
+pub mod proxies;
 pub mod remotes;
 mod runner;
 pub mod secrets;
 pub mod upstream;
 
+use crate::gateway::Gateway;
 use crate::store::Registry;
 use secrets::{SecretBox, SecretError};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+
+/// What a syncer works with besides the store.
+#[derive(Default)]
+pub struct SyncerParts {
+    /// The gateway of this process: identities, and the keys that sign notifications.
+    pub gateway: Option<Gateway>,
+    /// Extra CA certificates (PEM) trusted for outgoing TLS: edges, the main server.
+    pub extra_ca: Option<Vec<u8>>,
+    /// Set when this process is an edge.
+    pub edge: Option<edge::EdgeLink>,
+}
 
 /// The sync service. Cheap to clone.
 #[derive(Clone)]
@@ -25,17 +43,31 @@ struct Inner {
     secrets: SecretBox,
     /// Wakes the runner when a job is queued.
     wake: tokio::sync::Notify,
+    gateway: Option<Gateway>,
+    /// For edges and the main server (remotes have their own, with their CA).
+    http: reqwest::Client,
+    /// Content events up to this id have been dispatched to edges.
+    dispatched: AtomicI64,
+    edge: Option<edge::EdgeLink>,
+    /// The last authorization copy applied (edge), to skip identical ones.
+    authz_digest: std::sync::Mutex<Option<String>>,
 }
 
 impl Syncer {
     /// A syncer over `registry`, sealing secrets with the key in `data_dir`. Pulls of
     /// blobs an on_demand sync left at their remote are fetched through it.
-    pub fn new(registry: Registry, data_dir: &Path) -> Result<Self, SecretError> {
+    pub fn new(registry: Registry, data_dir: &Path, parts: SyncerParts) -> Result<Self, SecretError> {
+        let http = upstream::http_client(parts.extra_ca.as_deref()).map_err(SecretError::Client)?;
         let this = Self {
             inner: Arc::new(Inner {
                 registry,
                 secrets: SecretBox::open_or_create(&data_dir.join("secrets.key"))?,
                 wake: tokio::sync::Notify::new(),
+                gateway: parts.gateway,
+                http,
+                dispatched: AtomicI64::new(0),
+                edge: parts.edge,
+                authz_digest: std::sync::Mutex::new(None),
             }),
         };
         this.inner

@@ -7,7 +7,9 @@
 //! re-run completes it.
 
 use super::Syncer;
+use super::edge::EDGE_SYNC;
 use super::engine::{Progress, SyncError, SyncRequest, sync_repository};
+use super::proxies::NOTIFY_PROXY;
 use super::remotes::SyncPolicy;
 use crate::db::now_ms;
 use serde_json::Value;
@@ -17,7 +19,11 @@ use std::time::Duration;
 
 pub const SYNC_REMOTE: &str = "sync_remote";
 /// Job kinds this runner executes.
-const KINDS: [&str; 1] = [SYNC_REMOTE];
+const KINDS: [&str; 3] = [SYNC_REMOTE, NOTIFY_PROXY, EDGE_SYNC];
+/// Retries of edge notifications and edge syncs back off up to this.
+const MAX_BACKOFF_MS: i64 = 30_000;
+/// How often new content events are looked for (edges are notified within this).
+const DISPATCH_EVERY: Duration = Duration::from_millis(200);
 /// A claim lasts this long unless renewed.
 const LEASE: Duration = Duration::from_secs(30);
 /// How often a running job renews its lease and writes its progress.
@@ -66,7 +72,7 @@ impl Syncer {
         let now = now_ms();
         let row = sqlx::query(
             "UPDATE jobs SET state = 'running', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
-             WHERE id = (SELECT id FROM jobs WHERE kind IN ($3) \
+             WHERE id = (SELECT id FROM jobs WHERE kind IN ($3, $4, $5) \
                          AND ((state = 'queued' AND run_after <= $2) OR (state = 'running' AND lease_until < $2)) \
                          ORDER BY id LIMIT 1) \
              RETURNING id, kind, payload",
@@ -74,6 +80,8 @@ impl Syncer {
         .bind(now + LEASE.as_millis() as i64)
         .bind(now)
         .bind(KINDS[0])
+        .bind(KINDS[1])
+        .bind(KINDS[2])
         .fetch_optional(self.inner.registry.meta().writer())
         .await?;
         Ok(row.map(|r| Claimed {
@@ -121,6 +129,18 @@ impl Syncer {
                 )
                 .bind(p.to_string())
                 .bind(now)
+                .bind(job.id)
+            }
+            Err(e) if job.kind != SYNC_REMOTE => {
+                // Edges come back: notifications and edge syncs retry, backing off.
+                tracing::warn!(job = job.id, kind = %job.kind, error = %e, "job failed; will retry");
+                sqlx::query(
+                    "UPDATE jobs SET state = 'queued', last_error = $1, lease_until = NULL, updated_at = $2, \
+                     run_after = $2 + MIN($3, 500 * (1 << MIN(attempts, 10))) WHERE id = $4",
+                )
+                .bind(e.to_string())
+                .bind(now)
+                .bind(MAX_BACKOFF_MS)
                 .bind(job.id)
             }
             Err(e) => {
@@ -175,6 +195,8 @@ impl Syncer {
                 }
                 Ok(serde_json::to_value(outcome).unwrap_or_default())
             }
+            NOTIFY_PROXY => self.notify_proxy(&payload).await.map_err(SyncError::Invalid),
+            EDGE_SYNC => self.edge_sync(&payload, progress).await,
             other => Err(SyncError::Invalid(format!("unknown job kind {other:?}"))),
         }
     }
@@ -202,8 +224,13 @@ impl Syncer {
                     }
                 }
             }
+            if self.inner.edge.is_none()
+                && let Err(e) = self.dispatch_notifications().await
+            {
+                tracing::warn!(error = %e, "dispatching edge notifications failed");
+            }
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = tokio::time::sleep(DISPATCH_EVERY) => {}
                 _ = self.inner.wake.notified() => {}
             }
         }

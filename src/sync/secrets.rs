@@ -22,6 +22,8 @@ pub enum SecretError {
     BadKey(String),
     #[error("a sealed secret could not be opened (wrong key or damaged)")]
     Open,
+    #[error("outgoing HTTP client: {0}")]
+    Client(String),
 }
 
 impl SecretBox {

@@ -1,0 +1,222 @@
+//! Smart proxies (edge sites), on the main server:
+//! - `GET`/`POST /api/v1/smart-proxies`, `GET`/`PATCH`/`DELETE /api/v1/smart-proxies/{name}`
+//!   (global admins): register (the answer carries the edge's credential, shown once),
+//!   list, show its state (last sync, events it is behind by, last error), change what
+//!   it mirrors or whether pushes trigger its sync, remove;
+//! - `POST /api/v1/smart-proxies/{name}/sync`: sync that edge now, fully;
+//! - `GET …/{name}/authz`, `POST …/{name}/status`: for the edge itself (its credential).
+//!
+//! On an edge: `POST /api/v1/edge/sync`, a notification from the main server.
+
+use super::{Admin, ApiError, ApiResult, body, created, to_json};
+use crate::gateway::Gateway;
+use crate::identity::proxies::PROXY_USER_PREFIX;
+use crate::policy::Principal;
+use crate::sync::Syncer;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewProxy {
+    name: String,
+    url: String,
+    /// Organisations (`acme`) and products (`acme/web`).
+    orgs: Vec<String>,
+    #[serde(default = "yes")]
+    sync_after_push: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ProxyUpdate {
+    url: Option<String>,
+    orgs: Option<Vec<String>>,
+    sync_after_push: Option<bool>,
+}
+
+async fn state(gw: &Gateway, sync: &Syncer, name: &str) -> ApiResult<serde_json::Value> {
+    let p = gw
+        .identities()
+        .smart_proxy(name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("no smart proxy {name}")))?;
+    let behind = sync.proxy_backlog(&p).await.map_err(|e| ApiError::internal(&e))?;
+    let mut v = json!(p);
+    v["behind_by_events"] = json!(behind);
+    Ok(v)
+}
+
+pub(super) async fn list(State(gw): State<Gateway>, Extension(sync): Extension<Syncer>, a: Admin) -> ApiResult {
+    a.require_global_admin()?;
+    let mut out = Vec::new();
+    for p in gw.identities().smart_proxies().await? {
+        out.push(state(&gw, &sync, &p.name).await?);
+    }
+    Ok(Json(json!({ "smart_proxies": out })).into_response())
+}
+
+pub(super) async fn create(
+    State(gw): State<Gateway>,
+    Extension(sync): Extension<Syncer>,
+    a: Admin,
+    json: Result<Json<NewProxy>, JsonRejection>,
+) -> ApiResult {
+    a.require_global_admin()?;
+    let new = body(json)?;
+    let (p, secret) = gw
+        .identities()
+        .create_smart_proxy(&new.name, &new.url, &new.orgs, new.sync_after_push)
+        .await?;
+    a.audit(&gw, "create_smart_proxy", None, format!("{} {}", p.name, p.url));
+    let mut v = state(&gw, &sync, &p.name).await?;
+    // The only time the secret is shown.
+    v["credential"] = json!({ "username": p.username, "secret": secret.expose() });
+    Ok(created(v))
+}
+
+pub(super) async fn show(
+    State(gw): State<Gateway>,
+    Extension(sync): Extension<Syncer>,
+    a: Admin,
+    Path(name): Path<String>,
+) -> ApiResult {
+    a.require_global_admin()?;
+    to_json(state(&gw, &sync, &name).await?)
+}
+
+pub(super) async fn update(
+    State(gw): State<Gateway>,
+    Extension(sync): Extension<Syncer>,
+    a: Admin,
+    Path(name): Path<String>,
+    json: Result<Json<ProxyUpdate>, JsonRejection>,
+) -> ApiResult {
+    a.require_global_admin()?;
+    let upd = body(json)?;
+    gw.identities()
+        .update_smart_proxy(&name, upd.url.as_deref(), upd.orgs.as_deref(), upd.sync_after_push)
+        .await?;
+    gw.changed();
+    a.audit(&gw, "update_smart_proxy", None, name.clone());
+    to_json(state(&gw, &sync, &name).await?)
+}
+
+pub(super) async fn delete(State(gw): State<Gateway>, a: Admin, Path(name): Path<String>) -> ApiResult {
+    a.require_global_admin()?;
+    gw.identities().delete_smart_proxy(&name).await?;
+    gw.changed();
+    a.audit(&gw, "delete_smart_proxy", None, name);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn sync_now(
+    State(gw): State<Gateway>,
+    Extension(sync): Extension<Syncer>,
+    a: Admin,
+    Path(name): Path<String>,
+) -> ApiResult {
+    a.require_global_admin()?;
+    if gw.identities().smart_proxy(&name).await?.is_none() {
+        return Err(ApiError::not_found(&format!("no smart proxy {name}")));
+    }
+    let job = sync
+        .request_full_sync(&name)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    a.audit(&gw, "sync_smart_proxy", None, format!("{name} job {job}"));
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "job": job, "href": format!("/api/v1/jobs/{job}") })),
+    )
+        .into_response())
+}
+
+/// Only the edge itself, with its own credential.
+fn require_self(a: &Admin, name: &str) -> ApiResult<()> {
+    match &a.principal {
+        Principal::SmartProxy { name: n, .. } if n.strip_prefix(PROXY_USER_PREFIX) == Some(name) => Ok(()),
+        _ => Err(ApiError::forbidden("only the smart proxy itself may read this")),
+    }
+}
+
+pub(super) async fn authz(
+    State(gw): State<Gateway>,
+    Extension(sync): Extension<Syncer>,
+    a: Admin,
+    Path(name): Path<String>,
+) -> ApiResult {
+    require_self(&a, &name)?;
+    let p = gw
+        .identities()
+        .smart_proxy(&name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("no smart proxy {name}")))?;
+    let v = sync.authz_snapshot(&p).await.map_err(|e| ApiError::internal(&e))?;
+    to_json(v)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StatusReport {
+    synced_event: Option<i64>,
+    error: Option<String>,
+}
+
+pub(super) async fn status(
+    State(gw): State<Gateway>,
+    a: Admin,
+    Path(name): Path<String>,
+    json: Result<Json<StatusReport>, JsonRejection>,
+) -> ApiResult {
+    require_self(&a, &name)?;
+    let r = body(json)?;
+    gw.identities()
+        .record_proxy_sync(&name, r.synced_event, r.error.as_deref())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct Notification {
+    repositories: Option<Vec<String>>,
+    upto_event: Option<i64>,
+}
+
+/// At an edge: the main server says what changed; the sync is queued at once.
+pub(super) async fn edge_notified(
+    State(gw): State<Gateway>,
+    Extension(sync): Extension<Syncer>,
+    headers: HeaderMap,
+    json: Result<Json<Notification>, JsonRejection>,
+) -> ApiResult {
+    let Some(me) = sync.edge_username() else {
+        return Err(ApiError::not_found("this server is not an edge"));
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !gw.verify_edge_notification(token, &me) {
+        tracing::warn!("a sync notification without a valid token from the main server was refused");
+        return Err(ApiError::unauthorized(
+            "a notification must carry the main server's token for this edge",
+        ));
+    }
+    let n = body(json)?;
+    let job = sync
+        .enqueue_edge_sync(n.repositories, n.upto_event)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))).into_response())
+}

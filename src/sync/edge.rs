@@ -1,0 +1,269 @@
+//! Edge mode, the edge's side: it keeps a copy of what it mirrors and of the
+//! authorization data needed to serve it, both pulled from the main server.
+//!
+//! - Content: an `edge_sync` job mirrors repositories from the main server (all it may
+//!   see at start and on a full-sync request, or the ones a notification names) with
+//!   the sync engine, under the same names, then reports to the main server which
+//!   event it has caught up to. Failures retry with backoff, so an edge that could not
+//!   reach the main server catches up when it can.
+//! - Authorization: every few seconds the main server's users, role bindings and pull
+//!   secrets for the mirrored organisations (verifier hashes only) replace the local
+//!   copy, and the main server's token keys are trusted; so a revoked pull secret stops
+//!   working here within seconds, and pulls go on when the main server is down.
+
+use super::Syncer;
+use super::engine::{Progress, SyncError, SyncRequest, TagFilter, sync_repository};
+use super::proxies::{REPLICATED_TABLES, error_chain};
+use super::upstream::{Endpoint, Upstream, UpstreamError};
+use crate::gateway::credentials::Secret;
+use crate::gateway::mapping::{self, RepoPath};
+use crate::identity::proxies::PROXY_USER_PREFIX;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const EDGE_SYNC: &str = "edge_sync";
+/// How often the authorization copy and the main server's keys are refreshed.
+pub const AUTHZ_REFRESH: Duration = Duration::from_secs(5);
+
+/// Who this edge is and where its main server is.
+#[derive(Clone)]
+pub struct EdgeLink {
+    pub name: String,
+    /// The main server's base URL.
+    pub upstream: String,
+    pub secret: Secret,
+}
+
+impl EdgeLink {
+    pub fn username(&self) -> String {
+        format!("{PROXY_USER_PREFIX}{}", self.name)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error("cannot reach the main server at {0}: {1}")]
+    Unreachable(String, String),
+    #[error("the main server refused this edge's credential ({0}): check the name and --credential-file")]
+    Refused(u16),
+    #[error("the main server answered {0}: {1}")]
+    Status(u16, String),
+    #[error("applying the authorization copy: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+impl Syncer {
+    fn edge(&self) -> Option<&EdgeLink> {
+        self.inner.edge.as_ref()
+    }
+
+    /// `smart-proxy/<name>` when this process is an edge.
+    pub fn edge_username(&self) -> Option<String> {
+        self.edge().map(EdgeLink::username)
+    }
+
+    /// GET a JSON document from the main server with this edge's credential.
+    async fn upstream_json(&self, path: &str) -> Result<Value, EdgeError> {
+        let link = self.edge().ok_or(EdgeError::Status(0, "not an edge".into()))?;
+        let url = format!("{}{path}", link.upstream);
+        let res = self
+            .inner
+            .http
+            .get(&url)
+            .basic_auth(link.username(), Some(link.secret.expose()))
+            .send()
+            .await
+            .map_err(|e| EdgeError::Unreachable(link.upstream.clone(), error_chain(&e)))?;
+        let status = res.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            return Err(EdgeError::Refused(status.as_u16()));
+        }
+        if !status.is_success() {
+            return Err(EdgeError::Status(status.as_u16(), res.text().await.unwrap_or_default()));
+        }
+        res.json()
+            .await
+            .map_err(|e| EdgeError::Unreachable(link.upstream.clone(), error_chain(&e)))
+    }
+
+    /// Refresh the authorization copy and the trusted keys from the main server.
+    /// Returns whether the copy changed.
+    pub async fn refresh_authz(&self) -> Result<bool, EdgeError> {
+        let Some(link) = self.edge() else {
+            return Ok(false);
+        };
+        let jwks = self.upstream_json("/.well-known/jwks.json").await?;
+        if let Some(gw) = &self.inner.gateway {
+            gw.trust_keys(&jwks);
+        }
+        let snapshot = self
+            .upstream_json(&format!("/api/v1/smart-proxies/{}/authz", link.name))
+            .await?;
+        let text = snapshot["tables"].to_string();
+        let digest = crate::oci::Digest::sha256_of(text.as_bytes()).to_string();
+        {
+            let last = self.inner.authz_digest.lock().unwrap_or_else(|p| p.into_inner());
+            if last.as_deref() == Some(digest.as_str()) {
+                return Ok(false);
+            }
+        }
+        self.apply_authz(&snapshot["tables"]).await?;
+        *self.inner.authz_digest.lock().unwrap_or_else(|p| p.into_inner()) = Some(digest);
+        if let Some(gw) = &self.inner.gateway {
+            gw.changed();
+        }
+        Ok(true)
+    }
+
+    /// Replace the local identity tables with the main server's rows, in one
+    /// transaction (readers see the old copy or the new one).
+    async fn apply_authz(&self, tables: &Value) -> Result<(), sqlx::Error> {
+        let mut tx = self.inner.registry.meta().writer().begin().await?;
+        for table in REPLICATED_TABLES.iter().rev() {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                .execute(&mut *tx)
+                .await?;
+        }
+        for table in REPLICATED_TABLES {
+            for row in tables[table].as_array().into_iter().flatten() {
+                let Some(obj) = row.as_object() else { continue };
+                // Column names come from the main server's schema; only plain
+                // identifiers go into the statement.
+                let cols: Vec<&String> = obj
+                    .keys()
+                    .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+                    .collect();
+                if cols.is_empty() {
+                    continue;
+                }
+                let placeholders: Vec<String> = (1..=cols.len()).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "INSERT INTO {table} ({}) VALUES ({})",
+                    cols.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
+                    placeholders.join(", ")
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for c in &cols {
+                    q = match &obj[c.as_str()] {
+                        Value::Number(n) => q.bind(n.as_i64()),
+                        Value::String(s) => q.bind(s.clone()),
+                        _ => q.bind(None::<String>),
+                    };
+                }
+                q.execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await
+    }
+
+    /// Keep the authorization copy fresh while the process runs.
+    pub async fn run_authz_refresh(self) {
+        let mut failing = false;
+        loop {
+            match self.refresh_authz().await {
+                Ok(changed) => {
+                    if changed || failing {
+                        tracing::info!("authorization data refreshed from the main server");
+                    }
+                    failing = false;
+                }
+                Err(e) => {
+                    // Keep serving with the last copy; say so once per outage.
+                    if !failing {
+                        tracing::warn!(error = %e, "cannot refresh authorization data; serving with the last copy");
+                    }
+                    failing = true;
+                }
+            }
+            tokio::time::sleep(AUTHZ_REFRESH).await;
+        }
+    }
+
+    /// Queue a sync from the main server of `repositories` (public names), or of all
+    /// it may see; `upto_event` is what the main server will be told when it is done.
+    pub async fn enqueue_edge_sync(
+        &self,
+        repositories: Option<Vec<String>>,
+        upto_event: Option<i64>,
+    ) -> Result<i64, sqlx::Error> {
+        let payload = json!({ "repositories": repositories, "upto_event": upto_event }).to_string();
+        self.enqueue_once(EDGE_SYNC, &payload).await
+    }
+
+    /// Mirror the named repositories (or everything visible) from the main server.
+    pub(super) async fn edge_sync(&self, payload: &Value, progress: &Arc<Progress>) -> Result<Value, SyncError> {
+        let link = self
+            .edge()
+            .ok_or_else(|| SyncError::Invalid("this server is not an edge".into()))?;
+        let upstream = Upstream::new(
+            self.inner.http.clone(),
+            Endpoint {
+                url: link.upstream.clone(),
+                username: Some(link.username()),
+                password: Some(link.secret.expose().to_owned()),
+            },
+        );
+        let result = self.edge_sync_with(&upstream, payload, progress).await;
+        let upto = payload["upto_event"].as_i64();
+        let report = match &result {
+            Ok(_) => json!({ "synced_event": upto, "error": null }),
+            Err(e) => json!({ "synced_event": null, "error": e.to_string() }),
+        };
+        let url = format!("{}/api/v1/smart-proxies/{}/status", link.upstream, link.name);
+        let sent = self
+            .inner
+            .http
+            .post(&url)
+            .basic_auth(link.username(), Some(link.secret.expose()))
+            .json(&report)
+            .send()
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %error_chain(&e), "reporting the sync to the main server failed");
+        }
+        result
+    }
+
+    async fn edge_sync_with(
+        &self,
+        upstream: &Upstream,
+        payload: &Value,
+        progress: &Arc<Progress>,
+    ) -> Result<Value, SyncError> {
+        let repos: Vec<String> = match payload["repositories"].as_array() {
+            Some(list) => list.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            None => upstream.catalog().await?,
+        };
+        let registry = &self.inner.registry;
+        let mut versions = serde_json::Map::new();
+        for repo in &repos {
+            let Ok(path) = RepoPath::parse(repo) else {
+                continue;
+            };
+            let local = path.backend_name();
+            registry
+                .ensure_push_pair(&mapping::push_repository(&local), &local)
+                .await?;
+            let filter = TagFilter::default();
+            let req = SyncRequest {
+                upstream,
+                upstream_repo: repo,
+                normal: &local,
+                filter: &filter,
+                mirror: true,
+                on_demand: None,
+                reason: format!("sync from {}", upstream.url()),
+            };
+            match sync_repository(registry, &req, progress).await {
+                Ok(outcome) => {
+                    versions.insert(repo.clone(), json!(outcome.version));
+                }
+                // Gone from the main server since the notification: nothing to mirror.
+                Err(SyncError::Upstream(UpstreamError::NotFound { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(json!({ "repositories": repos.len(), "versions": versions }))
+    }
+}

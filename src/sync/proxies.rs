@@ -1,0 +1,277 @@
+//! Smart proxies, the main server's side: what an edge may read to authorize pulls on
+//! its own (`authz_snapshot`), and telling edges to sync. Every content change
+//! (post-push version, remote sync, rollback, removal) is a `content_events` row; the
+//! dispatcher turns new events into one `notify_proxy` job per subscribed edge, in the
+//! transaction that advances the edge's `last_notified_event` (an outbox: nothing is
+//! lost or sent twice across crashes). The job calls the edge with a short-lived token
+//! signed by this server, retrying with backoff while the edge is down.
+
+use super::Syncer;
+use crate::db::now_ms;
+use crate::identity::proxies::{PROXY_USER_PREFIX, SmartProxy};
+use serde_json::{Map, Value, json};
+use sqlx::{Column, Row, TypeInfo, ValueRef};
+use std::collections::BTreeSet;
+
+pub const NOTIFY_PROXY: &str = "notify_proxy";
+
+/// The identity tables an edge replicates, in the order they are inserted.
+pub const REPLICATED_TABLES: [&str; 5] = ["orgs", "products", "users", "role_bindings", "pull_secrets"];
+
+/// One row as JSON: integers, text and NULLs (the identity tables hold nothing else).
+fn row_json(r: &sqlx::sqlite::SqliteRow) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (i, col) in r.columns().iter().enumerate() {
+        let v = match r.try_get_raw(i) {
+            Ok(raw) if raw.is_null() => Value::Null,
+            Ok(raw) => match raw.type_info().name() {
+                "INTEGER" => r.try_get::<i64, _>(i).map(Value::from).unwrap_or(Value::Null),
+                _ => r.try_get::<String, _>(i).map(Value::from).unwrap_or(Value::Null),
+            },
+            Err(_) => Value::Null,
+        };
+        out.insert(col.name().to_owned(), v);
+    }
+    out
+}
+
+impl Syncer {
+    /// The authorization data edge `proxy` needs for what it mirrors: its orgs and
+    /// products, the users bound there (with their password verifier hashes) and
+    /// global administrators, their role bindings, and the orgs' pull secrets (hashes).
+    pub async fn authz_snapshot(&self, proxy: &SmartProxy) -> Result<Value, sqlx::Error> {
+        let orgs = json!(proxy.orgs()).to_string();
+        let products = json!(proxy.mirrors.iter().filter(|m| m.contains('/')).collect::<Vec<_>>()).to_string();
+        let whole = json!(proxy.mirrors.iter().filter(|m| !m.contains('/')).collect::<Vec<_>>()).to_string();
+        let in_orgs = "(SELECT value FROM json_each($1))";
+        let queries: [(String, Vec<&String>); 5] = [
+            (format!("SELECT * FROM orgs WHERE label IN {in_orgs}"), vec![&orgs]),
+            (
+                "SELECT * FROM products WHERE org IN (SELECT value FROM json_each($1)) \
+                 OR (org || '/' || label) IN (SELECT value FROM json_each($2))"
+                    .to_owned(),
+                vec![&whole, &products],
+            ),
+            (
+                format!(
+                    "SELECT * FROM users WHERE global_admin <> 0 OR id IN \
+                     (SELECT user_id FROM role_bindings WHERE org IN {in_orgs})"
+                ),
+                vec![&orgs],
+            ),
+            (
+                format!("SELECT * FROM role_bindings WHERE org IN {in_orgs}"),
+                vec![&orgs],
+            ),
+            (
+                format!("SELECT * FROM pull_secrets WHERE org IN {in_orgs}"),
+                vec![&orgs],
+            ),
+        ];
+        let mut tables = Map::new();
+        for (table, (sql, binds)) in REPLICATED_TABLES.iter().zip(queries) {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for b in binds {
+                q = q.bind(b);
+            }
+            let rows = q.fetch_all(self.inner.registry.meta().reader()).await?;
+            tables.insert(
+                (*table).to_owned(),
+                Value::Array(rows.iter().map(|r| Value::Object(row_json(r))).collect()),
+            );
+        }
+        Ok(json!({ "tables": tables }))
+    }
+
+    /// Turn new content events into notifications of the edges that mirror them.
+    pub(super) async fn dispatch_notifications(&self) -> Result<(), sqlx::Error> {
+        let reader = self.inner.registry.meta().reader();
+        let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM content_events")
+            .fetch_one(reader)
+            .await?;
+        let latest = latest.unwrap_or(0);
+        if latest <= self.inner.dispatched.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        let Some(gw) = &self.inner.gateway else {
+            return Ok(());
+        };
+        let mut tx = self.inner.registry.meta().writer().begin().await?;
+        let proxies = gw.identities().smart_proxies().await.unwrap_or_default();
+        for proxy in proxies.iter().filter(|p| p.sync_after_push) {
+            let from: i64 = sqlx::query_scalar("SELECT last_notified_event FROM smart_proxies WHERE id = $1")
+                .bind(proxy.id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if from >= latest {
+                continue;
+            }
+            // The public names the changed repositories are served under.
+            let rows = sqlx::query(
+                "SELECT DISTINCT COALESCE(d.name, e.repository) FROM content_events e \
+                 LEFT JOIN distributions d ON d.repository = e.repository \
+                 WHERE e.id > $1 AND e.id <= $2",
+            )
+            .bind(from)
+            .bind(latest)
+            .fetch_all(&mut *tx)
+            .await?;
+            let repos: BTreeSet<String> = rows
+                .into_iter()
+                .map(|r| r.get::<String, _>(0))
+                .filter(|name| {
+                    let mut parts = name.splitn(3, '/');
+                    match (parts.next(), parts.next()) {
+                        (Some(org), Some(product)) => proxy.mirrors_product(org, product),
+                        _ => false,
+                    }
+                })
+                .collect();
+            if !repos.is_empty() {
+                enqueue_notification(&mut tx, &proxy.name, Some(repos), latest).await?;
+            }
+            sqlx::query("UPDATE smart_proxies SET last_notified_event = $1 WHERE id = $2")
+                .bind(latest)
+                .bind(proxy.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.inner
+            .dispatched
+            .store(latest, std::sync::atomic::Ordering::Relaxed);
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
+    /// Ask edge `name` to sync everything it mirrors now.
+    pub async fn request_full_sync(&self, name: &str) -> Result<i64, sqlx::Error> {
+        let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM content_events")
+            .fetch_one(self.inner.registry.meta().reader())
+            .await?;
+        let mut tx = self.inner.registry.meta().writer().begin().await?;
+        let id = enqueue_notification(&mut tx, name, None, latest.unwrap_or(0)).await?;
+        tx.commit().await?;
+        self.inner.wake.notify_one();
+        Ok(id)
+    }
+
+    /// Call the edge: `POST <edge>/api/v1/edge/sync` with a token only it accepts.
+    pub(super) async fn notify_proxy(&self, payload: &Value) -> Result<Value, String> {
+        let name = payload["proxy"].as_str().unwrap_or_default();
+        let gw = self.inner.gateway.as_ref().ok_or("no gateway in this process")?;
+        let proxy = gw
+            .identities()
+            .smart_proxy(name)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("smart proxy {name} was removed"))?;
+        let token = gw
+            .edge_notification_token(&format!("{PROXY_USER_PREFIX}{name}"))
+            .map_err(|e| e.to_string())?;
+        let url = format!("{}/api/v1/edge/sync", proxy.url);
+        let body = json!({ "repositories": payload["repositories"], "upto_event": payload["upto_event"] });
+        let outcome = async {
+            let res = self
+                .inner
+                .http
+                .post(&url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| format!("cannot reach {url}: {}", error_chain(&e)))?;
+            if res.status().is_success() {
+                Ok(res.json::<Value>().await.unwrap_or(Value::Null))
+            } else {
+                let status = res.status();
+                Err(format!(
+                    "{url} answered {status}: {}",
+                    res.text().await.unwrap_or_default()
+                ))
+            }
+        }
+        .await;
+        if let Err(e) = &outcome {
+            let _ = gw.identities().record_proxy_sync(name, None, Some(e)).await;
+        }
+        outcome
+    }
+
+    /// How many content events for what `proxy` mirrors it has not reported synced.
+    pub async fn proxy_backlog(&self, proxy: &SmartProxy) -> Result<i64, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT COALESCE(d.name, e.repository) FROM content_events e \
+             LEFT JOIN distributions d ON d.repository = e.repository WHERE e.id > $1",
+        )
+        .bind(proxy.last_synced_event)
+        .fetch_all(self.inner.registry.meta().reader())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| {
+                let name: String = r.get(0);
+                let mut parts = name.splitn(3, '/');
+                matches!((parts.next(), parts.next()), (Some(o), Some(p)) if proxy.mirrors_product(o, p))
+            })
+            .count() as i64)
+    }
+}
+
+/// Queue a notification for edge `name`, merged into one still waiting (repositories
+/// `None`: everything).
+async fn enqueue_notification(
+    tx: &mut sqlx::SqliteConnection,
+    name: &str,
+    repos: Option<BTreeSet<String>>,
+    upto_event: i64,
+) -> Result<i64, sqlx::Error> {
+    let waiting = sqlx::query(
+        "SELECT id, payload FROM jobs WHERE kind = $1 AND state = 'queued' AND json_extract(payload, '$.proxy') = $2 \
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(NOTIFY_PROXY)
+    .bind(name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let now = now_ms();
+    if let Some(row) = waiting {
+        let id: i64 = row.get(0);
+        let old: Value = serde_json::from_str(row.get::<&str, _>(1)).unwrap_or_default();
+        let merged = match (old["repositories"].as_array(), repos) {
+            (Some(list), Some(mut new)) => {
+                new.extend(list.iter().filter_map(|v| v.as_str().map(str::to_owned)));
+                json!(new)
+            }
+            _ => Value::Null,
+        };
+        let payload = json!({ "proxy": name, "repositories": merged, "upto_event": upto_event });
+        sqlx::query("UPDATE jobs SET payload = $1, updated_at = $2 WHERE id = $3")
+            .bind(payload.to_string())
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        return Ok(id);
+    }
+    let payload = json!({ "proxy": name, "repositories": repos, "upto_event": upto_event });
+    sqlx::query_scalar(
+        "INSERT INTO jobs (kind, payload, state, attempts, run_after, created_at, updated_at) \
+         VALUES ($1, $2, 'queued', 0, $3, $3, $3) RETURNING id",
+    )
+    .bind(NOTIFY_PROXY)
+    .bind(payload.to_string())
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await
+}
+
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out = format!("{out}: {s}");
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,480 @@
+//! A main server and an edge site as two real processes over TLS on loopback, with
+//! podman and Debian's docker-registry: a push to the main server is pulled from the
+//! edge (same digests) with a pull secret; pulls go on while the main server is down;
+//! a revoked secret stops working at the edge; a push through the edge lands on the
+//! main server and comes back; a remote synced on the main server reaches the edge.
+
+mod common;
+
+use common::clients::Podman;
+use common::distribution::{push_plain, start_distribution};
+use common::random_bytes;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "edge-test-admin-password";
+
+struct Proc {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // A failing test shows what each server said.
+        if std::thread::panicking() {
+            for line in self.log.lock().unwrap().iter() {
+                eprintln!("[{}] {line}", self.port);
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn host(&self) -> String {
+        format!("localhost:{}", self.port)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.port)
+    }
+
+    fn logged(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+}
+
+/// Start the binary with `args`; waits for its listen address.
+fn spawn(args: &[&str], data: &Path, certs: &Path) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--tls-dir")
+        .arg(certs)
+        .env("GATEHOUSE_ADMIN_PASSWORD", PASSWORD)
+        .env("GATEHOUSE_POLICY_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+        .env("GATEHOUSE_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start gatehouse");
+    let stdout = child.stdout.take().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let lines = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listen=").nth(1) {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+            }
+            lines.lock().unwrap().push(line);
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("server address");
+    let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+    Proc { child, port, log }
+}
+
+fn start_main(data: &Path, certs: &Path, port: u16) -> Proc {
+    spawn(&["serve", "--listen", &format!("127.0.0.1:{port}")], data, certs)
+}
+
+fn start_edge(data: &Path, certs: &Path, main: &Proc, credential: &Path) -> Proc {
+    spawn(
+        &[
+            "edge",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &main.url(""),
+            "--name",
+            "edge1",
+            "--credential-file",
+            credential.to_str().unwrap(),
+        ],
+        data,
+        certs,
+    )
+}
+
+fn client(certs: &Path) -> reqwest::Client {
+    gatehouse::tls::install_crypto_provider();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.join("ca.crt")).unwrap()).unwrap();
+    reqwest::Client::builder().tls_certs_merge([ca]).build().unwrap()
+}
+
+async fn api(c: &reqwest::Client, method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = c
+        .request(method.parse().unwrap(), url)
+        .basic_auth("admin", Some(PASSWORD));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.expect("api");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A token from `p`'s token service for `scope`.
+async fn token(c: &reqwest::Client, p: &Proc, user: &str, pass: &str, scope: &str) -> Result<String, u16> {
+    let r = c
+        .get(p.url(&format!("/v2/token?service=gatehouse&scope={scope}")))
+        .basic_auth(user, Some(pass))
+        .send()
+        .await
+        .expect("token");
+    if !r.status().is_success() {
+        return Err(r.status().as_u16());
+    }
+    let v: Value = r.json().await.unwrap();
+    Ok(v["token"].as_str().unwrap().to_owned())
+}
+
+/// (status, digest) of a manifest GET.
+async fn manifest(c: &reqwest::Client, p: &Proc, token: &str, repo: &str, tag: &str) -> (u16, Option<String>) {
+    let r = c
+        .get(p.url(&format!("/v2/{repo}/manifests/{tag}")))
+        .header(
+            "accept",
+            "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("manifest");
+    let digest = r
+        .headers()
+        .get("docker-content-digest")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (r.status().as_u16(), digest)
+}
+
+/// Poll `check` until it holds (a sync or a refresh is asynchronous by design).
+async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+struct Topology {
+    dir: tempfile::TempDir,
+    main: Proc,
+    edge: Proc,
+    c: reqwest::Client,
+    secret_user: String,
+    secret: String,
+    cert_dir: PathBuf,
+}
+
+async fn topology() -> Topology {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args([
+            "certs",
+            "init",
+            "--dir",
+            certs.to_str().unwrap(),
+            "--host",
+            "localhost",
+            "--host",
+            "127.0.0.1",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let main = start_main(&dir.path().join("main"), &certs, 0);
+    let c = client(&certs);
+    for (path, body) in [
+        ("/api/v1/orgs", json!({"label": "acme"})),
+        ("/api/v1/orgs/acme/products", json!({"label": "web"})),
+        ("/api/v1/orgs/acme/products", json!({"label": "base"})),
+    ] {
+        let (s, v) = api(&c, "POST", &main.url(path), Some(body)).await;
+        assert_eq!(s, 201, "{path}: {v}");
+    }
+    let (s, ps) = api(
+        &c,
+        "POST",
+        &main.url("/api/v1/orgs/acme/pull-secrets"),
+        Some(json!({"name": "edge-puller"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{ps}");
+    // Registered before the edge runs (its URL is known once it listens).
+    let (s, reg) = api(
+        &c,
+        "POST",
+        &main.url("/api/v1/smart-proxies"),
+        Some(json!({"name": "edge1", "url": "https://localhost:1", "orgs": ["acme"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{reg}");
+    let credential = dir.path().join("edge1.cred");
+    std::fs::write(&credential, reg["credential"]["secret"].as_str().unwrap()).unwrap();
+    let (s, listed) = api(&c, "GET", &main.url("/api/v1/smart-proxies/edge1"), None).await;
+    assert_eq!(s, 200);
+    assert!(listed.get("credential").is_none(), "the secret is shown once: {listed}");
+
+    let edge = start_edge(&dir.path().join("edge"), &certs, &main, &credential);
+    let (s, v) = api(
+        &c,
+        "PATCH",
+        &main.url("/api/v1/smart-proxies/edge1"),
+        Some(json!({"url": edge.url("")})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let cert_dir = dir.path().join("podman-certs");
+    std::fs::create_dir_all(&cert_dir).unwrap();
+    std::fs::copy(certs.join("ca.crt"), cert_dir.join("ca.crt")).unwrap();
+    Topology {
+        main,
+        edge,
+        c,
+        secret_user: ps["username"].as_str().unwrap().to_owned(),
+        secret: ps["secret"].as_str().unwrap().to_owned(),
+        cert_dir,
+        dir,
+    }
+}
+
+fn podman(p: &Podman, args: &[&str]) -> std::process::Output {
+    p.try_run(args)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn push_to_main_pull_from_edge_through_outage_revocation_and_push_via_edge() {
+    let t = topology().await;
+    let (main_host, edge_host) = (t.main.host(), t.edge.host());
+    let cd = t.cert_dir.to_str().unwrap().to_owned();
+
+    // podman push to the main server.
+    let pusher = Podman::new();
+    pusher.import_files("localhost/app:2.0", &[("etc/release", b"edge test two")]);
+    let login = podman(
+        &pusher,
+        &["login", "--cert-dir", &cd, "-u", "admin", "-p", PASSWORD, &main_host],
+    );
+    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
+    let pushed = podman(
+        &pusher,
+        &[
+            "push",
+            "--cert-dir",
+            &cd,
+            "localhost/app:2.0",
+            &format!("{main_host}/acme/web/app:2.0"),
+        ],
+    );
+    assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
+
+    // The edge has it within seconds, same digest, for a pull secret.
+    let at_main = token(&t.c, &t.main, &t.secret_user, &t.secret, "repository:acme/web/app:pull")
+        .await
+        .unwrap();
+    let (_, main_digest) = manifest(&t.c, &t.main, &at_main, "acme/web/app", "2.0").await;
+    let edge_token = token(&t.c, &t.edge, &t.secret_user, &t.secret, "repository:acme/web/app:pull")
+        .await
+        .unwrap();
+    eventually("the pushed tag reaches the edge", Duration::from_secs(30), || async {
+        manifest(&t.c, &t.edge, &edge_token, "acme/web/app", "2.0").await == (200, main_digest.clone())
+    })
+    .await;
+    let puller = Podman::new();
+    let login = podman(
+        &puller,
+        &[
+            "login",
+            "--cert-dir",
+            &cd,
+            "-u",
+            &t.secret_user,
+            "-p",
+            &t.secret,
+            &edge_host,
+        ],
+    );
+    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
+    let pulled = podman(
+        &puller,
+        &["pull", "--cert-dir", &cd, &format!("{edge_host}/acme/web/app:2.0")],
+    );
+    assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
+    // The main server knows the edge caught up.
+    eventually("the edge reports its sync", Duration::from_secs(30), || async {
+        let (_, v) = api(&t.c, "GET", &t.main.url("/api/v1/smart-proxies/edge1"), None).await;
+        v["last_sync_at"].is_number() && v["behind_by_events"] == 0 && v["last_error"].is_null()
+    })
+    .await;
+
+    // A token obtained at the edge now, to be used after the revocation below.
+    let held = token(&t.c, &t.edge, &t.secret_user, &t.secret, "repository:acme/web/app:pull")
+        .await
+        .unwrap();
+
+    // The main server goes away: pulls from the edge go on, new logins included.
+    let main_port = t.main.port;
+    let main_dir = t.dir.path().join("main");
+    drop(t.main);
+    let offline = Podman::new();
+    let login = podman(
+        &offline,
+        &[
+            "login",
+            "--cert-dir",
+            &cd,
+            "-u",
+            &t.secret_user,
+            "-p",
+            &t.secret,
+            &edge_host,
+        ],
+    );
+    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
+    let pulled = podman(
+        &offline,
+        &["pull", "--cert-dir", &cd, &format!("{edge_host}/acme/web/app:2.0")],
+    );
+    assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
+    // A push needs the main server: refused, nothing kept at the edge.
+    let refused = podman(
+        &pusher,
+        &[
+            "push",
+            "--cert-dir",
+            &cd,
+            "localhost/app:2.0",
+            &format!("{edge_host}/acme/web/app:offline"),
+        ],
+    );
+    assert!(!refused.status.success());
+
+    // Back up; the secret is revoked there: within seconds the edge refuses it.
+    let main = start_main(&main_dir, &t.dir.path().join("certs"), main_port);
+    let (s, v) = api(
+        &t.c,
+        "DELETE",
+        &main.url("/api/v1/orgs/acme/pull-secrets/edge-puller"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
+    let revoked_at = Instant::now();
+    eventually(
+        "the revoked secret stops working at the edge",
+        Duration::from_secs(30),
+        || async { manifest(&t.c, &t.edge, &held, "acme/web/app", "2.0").await.0 == 401 },
+    )
+    .await;
+    assert!(revoked_at.elapsed() < Duration::from_secs(30));
+    assert_eq!(
+        token(&t.c, &t.edge, &t.secret_user, &t.secret, "repository:acme/web/app:pull").await,
+        Err(401)
+    );
+
+    // A push through the edge lands on the main server, then comes back to the edge.
+    let login = podman(
+        &pusher,
+        &["login", "--cert-dir", &cd, "-u", "admin", "-p", PASSWORD, &edge_host],
+    );
+    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
+    pusher.import_files("localhost/app:3.0", &[("etc/release", b"pushed through the edge")]);
+    let pushed = podman(
+        &pusher,
+        &[
+            "push",
+            "--cert-dir",
+            &cd,
+            "localhost/app:3.0",
+            &format!("{edge_host}/acme/web/app:3.0"),
+        ],
+    );
+    assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
+    let admin_main = token(&t.c, &main, "admin", PASSWORD, "repository:acme/web/app:pull")
+        .await
+        .unwrap();
+    let (s, digest) = manifest(&t.c, &main, &admin_main, "acme/web/app", "3.0").await;
+    assert_eq!(s, 200, "the push reached the main server");
+    let admin_edge = token(&t.c, &t.edge, "admin", PASSWORD, "repository:acme/web/app:pull")
+        .await
+        .unwrap();
+    eventually("the edge-pushed tag syncs back", Duration::from_secs(30), || async {
+        manifest(&t.c, &t.edge, &admin_edge, "acme/web/app", "3.0").await == (200, digest.clone())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_synced_on_main_reaches_the_edge_and_a_bad_credential_is_logged() {
+    let t = topology().await;
+    let dist = start_distribution();
+    let layers = vec![random_bytes(5000, 1), random_bytes(7000, 2)];
+    push_plain(&dist.base, "library/alpine", "3.19", &layers).await;
+    push_plain(&dist.base, "library/alpine", "3.20-rc1", &layers[..1]).await;
+    let (s, v) = api(
+        &t.c,
+        "POST",
+        &t.main.url("/api/v1/orgs/acme/products/base/remotes"),
+        Some(
+            json!({"name": "alpine", "url": dist.base, "upstream_name": "library/alpine",
+                    "exclude_tags": ["*-rc*"], "mirror": true}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = api(
+        &t.c,
+        "POST",
+        &t.main.url("/api/v1/orgs/acme/products/base/remotes/alpine/sync"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let admin_edge = token(&t.c, &t.edge, "admin", PASSWORD, "repository:acme/base/alpine:pull")
+        .await
+        .unwrap();
+    eventually(
+        "the remote's content reaches the edge",
+        Duration::from_secs(30),
+        || async { manifest(&t.c, &t.edge, &admin_edge, "acme/base/alpine", "3.19").await.0 == 200 },
+    )
+    .await;
+    assert_eq!(
+        manifest(&t.c, &t.edge, &admin_edge, "acme/base/alpine", "3.20-rc1")
+            .await
+            .0,
+        404,
+        "filtered out on the main server, so not at the edge either"
+    );
+
+    // An edge started with a wrong credential is refused and says so.
+    let wrong = t.dir.path().join("wrong.cred");
+    std::fs::write(&wrong, "gpx_not-the-secret").unwrap();
+    let bad = start_edge(
+        &t.dir.path().join("edge-bad"),
+        &t.dir.path().join("certs"),
+        &t.main,
+        &wrong,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !bad.logged("refused this edge's credential (401)") {
+        assert!(Instant::now() < deadline, "the edge did not log the refusal");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = &t.secret;
+}
