@@ -279,6 +279,7 @@ mod tests {
             backend: Some("http://b".into()),
             public_url: Some("https://p".into()),
             policy_dir: Some("p".into()),
+            ca_file: Some("ca".into()),
             ..Config::default()
         };
         let table = toml::Table::try_from(full).unwrap();
