@@ -5,9 +5,9 @@
 # auth, policies, in-process store) is measured against the store direct.
 #
 #   bench/run.sh                     # defaults: 512 MiB blob, 2 GiB blob for RSS, 10 s wrk runs
-#   BIG_MB=128 HUGE_MB=512 DURATION=5 bench/run.sh    # a quicker pass
+#   BIG_MB=128 HUGE_MB=512 DURATION=5 SYNC_MB=256 bench/run.sh    # a quicker pass
 #
-# Needs (installed when missing, as root): docker-registry nginx-light wrk curl.
+# Needs (installed when missing, as root): docker-registry nginx-light wrk curl skopeo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,7 @@ BIG_MB=${BIG_MB:-512}
 HUGE_MB=${HUGE_MB:-2048}
 DURATION=${DURATION:-10}
 SMALL_PUSHES=${SMALL_PUSHES:-3000}
+SYNC_MB=${SYNC_MB:-1024}
 GH_PORT=5201 DR_PORT=5202 NG_PORT=5203 GW_PORT=5204
 GW_ADMIN_PASSWORD=bench-admin-password
 
@@ -23,16 +24,18 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
+command -v skopeo >/dev/null || need+=(skopeo)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 echo "building release binaries..." >&2
-cargo build --release --quiet --bin gatehouse --example loadgen --example hookbench
+cargo build --release --quiet --bin gatehouse --example loadgen --example hookbench --example syncbench
 TARGET=${CARGO_TARGET_DIR:-target}
 GH_BIN=$TARGET/release/gatehouse
 LOADGEN=$TARGET/release/examples/loadgen
 HOOKBENCH=$TARGET/release/examples/hookbench
+SYNCBENCH=$TARGET/release/examples/syncbench
 
 work=$(mktemp -d /var/tmp/gatehouse-bench.XXXXXX)
 chmod 755 "$work"  # nginx workers run unprivileged
@@ -200,6 +203,13 @@ echo "post-push hook..." >&2
 hook=$("$HOOKBENCH" "$work/hook")
 hv() { echo "$hook" | tr ' ' '\n' | awk -F= -v k="$1" '$1==k{print $2}'; }
 
+echo "sync and edge (main + edge processes, Distribution upstream)..." >&2
+kill "$GH_PID" 2>/dev/null || true
+start_distribution
+mkdir -p "$work/sync"
+sync=$("$SYNCBENCH" "$GH_BIN" "http://127.0.0.1:$DR_PORT" "$work/sync" "$SYNC_MB")
+sv() { echo "$sync" | awk -F= -v k="$1" '$1==k{print $2}'; }
+
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
 printf '\n%-44s %12s %12s %10s %10s  %s\n' "metric" "gatehouse" "distribution" "nginx" "ratio" "target"
 row() { printf '%-44s %12s %12s %10s %10s  %s\n' "$@"; }
@@ -224,3 +234,11 @@ printf '\n%-44s %12s %12s %10s  %s\n' "post-push hook (store API, in-process)" "
 grow "copy: 10-arch index of 50-layer images (ms)" "$(hv index_copy_ms)" "-" "" "< 50 ms"
 grow "200 tags in a row, mean PUT latency (ms)" "$(hv tags_hook_mean_ms)" "$(hv tags_plain_mean_ms)" "$(hv ratio)x" "<= 1.2x"
 grow "200 tags in a row, p99 PUT latency (ms)" "$(hv tags_hook_p99_ms)" "$(hv tags_plain_p99_ms)" "" ""
+
+printf '\n%-44s %12s %12s %10s  %s\n' "sync and edge sites" "gatehouse" "skopeo" "ratio" "target"
+grow "push -> pullable at the edge, median (ms)" "$(sv edge_latency_median_ms)" "-" "" "< 2000 ms"
+grow "push -> pullable at the edge, worst of 10 (ms)" "$(sv edge_latency_max_ms)" "-" "" ""
+grow "first sync, 500 tags (ms)" "$(sv sync500_first_ms)" "-" "" ""
+grow "re-sync, 500 tags, nothing new, from gatehouse" "$(sv resync500_gatehouse_ms)" "-" "" "< 200 ms"
+grow "  the same from Distribution (500 HEADs) (ms)" "$(sv resync500_ms)" "-" "" ""
+grow "sync of a ${SYNC_MB} MiB image (ms; skopeo copy)" "$(sv sync_big_ms)" "$(sv skopeo_big_ms)" "$(ratio "$(sv skopeo_big_ms)" "$(sv sync_big_ms)")x" ">= 0.8x skopeo"

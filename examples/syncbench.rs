@@ -35,7 +35,10 @@ fn spawn(bin: &str, args: &[&str]) -> Proc {
     let mut child = Command::new(bin)
         .args(args)
         .env("GATEHOUSE_ADMIN_PASSWORD", PASSWORD)
-        .env("GATEHOUSE_LOG", "warn,gatehouse=info")
+        .env(
+            "GATEHOUSE_LOG",
+            std::env::var("SYNCBENCH_LOG").unwrap_or_else(|_| "warn,gatehouse=info".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -46,6 +49,9 @@ fn spawn(bin: &str, args: &[&str]) -> Proc {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("listen=").nth(1) {
                 let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+            }
+            if line.contains("sync: ") {
+                eprintln!("{line}");
             }
         }
     });
@@ -294,6 +300,8 @@ async fn main() {
         latencies.push(pushed.elapsed());
     }
     let worst = latencies.iter().max().copied().unwrap_or_default();
+    let all: Vec<String> = latencies.iter().map(|d| d.as_millis().to_string()).collect();
+    println!("edge_latencies_ms={}", all.join(","));
     println!("edge_latency_median_ms={}", median(latencies).as_millis());
     println!("edge_latency_max_ms={}", worst.as_millis());
 
@@ -318,8 +326,27 @@ async fn main() {
     for _ in 0..5 {
         again.push(timed_sync(&c, &m, "many").await);
     }
+    let all: Vec<String> = again.iter().map(|d| d.as_millis().to_string()).collect();
+    println!("resync500_all_ms={}", all.join(","));
     println!("sync500_first_ms={}", first.as_millis());
     println!("resync500_ms={}", median(again).as_millis());
+    // The same 500 tags with a gatehouse as the upstream (what an edge re-sync does).
+    api(
+        &c,
+        "POST",
+        &format!("{m}/api/v1/orgs/acme/products/base/remotes"),
+        Some(
+            json!({"name": "many2", "url": m, "upstream_name": "acme/base/many", "mirror": true,
+                    "username": "admin", "password": PASSWORD}),
+        ),
+    )
+    .await;
+    timed_sync(&c, &m, "many2").await;
+    let mut again = Vec::new();
+    for _ in 0..5 {
+        again.push(timed_sync(&c, &m, "many2").await);
+    }
+    println!("resync500_gatehouse_ms={}", median(again).as_millis());
 
     // 3. A big image: skopeo copy vs a remote sync.
     let config = br#"{"architecture":"amd64","os":"linux","big":true}"#.to_vec();

@@ -242,9 +242,15 @@ impl Syncer {
                 continue;
             };
             let local = path.backend_name();
-            registry
-                .ensure_push_pair(&mapping::push_repository(&local), &local)
-                .await?;
+            match &self.inner.gateway {
+                // Through the gateway, so that it serves the repository at once.
+                Some(gw) => gw.ensure_push_pair(&path, Some(&local)).await?,
+                None => {
+                    registry
+                        .ensure_push_pair(&mapping::push_repository(&local), &local)
+                        .await?
+                }
+            }
             let filter = TagFilter::default();
             let req = SyncRequest {
                 upstream,

@@ -20,6 +20,8 @@ use std::sync::{Arc, Mutex};
 
 /// Manifests fetched at once.
 const MANIFEST_CONCURRENCY: usize = 8;
+/// Tags resolved (HEAD requests) at once: tiny requests, latency-bound.
+const HEAD_CONCURRENCY: usize = 32;
 /// Blobs downloaded at once.
 const BLOB_CONCURRENCY: usize = 4;
 
@@ -149,7 +151,13 @@ pub async fn sync_repository(
     let up = req.upstream;
     let repo = req.upstream_repo;
     progress.phase("listing tags");
+    let started = std::time::Instant::now();
     let all = up.tags(repo).await?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        tags = all.len(),
+        "sync: tags listed"
+    );
     let mut selected: Vec<String> = all.iter().filter(|t| req.filter.matches(t)).cloned().collect();
     selected.sort();
     if selected.is_empty() && !all.is_empty() {
@@ -171,7 +179,7 @@ pub async fn sync_repository(
                 Err(e) => Err(e),
             }
         })
-        .buffer_unordered(MANIFEST_CONCURRENCY * 2)
+        .buffer_unordered(HEAD_CONCURRENCY)
         .try_collect()
         .await?;
     let mut tags: BTreeMap<String, String> = BTreeMap::new();
@@ -193,6 +201,7 @@ pub async fn sync_repository(
         }
     }
 
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "sync: tags resolved");
     progress.phase("fetching manifests");
     let mut seen: HashSet<String> = HashSet::new();
     let mut untagged: Vec<String> = Vec::new();
@@ -250,6 +259,7 @@ pub async fn sync_repository(
         round = next;
     }
 
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "sync: manifests fetched");
     let mut missing = Vec::new();
     for (digest, size) in &blobs {
         if !registry.meta().blob_is_live(digest).await? {
@@ -279,6 +289,7 @@ pub async fn sync_repository(
         }
     }
 
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "sync: blobs fetched");
     progress.phase("recording version");
     // Nothing new and every tag where it was: no transaction at all.
     if fetched.is_empty() && untagged.is_empty() {
