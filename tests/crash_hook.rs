@@ -1,4 +1,5 @@
-//! The post-push hook across crashes: the real binary is killed (abort, as `kill -9`)
+//! Crashes of the real binary (abort, as `kill -9`) in the post-push hook and in a
+//! remote sync. The post-push hook across crashes: the binary is killed
 //! right after the push commits, and inside the copy's transaction; after a restart the
 //! copy happens exactly once and the normal repository is complete.
 
@@ -172,4 +173,90 @@ async fn crash_between_push_and_copy_copies_exactly_once_after_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn crash_inside_the_copy_leaves_the_old_version_then_copies_once() {
     recovers_exactly_once("post_push_before_commit").await;
+}
+
+/// A remote sync killed after fetching every blob, before its version: nothing of it
+/// is visible; after a restart the job is taken over (its lease ran out), completes
+/// without fetching the blobs again, and makes exactly one version.
+#[tokio::test]
+async fn a_sync_killed_before_its_version_completes_after_restart() {
+    let dist = common::distribution::start_distribution();
+    let layers = vec![common::random_bytes(300_000, 5), common::random_bytes(200_000, 6)];
+    let manifest = common::distribution::push_plain(&dist.base, "library/app", "1.0", &layers).await;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), Some("sync_before_version"));
+    let c = http();
+    let post = |path: &str, body: Value| {
+        c.post(srv.url(path))
+            .basic_auth("admin", Some(PASSWORD))
+            .json(&body)
+            .send()
+    };
+    assert!(
+        post("/api/v1/orgs", json!({"label": "acme"}))
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    assert!(
+        post("/api/v1/orgs/acme/products", json!({"label": "base"}))
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let r = post(
+        "/api/v1/orgs/acme/products/base/remotes",
+        json!({"name": "app", "url": dist.base, "upstream_name": "library/app"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = post("/api/v1/orgs/acme/products/base/remotes/app/sync", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let job = r.json::<Value>().await.unwrap()["job"].as_i64().unwrap();
+    let mut srv = srv;
+    let status = srv.child.wait().unwrap();
+    assert!(!status.success(), "aborted by the fault point during the sync");
+    drop(srv);
+
+    let srv = start(dir.path(), None);
+    let v = srv.api("/api/v1/repositories/acme/base/app/versions").await;
+    assert_eq!(v["versions"].as_array().map(Vec::len), Some(0), "nothing partial: {v}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let j = srv.api(&format!("/api/v1/jobs/{job}")).await;
+        if j["state"] == "done" {
+            break j;
+        }
+        assert!(Instant::now() < deadline, "the sync was not taken over: {j}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(done["progress"]["outcome"]["version"], 1, "{done}");
+    assert_eq!(
+        done["progress"]["outcome"]["blobs_fetched"], 0,
+        "blobs fetched before the crash are kept: {done}"
+    );
+    let v = srv.api("/api/v1/repositories/acme/base/app/versions").await;
+    assert_eq!(v["versions"].as_array().map(Vec::len), Some(1), "{v}");
+    let token: Value = http()
+        .get(srv.url("/v2/token?service=gatehouse&scope=repository:acme/base/app:pull"))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let got = http()
+        .get(srv.url("/v2/acme/base/app/manifests/1.0"))
+        .header("accept", common::OCI_MANIFEST)
+        .bearer_auth(token["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.bytes().await.unwrap().as_ref(), manifest.as_slice());
 }

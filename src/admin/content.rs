@@ -335,9 +335,9 @@ pub(super) struct JobQuery {
 pub(super) async fn list_jobs(State(gw): State<Gateway>, a: Admin, Query(q): Query<JobQuery>) -> ApiResult {
     a.require_global_admin()?;
     if let Some(s) = &q.state
-        && !matches!(s.as_str(), "queued" | "done" | "failed")
+        && !matches!(s.as_str(), "queued" | "running" | "done" | "failed")
     {
-        return Err(ApiError::invalid("state", "use queued, done or failed"));
+        return Err(ApiError::invalid("state", "use queued, running, done or failed"));
     }
     let jobs = registry(&gw)?
         .jobs(q.state.as_deref(), q.limit.unwrap_or(100).clamp(1, 1000))

@@ -290,6 +290,7 @@ pub async fn sync_repository(
     }
 
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "sync: blobs fetched");
+    crate::fault::point("sync_before_version");
     progress.phase("recording version");
     // Nothing new and every tag where it was: no transaction at all.
     if fetched.is_empty() && untagged.is_empty() {

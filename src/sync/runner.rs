@@ -24,8 +24,9 @@ const KINDS: [&str; 3] = [SYNC_REMOTE, NOTIFY_PROXY, EDGE_SYNC];
 const MAX_BACKOFF_MS: i64 = 30_000;
 /// How often new content events are looked for (edges are notified within this).
 const DISPATCH_EVERY: Duration = Duration::from_millis(200);
-/// A claim lasts this long unless renewed.
-const LEASE: Duration = Duration::from_secs(30);
+/// A claim lasts this long unless renewed (every HEARTBEAT): how long a job of a
+/// runner that died waits before another runner takes it over.
+const LEASE: Duration = Duration::from_secs(10);
 /// How often a running job renews its lease and writes its progress.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// Jobs run at once.
