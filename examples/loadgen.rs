@@ -51,6 +51,7 @@ async fn push_one(c: &reqwest::Client, base: &str, repo: &str, data: Vec<u8>) ->
 
 #[tokio::main]
 async fn main() {
+    gatehouse::tls::install_crypto_provider();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 5 || args[0] != "small-push" {
         usage();

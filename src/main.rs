@@ -20,6 +20,7 @@ fn init_tracing(cfg: &Config) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    gatehouse::tls::install_crypto_provider();
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
