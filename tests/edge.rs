@@ -462,6 +462,40 @@ async fn a_remote_synced_on_main_reaches_the_edge_and_a_bad_credential_is_logged
         "filtered out on the main server, so not at the edge either"
     );
 
+    // An edge registered later, for one product, gets what exists at its start.
+    let (s, reg) = api(
+        &t.c,
+        "POST",
+        &t.main.url("/api/v1/smart-proxies"),
+        Some(json!({"name": "edge2", "url": "https://localhost:1", "orgs": ["acme/base"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{reg}");
+    let cred2 = t.dir.path().join("edge2.cred");
+    std::fs::write(&cred2, reg["credential"]["secret"].as_str().unwrap()).unwrap();
+    let late = spawn(
+        &[
+            "edge",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &t.main.url(""),
+            "--name",
+            "edge2",
+            "--credential-file",
+            cred2.to_str().unwrap(),
+        ],
+        &t.dir.path().join("edge2"),
+        &t.dir.path().join("certs"),
+    );
+    let admin_late = token(&t.c, &late, "admin", PASSWORD, "repository:acme/base/alpine:pull")
+        .await
+        .unwrap();
+    eventually("a late edge syncs what exists", Duration::from_secs(30), || async {
+        manifest(&t.c, &late, &admin_late, "acme/base/alpine", "3.19").await.0 == 200
+    })
+    .await;
+
     // An edge started with a wrong credential is refused and says so.
     let wrong = t.dir.path().join("wrong.cred");
     std::fs::write(&wrong, "gpx_not-the-secret").unwrap();
