@@ -578,3 +578,114 @@ async fn on_demand_blob_with_wrong_bytes_is_refused_and_not_stored() {
             .exists()
     );
 }
+
+#[tokio::test]
+async fn sync_brings_indexes_with_their_children_and_referrers() {
+    use common::{OCI_INDEX, config_blob, image_manifest, index_manifest};
+    let upstream = TestGateway::start().await;
+    upstream.create_org("vendor").await;
+    let token = upstream
+        .token(Some(ADMIN), &["repository:vendor/tools/multi:pull,push"])
+        .await;
+    let c = http();
+    let put = |reference: String, media_type: &'static str, body: Vec<u8>| {
+        let req = c
+            .put(upstream.url(&format!("/v2/vendor/tools/multi/manifests/{reference}")))
+            .bearer_auth(&token)
+            .header("content-type", media_type)
+            .body(body);
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+        }
+    };
+    let mut children = Vec::new();
+    for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
+        let config = config_blob(arch);
+        let layer = random_bytes(4000, 300 + i as u64);
+        for blob in [&config, &layer] {
+            let r = c
+                .post(upstream.url(&format!(
+                    "/v2/vendor/tools/multi/blobs/uploads/?digest={}",
+                    digest(blob)
+                )))
+                .bearer_auth(&token)
+                .body(blob.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+        }
+        let m = image_manifest(&config, &[&layer], json!({}));
+        put(digest(&m), OCI_MANIFEST, m.clone()).await;
+        children.push((m, *arch));
+    }
+    let refs: Vec<(&[u8], &str)> = children.iter().map(|(m, a)| (m.as_slice(), *a)).collect();
+    let index = index_manifest(&refs);
+    put("1.0".into(), OCI_INDEX, index.clone()).await;
+    // A signature-like artifact whose subject is the index, pushed by digest only.
+    let empty = b"{}".to_vec();
+    let r = c
+        .post(upstream.url(&format!(
+            "/v2/vendor/tools/multi/blobs/uploads/?digest={}",
+            digest(&empty)
+        )))
+        .bearer_auth(&token)
+        .body(empty.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let sig = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.example.signature",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest(&empty), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest(&empty), "size": 2}],
+        "subject": {"mediaType": OCI_INDEX, "digest": digest(&index), "size": index.len()},
+    }))
+    .unwrap();
+    put(digest(&sig), OCI_MANIFEST, sig.clone()).await;
+
+    let gw = gateway().await;
+    create_remote(
+        &gw,
+        json!({"name": "multi", "url": upstream.url(""), "upstream_name": "vendor/tools/multi",
+               "username": "admin", "password": ADMIN_PASSWORD, "mirror": true}),
+    )
+    .await;
+    let job = sync(&gw, "multi").await;
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(
+        job["progress"]["outcome"]["manifests_fetched"], 4,
+        "index, two children, the signature: {job}"
+    );
+    let pull = gw.token(Some(ADMIN), &["repository:acme/base/multi:pull"]).await;
+    let get = |reference: String, accept: &'static str| {
+        let req = c
+            .get(gw.url(&format!("/v2/acme/base/multi/manifests/{reference}")))
+            .header("accept", accept)
+            .bearer_auth(&pull);
+        async move { req.send().await.unwrap().bytes().await.unwrap().to_vec() }
+    };
+    assert_eq!(get("1.0".into(), OCI_INDEX).await, index);
+    for (m, _) in &children {
+        assert_eq!(&get(digest(m), OCI_MANIFEST).await, m);
+    }
+    assert_eq!(get(digest(&sig), OCI_MANIFEST).await, sig);
+    let referrers: Value = c
+        .get(gw.url(&format!("/v2/acme/base/multi/referrers/{}", digest(&index))))
+        .bearer_auth(&pull)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed: Vec<&str> = referrers["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [digest(&sig).as_str()], "{referrers}");
+}
