@@ -277,6 +277,17 @@ async fn failed_syncs_say_why_and_keep_the_last_version() {
     )
     .await;
 
+    // A layer that never ends is cut off at the size its manifest gives.
+    fails(
+        &gw,
+        "good",
+        json!({"upstream_name": "library/bloat"}),
+        "more than the expected 10 bytes",
+    )
+    .await;
+    let staged: Vec<_> = std::fs::read_dir(gw.dir.path().join("data/uploads")).unwrap().collect();
+    assert!(staged.is_empty(), "nothing left staged: {staged:?}");
+
     // After all that, the repository is still its first version, serving the same bytes.
     let all = versions(&gw, "acme/base/good").await;
     assert_eq!(all.len(), 1, "{all:?}");
@@ -436,10 +447,43 @@ async fn remote_fields_are_checked_and_named() {
     );
 }
 
-/// A registry that lists one tag whose manifest is 5 MiB, announced without a length.
+/// A registry that lists one tag whose manifest is 5 MiB, announced without a length
+/// (`library/big`), and an image whose 10-byte layer never ends (`library/bloat`).
 async fn hostile_upstream() -> String {
     use axum::routing::get;
+    let config = common::config_blob("amd64");
+    let small = b"ten bytes!".to_vec();
+    let bloat_manifest = common::image_manifest(&config, &[&small], json!({}));
+    let (config_digest, layer_digest) = (digest(&config), digest(&small));
     let app = axum::Router::new()
+        .route(
+            "/v2/library/bloat/tags/list",
+            get(|| async { axum::Json(json!({"name": "library/bloat", "tags": ["1.0"]})) }),
+        )
+        .route(
+            "/v2/library/bloat/manifests/{reference}",
+            get(move || {
+                let m = bloat_manifest.clone();
+                async move { ([("content-type", OCI_MANIFEST)], m) }
+            }),
+        )
+        .route(
+            "/v2/library/bloat/blobs/{digest}",
+            get(move |axum::extract::Path(d): axum::extract::Path<String>| {
+                let config = config.clone();
+                let (config_digest, layer_digest) = (config_digest.clone(), layer_digest.clone());
+                async move {
+                    if d == config_digest {
+                        return axum::body::Body::from(config);
+                    }
+                    assert_eq!(d, layer_digest);
+                    let endless = futures_util::stream::repeat_with(|| {
+                        Ok::<_, std::io::Error>(bytes::Bytes::from(vec![0u8; 64 * 1024]))
+                    });
+                    axum::body::Body::from_stream(endless)
+                }
+            }),
+        )
         .route(
             "/v2/library/big/tags/list",
             get(|| async { axum::Json(json!({"name": "library/big", "tags": ["1.0"]})) }),

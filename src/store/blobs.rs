@@ -21,6 +21,25 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 pub type ByteStream = BoxStream<'static, io::Result<Bytes>>;
 
+/// `stream`, failing as soon as it goes past `limit` bytes (a remote that sends more
+/// than a descriptor says must not fill the disk).
+pub fn capped(stream: ByteStream, limit: u64) -> ByteStream {
+    let mut seen = 0u64;
+    stream
+        .map(move |chunk| {
+            let chunk = chunk?;
+            seen += chunk.len() as u64;
+            if seen > limit {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("more than the expected {limit} bytes"),
+                ));
+            }
+            Ok(chunk)
+        })
+        .boxed()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
     #[error("blob not found in storage")]

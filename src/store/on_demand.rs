@@ -57,9 +57,11 @@ impl Registry {
         let Some(remote) = source.open(digest).await? else {
             return Ok(None);
         };
+        let remote = super::blobs::capped(remote, size);
         tracing::info!(digest = %digest, "fetching blob from its remote on first pull");
         if let Some(range) = range {
             let id = format!("ondemand-{}", uuid::Uuid::new_v4());
+            let _cleanup = super::uploads::RemoveOnDrop(self.staging().path(&id));
             let staged = self
                 .staging()
                 .stage_whole(&id, digest, remote)

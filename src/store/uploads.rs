@@ -350,3 +350,13 @@ fn rehash(path: &Path, len: u64, algorithm: DigestAlgorithm) -> io::Result<Hashe
     }
     Ok(hasher)
 }
+
+/// Removes a staged file when dropped: a download abandoned half-way (its future
+/// dropped) leaves nothing behind.
+pub struct RemoveOnDrop(pub PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -22,6 +22,9 @@ use std::sync::{Arc, Mutex};
 const MANIFEST_CONCURRENCY: usize = 8;
 /// Tags resolved (HEAD requests) at once: tiny requests, latency-bound.
 const HEAD_CONCURRENCY: usize = 32;
+/// A sync refuses a repository with more manifests than this (a hostile remote could
+/// otherwise make it walk an endless graph).
+const MAX_MANIFESTS: usize = 100_000;
 /// Blobs downloaded at once.
 const BLOB_CONCURRENCY: usize = 4;
 
@@ -208,6 +211,11 @@ pub async fn sync_repository(
     let mut blobs: BTreeMap<String, u64> = BTreeMap::new();
     let mut referrers_api = true;
     while !round.is_empty() {
+        if seen.len() > MAX_MANIFESTS {
+            return Err(SyncError::Invalid(format!(
+                "the remote repository has more than {MAX_MANIFESTS} manifests in reach of the selected tags"
+            )));
+        }
         let mut need = Vec::new();
         for d in round.drain(..) {
             if seen.insert(d.clone()) && !registry.manifest_known(&d).await? {
@@ -331,14 +339,15 @@ async fn fetch_blob(
         .map_err(|e| SyncError::Invalid(format!("blob digest {digest}: {e}")))?;
     let (_, body) = up.blob(repo, digest).await?;
     let progress_ = progress.clone();
-    let counted = body
+    let counted = crate::store::blobs::capped(body, expected_size)
         .inspect_ok(move |chunk| {
-            let progress = &progress_;
-            progress.bytes_done.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            progress_.bytes_done.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         })
         .boxed();
     let staging_id = format!("sync-{}", uuid::Uuid::new_v4());
     let staging = registry.staging();
+    // When another download fails, this one is dropped mid-way: its file goes too.
+    let _cleanup = crate::store::uploads::RemoveOnDrop(staging.path(&staging_id));
     let staged = staging
         .stage_whole(&staging_id, &parsed, counted)
         .await
