@@ -58,11 +58,19 @@ pub(super) async fn forward(link: &UpstreamLink, req: Request) -> Result<Respons
     let mut resp = Response::builder().status(res.status().as_u16());
     if let Some(h) = resp.headers_mut() {
         copy_headers(res.headers(), h);
+        // Upload sessions live on the main server but are reached through the edge,
+        // whatever public URL the main server calls itself.
         if let Some(loc) = h.get(header::LOCATION).and_then(|v| v.to_str().ok())
-            && let Some(rest) = loc.strip_prefix(&link.url)
-            && let Ok(v) = rest.parse()
+            && let Ok(url) = reqwest::Url::parse(loc)
+            && url.path().starts_with("/v2/")
         {
-            h.insert(header::LOCATION, v);
+            let relative = match url.query() {
+                Some(q) => format!("{}?{q}", url.path()),
+                None => url.path().to_owned(),
+            };
+            if let Ok(v) = relative.parse() {
+                h.insert(header::LOCATION, v);
+            }
         }
     }
     let body = Body::from_stream(res.bytes_stream().map_err(std::io::Error::other));
