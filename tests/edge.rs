@@ -417,6 +417,23 @@ async fn push_to_main_pull_from_edge_through_outage_revocation_and_push_via_edge
         manifest(&t.c, &t.edge, &admin_edge, "acme/web/app", "3.0").await == (200, digest.clone())
     })
     .await;
+
+    // Deletes propagate too: the manifest deleted on the main server goes from the edge.
+    let delete_token = token(&t.c, &main, "admin", PASSWORD, "repository:acme/web/app:pull,delete")
+        .await
+        .unwrap();
+    let r =
+        t.c.delete(main.url(&format!("/v2/acme/web/app/manifests/{}", digest.clone().unwrap())))
+            .bearer_auth(&delete_token)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 202);
+    eventually("the delete reaches the edge", Duration::from_secs(30), || async {
+        manifest(&t.c, &t.edge, &admin_edge, "acme/web/app", "3.0").await.0 == 404
+    })
+    .await;
+    assert_eq!(manifest(&t.c, &t.edge, &admin_edge, "acme/web/app", "2.0").await.0, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
