@@ -479,6 +479,44 @@ async fn a_remote_synced_on_main_reaches_the_edge_and_a_bad_credential_is_logged
         "filtered out on the main server, so not at the edge either"
     );
 
+    // The main server rotates its signing key: its new tokens work at the edge at once
+    // (an unknown key id makes the edge fetch the main server's keys).
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["keys", "rotate", "--data-dir"])
+        .arg(t.dir.path().join("main"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let hup = Command::new("kill")
+        .args(["-HUP", &t.main.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    eventually(
+        "the main server signs with the new key",
+        Duration::from_secs(30),
+        || async {
+            let jwks: Value =
+                t.c.get(t.main.url("/.well-known/jwks.json"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+            jwks["keys"].as_array().map(Vec::len) == Some(2)
+        },
+    )
+    .await;
+    let fresh = token(&t.c, &t.edge, "admin", PASSWORD, "repository:acme/base/alpine:pull")
+        .await
+        .unwrap();
+    assert_eq!(
+        manifest(&t.c, &t.edge, &fresh, "acme/base/alpine", "3.19").await.0,
+        200,
+        "a token signed with the rotated key is accepted at the edge right away"
+    );
+
     // An edge registered later, for one product, gets what exists at its start.
     let (s, reg) = api(
         &t.c,

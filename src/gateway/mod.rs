@@ -81,6 +81,8 @@ struct Inner {
     /// repositories whose content is copied into versioned normal repositories.
     versioned: Option<crate::store::Registry>,
     upstream: Option<edge::UpstreamLink>,
+    /// When the main server's keys were last fetched on an unknown key id (ms).
+    upstream_keys_fetched: std::sync::atomic::AtomicU64,
     /// Push/normal repository pairs known to exist.
     pairs: Cache<String, ()>,
     /// Distributions by name (`None`: not one), for seconds.
@@ -158,6 +160,7 @@ impl Gateway {
                 audit: p.audit,
                 versioned: p.versioned,
                 upstream: p.upstream,
+                upstream_keys_fetched: std::sync::atomic::AtomicU64::new(0),
                 pairs: Cache::builder().max_capacity(100_000).build(),
                 distributions: Cache::builder()
                     .max_capacity(100_000)
@@ -331,6 +334,48 @@ impl Gateway {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .verify(token, &s.issuer, audience, expiry)
+    }
+
+    /// `verify_access`; at an edge, a token signed by a key it does not know yet (the
+    /// main server rotated its keys) makes it fetch the main server's keys once and
+    /// try again, at most once a second.
+    async fn verify_access_fresh(&self, token: &str) -> Result<Arc<Claims>, TokenError> {
+        match self.verify_access(token) {
+            Err(TokenError::UnknownKey) if self.inner.upstream.is_some() => {
+                let now = token::now_secs();
+                let last = self
+                    .inner
+                    .upstream_keys_fetched
+                    .swap(now, std::sync::atomic::Ordering::Relaxed);
+                if last < now {
+                    self.fetch_upstream_keys().await;
+                }
+                self.verify_access(token)
+            }
+            other => other,
+        }
+    }
+
+    async fn fetch_upstream_keys(&self) {
+        let Some(link) = &self.inner.upstream else {
+            return;
+        };
+        let res = link
+            .http
+            .get(format!("{}/.well-known/jwks.json", link.url))
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await;
+        match res {
+            Ok(r) if r.status().is_success() => match r.json::<serde_json::Value>().await {
+                Ok(jwks) => {
+                    self.trust_keys(&jwks);
+                }
+                Err(e) => tracing::warn!(error = %e, "the main server's keys are not a JWK set"),
+            },
+            Ok(r) => tracing::warn!(status = %r.status(), "fetching the main server's keys failed"),
+            Err(e) => tracing::debug!(error = %e, "the main server is unreachable for its keys"),
+        }
     }
 
     /// Verify a registry access token (cached).
@@ -537,7 +582,8 @@ impl Gateway {
             && scheme.eq_ignore_ascii_case("bearer")
         {
             let claims = self
-                .verify_access(token.trim())
+                .verify_access_fresh(token.trim())
+                .await
                 .map_err(|_| AuthFailure::InvalidToken)?;
             return match self.principal_of(&claims).await {
                 Ok(Some(p)) => Ok(Some((claims.sub.clone(), p))),

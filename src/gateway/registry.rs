@@ -291,7 +291,7 @@ async fn authenticate(gw: &Gateway, parts: &request::Parts, upload: Option<(&str
         });
     };
     let invalid = || gw.challenge(&parts.headers, None, Some(ChallengeError::InvalidToken));
-    let claims = match gw.verify_access(&token) {
+    let claims = match gw.verify_access_fresh(&token).await {
         Ok(c) => c,
         Err(super::token::TokenError::Invalid(e))
             if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) =>
