@@ -79,6 +79,11 @@ impl Syncer {
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
     }
+
+    /// Wake the runner: a job was queued.
+    fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
 }
 
 /// The store's way to the remotes of on_demand syncs (weak: the store must not keep
