@@ -127,10 +127,10 @@ async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError
         Role::Edge(link) => {
             let http = crate::sync::upstream::http_client(extra_ca.as_deref()).map_err(BuildError::Edge)?;
             (
-                Some(gateway::edge::UpstreamLink {
-                    url: link.upstream.trim_end_matches('/').to_owned(),
+                Some(gateway::edge::UpstreamLink::new(
+                    link.upstream.trim_end_matches('/').to_owned(),
                     http,
-                }),
+                )),
                 Some(link.clone()),
             )
         }

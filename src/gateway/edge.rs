@@ -19,11 +19,39 @@ use tower::ServiceExt;
 /// Token request bodies are small forms; larger ones are refused before forwarding.
 const MAX_TOKEN_BODY: usize = 64 * 1024;
 
+/// After the main server could not be reached, token requests are answered locally
+/// for this long without trying it again (a host that drops packets would otherwise
+/// cost every login the whole connect timeout).
+const UNREACHABLE_FOR_SECS: u64 = 5;
+
 /// The main server, seen from an edge.
 pub struct UpstreamLink {
     /// Its base URL, `https://main.example:5000`.
     pub url: String,
     pub http: reqwest::Client,
+    /// Until when (Unix seconds) it is taken as unreachable.
+    down_until: std::sync::atomic::AtomicU64,
+}
+
+impl UpstreamLink {
+    pub fn new(url: String, http: reqwest::Client) -> Self {
+        Self {
+            url,
+            http,
+            down_until: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn seems_down(&self) -> bool {
+        self.down_until.load(std::sync::atomic::Ordering::Relaxed) > super::token::now_secs()
+    }
+
+    fn mark_down(&self) {
+        self.down_until.store(
+            super::token::now_secs() + UNREACHABLE_FOR_SECS,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) and Host are not forwarded.
@@ -89,10 +117,21 @@ pub(super) async fn token(State(gw): State<Gateway>, req: Request) -> Response {
     let Ok(bytes) = axum::body::to_bytes(body, MAX_TOKEN_BODY).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "token request too large").into_response();
     };
+    // Pushes need the main server's tokens: their requests always try it.
+    let text = format!(
+        "{} {}",
+        parts.uri.query().unwrap_or_default(),
+        String::from_utf8_lossy(&bytes)
+    );
+    let for_writes = text.contains("push") || text.contains("delete") || text.contains("%2A") || text.contains('*');
+    if link.seems_down() && !for_writes {
+        return local_token(gw, Request::from_parts(parts, Body::from(bytes))).await;
+    }
     let copy = Request::from_parts(parts.clone(), Body::from(bytes.clone()));
     match forward(link, copy).await {
         Ok(resp) => resp,
         Err(e) if e.is_connect() || e.is_timeout() => {
+            link.mark_down();
             tracing::debug!(error = %e, "main server unreachable; issuing the token here");
             local_token(gw, Request::from_parts(parts, Body::from(bytes))).await
         }
