@@ -100,6 +100,11 @@ impl Syncer {
         let snapshot = self
             .upstream_json(&format!("/api/v1/smart-proxies/{}/authz", link.name))
             .await?;
+        if let Some(latest) = snapshot["latest_event"].as_i64() {
+            self.inner
+                .upstream_event
+                .store(latest, std::sync::atomic::Ordering::Relaxed);
+        }
         let text = snapshot["tables"].to_string();
         let digest = crate::oci::Digest::sha256_of(text.as_bytes()).to_string();
         {
@@ -249,8 +254,12 @@ impl Syncer {
                 password: Some(link.secret.expose().to_owned()),
             },
         );
+        // A sync without an event (at start) reports the newest event the main server
+        // had announced before it began: everything up to there is in it.
+        let upto = payload["upto_event"]
+            .as_i64()
+            .or_else(|| Some(self.inner.upstream_event.load(std::sync::atomic::Ordering::Relaxed)).filter(|e| *e > 0));
         let result = self.edge_sync_with(&upstream, payload, progress).await;
-        let upto = payload["upto_event"].as_i64();
         let report = match &result {
             Ok(_) => json!({ "synced_event": upto, "error": null }),
             Err(e) => json!({ "synced_event": null, "error": e.to_string() }),
@@ -276,17 +285,20 @@ impl Syncer {
         payload: &Value,
         progress: &Arc<Progress>,
     ) -> Result<Value, SyncError> {
+        let full = payload["repositories"].is_null();
         let repos: Vec<String> = match payload["repositories"].as_array() {
             Some(list) => list.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
             None => upstream.catalog().await?,
         };
         let registry = &self.inner.registry;
         let mut versions = serde_json::Map::new();
+        let mut mirrored = std::collections::BTreeSet::new();
         for repo in &repos {
             let Ok(path) = RepoPath::parse(repo) else {
                 continue;
             };
             let local = path.backend_name();
+            mirrored.insert(local.clone());
             match &self.inner.gateway {
                 // Through the gateway, so that it serves the repository at once.
                 Some(gw) => gw.ensure_push_pair(&path, Some(&local)).await?,
@@ -310,11 +322,41 @@ impl Syncer {
                 Ok(outcome) => {
                     versions.insert(repo.clone(), json!(outcome.version));
                 }
-                // Gone from the main server since the notification: nothing to mirror.
-                Err(SyncError::Upstream(UpstreamError::NotFound { .. })) => {}
+                // Gone from the main server: gone here too.
+                Err(SyncError::Upstream(UpstreamError::NotFound { .. })) => {
+                    versions.insert(repo.clone(), json!(self.empty_local(&local).await?));
+                }
                 Err(e) => return Err(e),
             }
         }
+        if full {
+            // What the main server no longer lists for this edge (removed, or no longer
+            // mirrored) is emptied here, as a version like any other change.
+            for local in registry.catalog(None, None).await? {
+                if local.split('/').count() == 3 && !mirrored.contains(&local) {
+                    versions.insert(local.clone(), json!(self.empty_local(&local).await?));
+                }
+            }
+        }
         Ok(json!({ "repositories": repos.len(), "versions": versions }))
+    }
+
+    /// Empty a mirrored repository (its versions stay).
+    async fn empty_local(&self, local: &str) -> Result<Option<i64>, SyncError> {
+        let empty = crate::store::versions::SyncedContent {
+            mirror: true,
+            ..Default::default()
+        };
+        match self
+            .inner
+            .registry
+            .apply_sync(local, &empty, "no longer on the main server")
+            .await
+        {
+            Ok(v) => Ok(v),
+            // Never synced here: nothing to empty.
+            Err(e) if e.code == crate::error::ErrorCode::NameUnknown => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 }

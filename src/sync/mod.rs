@@ -51,6 +51,8 @@ struct Inner {
     edge: Option<edge::EdgeLink>,
     /// The last authorization copy applied (edge), to skip identical ones.
     authz_digest: std::sync::Mutex<Option<String>>,
+    /// The newest content event the main server had when it last answered (edge).
+    upstream_event: AtomicI64,
 }
 
 impl Syncer {
@@ -68,6 +70,7 @@ impl Syncer {
                 dispatched: AtomicI64::new(0),
                 edge: parts.edge,
                 authz_digest: std::sync::Mutex::new(None),
+                upstream_event: AtomicI64::new(0),
             }),
         };
         this.inner

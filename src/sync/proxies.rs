@@ -80,7 +80,10 @@ impl Syncer {
                 Value::Array(rows.iter().map(|r| Value::Object(row_json(r))).collect()),
             );
         }
-        Ok(json!({ "tables": tables }))
+        let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM content_events")
+            .fetch_one(self.inner.registry.meta().reader())
+            .await?;
+        Ok(json!({ "tables": tables, "latest_event": latest.unwrap_or(0) }))
     }
 
     /// Turn new content events into notifications of the edges that mirror them.
