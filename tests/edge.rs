@@ -479,6 +479,63 @@ async fn a_remote_synced_on_main_reaches_the_edge_and_a_bad_credential_is_logged
         "filtered out on the main server, so not at the edge either"
     );
 
+    // With pushes no longer triggering its sync, the edge still serves a new tag: what it
+    // lacks it reads from the main server (read-your-writes at the edge).
+    let (s, v) = api(
+        &t.c,
+        "PATCH",
+        &t.main.url("/api/v1/smart-proxies/edge1"),
+        Some(json!({"sync_after_push": false})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let push = token(&t.c, &t.main, "admin", PASSWORD, "repository:acme/web/fresh:pull,push")
+        .await
+        .unwrap();
+    let config = common::config_blob("amd64");
+    let layer = random_bytes(3000, 9);
+    for blob in [&config, &layer] {
+        let r =
+            t.c.post(t.main.url(&format!(
+                "/v2/acme/web/fresh/blobs/uploads/?digest={}",
+                common::digest(blob)
+            )))
+            .bearer_auth(&push)
+            .body(blob.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let m = common::image_manifest(&config, &[&layer], json!({}));
+    let r =
+        t.c.put(t.main.url("/v2/acme/web/fresh/manifests/1.0"))
+            .bearer_auth(&push)
+            .header("content-type", common::OCI_MANIFEST)
+            .body(m.clone())
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 201);
+    let at_edge = token(&t.c, &t.edge, "admin", PASSWORD, "repository:acme/web/fresh:pull")
+        .await
+        .unwrap();
+    assert_eq!(
+        manifest(&t.c, &t.edge, &at_edge, "acme/web/fresh", "1.0").await,
+        (200, Some(common::digest(&m)))
+    );
+    let blob =
+        t.c.get(
+            t.edge
+                .url(&format!("/v2/acme/web/fresh/blobs/{}", common::digest(&layer))),
+        )
+        .bearer_auth(&at_edge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blob.status(), 200);
+    assert_eq!(blob.bytes().await.unwrap().as_ref(), layer.as_slice());
+
     // The main server rotates its signing key: its new tokens work at the edge at once
     // (an unknown key id makes the edge fetch the main server's keys).
     let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))

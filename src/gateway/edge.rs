@@ -75,10 +75,10 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
 pub(super) async fn forward(link: &UpstreamLink, req: Request) -> Result<Response, reqwest::Error> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut out = link
-        .http
-        .request(parts.method.clone(), format!("{}{path}", link.url))
-        .body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    let mut out = link.http.request(parts.method.clone(), format!("{}{path}", link.url));
+    if parts.method != axum::http::Method::GET && parts.method != axum::http::Method::HEAD {
+        out = out.body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    }
     let mut headers = HeaderMap::new();
     copy_headers(&parts.headers, &mut headers);
     out = out.headers(headers);
@@ -105,6 +105,33 @@ pub(super) async fn forward(link: &UpstreamLink, req: Request) -> Result<Respons
     Ok(resp
         .body(body)
         .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response()))
+}
+
+/// A GET or HEAD of a manifest or blob the edge does not have, asked of the main server
+/// with the client's credentials: its answer when it has the content, else `None`.
+pub(super) async fn read_through(
+    link: &UpstreamLink,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Option<Response> {
+    if link.seems_down() {
+        return None;
+    }
+    let mut req = Request::new(Body::empty());
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.headers_mut() = headers;
+    match forward(link, req).await {
+        Ok(resp) if resp.status().is_success() => Some(resp),
+        Ok(_) => None,
+        Err(e) => {
+            if e.is_connect() || e.is_timeout() {
+                link.mark_down();
+            }
+            None
+        }
+    }
 }
 
 /// `/v2/token` at an edge: the main server's answer when it can be reached, else a

@@ -42,11 +42,26 @@ pub(super) async fn handle(State(gw): State<Gateway>, req: Request) -> Response 
     let (parts, body) = req.into_parts();
     let rest = parts.uri.path().strip_prefix("/v2").unwrap_or_default();
     let rest = rest.strip_prefix('/').unwrap_or(rest).to_owned();
-    let result = match parse_v2_path(&rest) {
+    let route = parse_v2_path(&rest);
+    // At an edge, a manifest or blob not synced yet (just pushed, or a sync behind) is
+    // read from the main server, which authorizes it.
+    let read_through = match (&gw.inner.upstream, &route) {
+        (Some(_), Some(OciRoute::Manifest { .. } | OciRoute::Blob { .. })) => {
+            Some((parts.method.clone(), parts.uri.clone(), parts.headers.clone()))
+        }
+        _ => None,
+    };
+    let result = match route {
         Some(route) => route_request(&gw, route, parts, body).await,
         None => Err(Error::code(ErrorCode::UnknownRoute)),
     };
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);
+    if resp.status() == StatusCode::NOT_FOUND
+        && let (Some(link), Some((method, uri, headers))) = (&gw.inner.upstream, read_through)
+        && let Some(found) = super::edge::read_through(link, method, uri, headers).await
+    {
+        resp = found;
+    }
     resp.headers_mut()
         .insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
     resp
