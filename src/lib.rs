@@ -10,7 +10,8 @@
 //! - `identity`: users, organisations, products, role bindings, pull secrets;
 //! - `policy`: authorization decisions from the Cedar policies in `policies/`;
 //! - `store`: the OCI Distribution registry (HTTP API, service, metadata, blobs, GC);
-//! - `sync`: pulling content from other registries into normal repositories (remotes);
+//! - `sync`: pulling content from other registries into normal repositories: remotes,
+//!   and edge sites (smart proxies) mirroring this server;
 //! - `db`: the metadata database shared by the domains above;
 //! - `oci`: digests, names, references and the `/v2/` route parser;
 //! - `error`: every client-visible registry error and its HTTP mapping.
