@@ -544,11 +544,9 @@ async fn a_remote_synced_on_main_reaches_the_edge_and_a_bad_credential_is_logged
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let hup = Command::new("kill")
-        .args(["-HUP", &t.main.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    // SAFETY: signalling a child process this test started and still owns.
+    let hup = unsafe { libc::kill(t.main.child.id() as libc::pid_t, libc::SIGHUP) };
+    assert_eq!(hup, 0);
     eventually(
         "the main server signs with the new key",
         Duration::from_secs(30),

@@ -68,7 +68,8 @@ impl Remote {
 }
 
 /// The settable fields of a remote (creation: all but the optional ones required).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Not `Debug`: it holds the password.
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteFields {
     pub name: Option<String>,
