@@ -53,6 +53,8 @@ struct Inner {
     authz_digest: std::sync::Mutex<Option<String>>,
     /// The newest content event the main server had when it last answered (edge).
     upstream_event: AtomicI64,
+    /// Clients of remotes by (remote id, its updated_at).
+    upstreams: moka::sync::Cache<(i64, i64), Arc<upstream::Upstream>>,
 }
 
 impl Syncer {
@@ -71,6 +73,10 @@ impl Syncer {
                 edge: parts.edge,
                 authz_digest: std::sync::Mutex::new(None),
                 upstream_event: AtomicI64::new(0),
+                upstreams: moka::sync::Cache::builder()
+                    .max_capacity(1000)
+                    .time_to_idle(std::time::Duration::from_secs(600))
+                    .build(),
             }),
         };
         this.inner

@@ -7,6 +7,7 @@ use super::engine::TagFilter;
 use crate::db::now_ms;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -414,8 +415,20 @@ impl Syncer {
         }
     }
 
-    /// A client for a remote, with its credentials and CA.
-    pub(super) async fn upstream_for(&self, remote: &Remote) -> Result<super::upstream::Upstream, RemoteError> {
+    /// A client for a remote, with its credentials and CA; kept for minutes, so that
+    /// on-demand pulls reuse its connections and tokens (a change to the remote makes
+    /// a new one).
+    pub(super) async fn upstream_for(&self, remote: &Remote) -> Result<Arc<super::upstream::Upstream>, RemoteError> {
+        let key = (remote.id, remote.updated_at);
+        if let Some(up) = self.inner.upstreams.get(&key) {
+            return Ok(up);
+        }
+        let up = Arc::new(self.new_upstream(remote).await?);
+        self.inner.upstreams.insert(key, up.clone());
+        Ok(up)
+    }
+
+    async fn new_upstream(&self, remote: &Remote) -> Result<super::upstream::Upstream, RemoteError> {
         let password = self.remote_secret(remote.id).await?;
         let ca = self.remote_ca(remote.id).await?;
         let http =
