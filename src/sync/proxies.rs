@@ -14,6 +14,9 @@ use sqlx::{Column, Row, TypeInfo, ValueRef};
 use std::collections::BTreeSet;
 
 pub const NOTIFY_PROXY: &str = "notify_proxy";
+/// A proxy's backlog is counted over at most this many events (a proxy that never
+/// synced must not make its status page scan the whole history).
+const BACKLOG_COUNT_LIMIT: i64 = 100_000;
 
 /// The identity tables an edge replicates, in the order they are inserted.
 pub const REPLICATED_TABLES: [&str; 5] = ["orgs", "products", "users", "role_bindings", "pull_secrets"];
@@ -201,13 +204,15 @@ impl Syncer {
         outcome
     }
 
-    /// How many content events for what `proxy` mirrors it has not reported synced.
+    /// How many content events for what `proxy` mirrors it has not reported synced
+    /// (counted among the next `BACKLOG_COUNT_LIMIT` events).
     pub async fn proxy_backlog(&self, proxy: &SmartProxy) -> Result<i64, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT COALESCE(d.name, e.repository) FROM content_events e \
-             LEFT JOIN distributions d ON d.repository = e.repository WHERE e.id > $1",
+             LEFT JOIN distributions d ON d.repository = e.repository WHERE e.id > $1 ORDER BY e.id LIMIT $2",
         )
         .bind(proxy.last_synced_event)
+        .bind(BACKLOG_COUNT_LIMIT)
         .fetch_all(self.inner.registry.meta().reader())
         .await?;
         Ok(rows
