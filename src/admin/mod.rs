@@ -198,6 +198,17 @@ fn created(v: Value) -> Response {
     (StatusCode::CREATED, Json(v)).into_response()
 }
 
+/// 202 for work queued as job `job`, with where to follow it.
+fn accepted_job(job: i64) -> Response {
+    let href = format!("/api/v1/jobs/{job}");
+    (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, href.clone())],
+        Json(json!({ "job": job, "href": href })),
+    )
+        .into_response()
+}
+
 fn to_json<T: serde::Serialize>(v: T) -> ApiResult {
     Ok(Json(serde_json::to_value(v).map_err(|e| ApiError::internal(&e))?).into_response())
 }

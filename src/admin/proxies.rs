@@ -8,9 +8,9 @@
 //!
 //! On an edge: `POST /api/v1/edge/sync`, a notification from the main server.
 
-use super::{Admin, ApiError, ApiResult, body, created, to_json};
+use super::{Admin, ApiError, ApiResult, accepted_job, body, created, to_json};
 use crate::gateway::Gateway;
-use crate::identity::proxies::PROXY_USER_PREFIX;
+use crate::identity::proxies::{PROXY_USER_PREFIX, SmartProxy};
 use crate::policy::Principal;
 use crate::sync::Syncer;
 use axum::extract::rejection::JsonRejection;
@@ -44,13 +44,16 @@ pub(super) struct ProxyUpdate {
     sync_after_push: Option<bool>,
 }
 
-async fn state(gw: &Gateway, sync: &Syncer, name: &str) -> ApiResult<serde_json::Value> {
-    let p = gw
-        .identities()
+async fn find_proxy(gw: &Gateway, name: &str) -> ApiResult<SmartProxy> {
+    gw.identities()
         .smart_proxy(name)
         .await?
-        .ok_or_else(|| ApiError::not_found(&format!("no smart proxy {name}")))?;
-    let behind = sync.proxy_backlog(&p).await.map_err(|e| ApiError::internal(&e))?;
+        .ok_or_else(|| ApiError::not_found(&format!("no smart proxy {name}")))
+}
+
+/// A proxy as the API shows it: with how many events it is behind by.
+async fn state(sync: &Syncer, p: &SmartProxy) -> ApiResult<serde_json::Value> {
+    let behind = sync.proxy_backlog(p).await.map_err(|e| ApiError::internal(&e))?;
     let mut v = json!(p);
     v["behind_by_events"] = json!(behind);
     Ok(v)
@@ -60,7 +63,7 @@ pub(super) async fn list(State(gw): State<Gateway>, Extension(sync): Extension<S
     a.require_global_admin()?;
     let mut out = Vec::new();
     for p in gw.identities().smart_proxies().await? {
-        out.push(state(&gw, &sync, &p.name).await?);
+        out.push(state(&sync, &p).await?);
     }
     Ok(Json(json!({ "smart_proxies": out })).into_response())
 }
@@ -78,7 +81,7 @@ pub(super) async fn create(
         .create_smart_proxy(&new.name, &new.url, &new.orgs, new.sync_after_push)
         .await?;
     a.audit(&gw, "create_smart_proxy", None, format!("{} {}", p.name, p.url));
-    let mut v = state(&gw, &sync, &p.name).await?;
+    let mut v = state(&sync, &p).await?;
     // The only time the secret is shown.
     v["credential"] = json!({ "username": p.username, "secret": secret.expose() });
     Ok(created(v))
@@ -91,7 +94,7 @@ pub(super) async fn show(
     Path(name): Path<String>,
 ) -> ApiResult {
     a.require_global_admin()?;
-    to_json(state(&gw, &sync, &name).await?)
+    to_json(state(&sync, &find_proxy(&gw, &name).await?).await?)
 }
 
 pub(super) async fn update(
@@ -103,12 +106,13 @@ pub(super) async fn update(
 ) -> ApiResult {
     a.require_global_admin()?;
     let upd = body(json)?;
-    gw.identities()
+    let p = gw
+        .identities()
         .update_smart_proxy(&name, upd.url.as_deref(), upd.orgs.as_deref(), upd.sync_after_push)
         .await?;
     gw.changed();
-    a.audit(&gw, "update_smart_proxy", None, name.clone());
-    to_json(state(&gw, &sync, &name).await?)
+    a.audit(&gw, "update_smart_proxy", None, name);
+    to_json(state(&sync, &p).await?)
 }
 
 pub(super) async fn delete(State(gw): State<Gateway>, a: Admin, Path(name): Path<String>) -> ApiResult {
@@ -126,19 +130,13 @@ pub(super) async fn sync_now(
     Path(name): Path<String>,
 ) -> ApiResult {
     a.require_global_admin()?;
-    if gw.identities().smart_proxy(&name).await?.is_none() {
-        return Err(ApiError::not_found(&format!("no smart proxy {name}")));
-    }
+    find_proxy(&gw, &name).await?;
     let job = sync
         .request_full_sync(&name)
         .await
         .map_err(|e| ApiError::internal(&e))?;
     a.audit(&gw, "sync_smart_proxy", None, format!("{name} job {job}"));
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "job": job, "href": format!("/api/v1/jobs/{job}") })),
-    )
-        .into_response())
+    Ok(accepted_job(job))
 }
 
 /// Only the edge itself, with its own credential.
@@ -156,11 +154,7 @@ pub(super) async fn authz(
     Path(name): Path<String>,
 ) -> ApiResult {
     require_self(&a, &name)?;
-    let p = gw
-        .identities()
-        .smart_proxy(&name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(&format!("no smart proxy {name}")))?;
+    let p = find_proxy(&gw, &name).await?;
     let v = sync.authz_snapshot(&p).await.map_err(|e| ApiError::internal(&e))?;
     to_json(v)
 }

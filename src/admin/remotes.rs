@@ -9,11 +9,11 @@
 //!
 //! An organisation's admins manage its remotes and see their jobs.
 
-use super::{Admin, ApiError, ApiResult, body, created, to_json};
+use super::{Admin, ApiError, ApiResult, accepted_job, body, created, to_json};
 use crate::gateway::Gateway;
 use crate::gateway::mapping::RepoPath;
 use crate::sync::Syncer;
-use crate::sync::remotes::{RemoteError, RemoteFields};
+use crate::sync::remotes::{Remote, RemoteError, RemoteFields};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -40,6 +40,12 @@ async fn product_in_reach(gw: &Gateway, a: &Admin, org: &str, product: &str) -> 
         return Err(ApiError::not_found(&format!("no product {org}/{product}")));
     }
     Ok(())
+}
+
+async fn find_remote(sync: &Syncer, org: &str, product: &str, name: &str) -> ApiResult<Remote> {
+    sync.remote(org, product, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("no remote {name}")))
 }
 
 pub(super) async fn list(
@@ -87,10 +93,7 @@ pub(super) async fn show(
     Path((org, product, name)): Path<(String, String, String)>,
 ) -> ApiResult {
     product_in_reach(&gw, &a, &org, &product).await?;
-    let remote = sync
-        .remote(&org, &product, &name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(&format!("no remote {name}")))?;
+    let remote = find_remote(&sync, &org, &product, &name).await?;
     let job = match remote.last_job {
         Some(id) => sync.registry().job(id).await.map_err(|e| ApiError::internal(&e))?,
         None => None,
@@ -135,10 +138,7 @@ pub(super) async fn sync_now(
     Path((org, product, name)): Path<(String, String, String)>,
 ) -> ApiResult {
     product_in_reach(&gw, &a, &org, &product).await?;
-    let remote = sync
-        .remote(&org, &product, &name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(&format!("no remote {name}")))?;
+    let remote = find_remote(&sync, &org, &product, &name).await?;
     let job = sync.enqueue_remote_sync(&remote).await?;
     a.audit(
         &gw,
@@ -146,12 +146,7 @@ pub(super) async fn sync_now(
         Some(&org),
         format!("{org}/{product}/{name} job {job}"),
     );
-    Ok((
-        StatusCode::ACCEPTED,
-        [("location", format!("/api/v1/jobs/{job}"))],
-        Json(json!({ "job": job, "href": format!("/api/v1/jobs/{job}") })),
-    )
-        .into_response())
+    Ok(accepted_job(job))
 }
 
 pub(super) async fn show_job(

@@ -30,8 +30,12 @@ pub struct SmartProxy {
 }
 
 impl SmartProxy {
-    /// Whether it mirrors `org/product`.
-    pub fn mirrors_product(&self, org: &str, product: &str) -> bool {
+    /// Whether it mirrors the repository `org/product/name` (a backend name).
+    pub fn mirrors_repository(&self, name: &str) -> bool {
+        let mut parts = name.splitn(3, '/');
+        let (Some(org), Some(product)) = (parts.next(), parts.next()) else {
+            return false;
+        };
         self.mirrors.iter().any(|m| match m.split_once('/') {
             Some((o, p)) => o == org && p == product,
             None => m == org,
@@ -77,9 +81,7 @@ fn proxy(r: sqlx::sqlite::SqliteRow) -> SmartProxy {
 }
 
 fn check_url(url: &str) -> IdResult<()> {
-    let ok = (url.starts_with("https://") || url.starts_with("http://"))
-        && reqwest::Url::parse(url).is_ok_and(|u| u.host().is_some() && (u.path() == "/" || u.path().is_empty()));
-    if ok {
+    if crate::sync::upstream::is_base_url(url) {
         Ok(())
     } else {
         Err(IdentityError::Invalid(

@@ -210,6 +210,23 @@ fn job_info(r: sqlx::sqlite::SqliteRow) -> JobInfo {
     }
 }
 
+/// Insert a queued job in the caller's transaction; returns its id.
+pub(crate) async fn insert_job(
+    conn: &mut sqlx::SqliteConnection,
+    kind: &str,
+    payload: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO jobs (kind, payload, state, attempts, run_after, created_at, updated_at) \
+         VALUES ($1, $2, 'queued', 0, $3, $3, $3) RETURNING id",
+    )
+    .bind(kind)
+    .bind(payload)
+    .bind(now_ms())
+    .fetch_one(conn)
+    .await
+}
+
 /// The background loop: runs whatever is runnable, every second.
 pub async fn run_forever(registry: Registry) {
     loop {

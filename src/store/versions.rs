@@ -91,17 +91,7 @@ async fn repository_name(tx: &mut WriteTx, repo_id: i64) -> MetaResult<String> {
 
 /// Record a job in the caller's transaction; returns its id.
 pub(crate) async fn enqueue(tx: &mut WriteTx, kind: &str, payload: &serde_json::Value) -> MetaResult<i64> {
-    let now = now_ms();
-    Ok(sqlx::query(
-        "INSERT INTO jobs (kind, payload, state, run_after, created_at, updated_at) \
-         VALUES ($1, $2, 'queued', $3, $3, $3) RETURNING id",
-    )
-    .bind(kind)
-    .bind(payload.to_string())
-    .bind(now)
-    .fetch_one(tx.conn())
-    .await?
-    .get(0))
+    Ok(super::jobs::insert_job(tx.conn(), kind, &payload.to_string()).await?)
 }
 
 /// Enqueue the post-push job for a change in push repository `push` (paired with the

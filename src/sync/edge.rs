@@ -192,53 +192,9 @@ impl Syncer {
         repositories: Option<Vec<String>>,
         upto_event: Option<i64>,
     ) -> Result<i64, sqlx::Error> {
-        // A burst of notifications becomes one sync: merged into the one still waiting.
-        let mut tx = self.inner.registry.meta().writer().begin().await?;
-        let waiting: Option<(i64, String)> = sqlx::query_as(
-            "SELECT id, payload FROM jobs WHERE kind = $1 AND state = 'queued' ORDER BY id DESC LIMIT 1",
-        )
-        .bind(EDGE_SYNC)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let now = crate::db::now_ms();
-        let id = match waiting {
-            Some((id, old)) => {
-                let old: Value = serde_json::from_str(&old).unwrap_or_default();
-                let repositories = match (old["repositories"].as_array(), repositories) {
-                    (Some(list), Some(mut new)) => {
-                        new.extend(list.iter().filter_map(|v| v.as_str().map(str::to_owned)));
-                        new.sort();
-                        new.dedup();
-                        json!(new)
-                    }
-                    _ => Value::Null,
-                };
-                let upto = old["upto_event"].as_i64().max(upto_event);
-                let payload = json!({ "repositories": repositories, "upto_event": upto });
-                sqlx::query("UPDATE jobs SET payload = $1, updated_at = $2 WHERE id = $3")
-                    .bind(payload.to_string())
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                id
-            }
-            None => {
-                let payload = json!({ "repositories": repositories, "upto_event": upto_event });
-                sqlx::query_scalar(
-                    "INSERT INTO jobs (kind, payload, state, attempts, run_after, created_at, updated_at) \
-                     VALUES ($1, $2, 'queued', 0, $3, $3, $3) RETURNING id",
-                )
-                .bind(EDGE_SYNC)
-                .bind(payload.to_string())
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?
-            }
-        };
-        tx.commit().await?;
-        self.wake();
-        Ok(id)
+        let repositories = repositories.map(|r| r.into_iter().collect());
+        self.enqueue_sync_request(EDGE_SYNC, None, repositories, upto_event)
+            .await
     }
 
     /// Mirror the named repositories (or everything visible) from the main server.

@@ -7,7 +7,7 @@
 //! signed by this server, retrying with backoff while the edge is down.
 
 use super::Syncer;
-use crate::db::now_ms;
+use super::runner::enqueue_sync_request;
 use crate::identity::proxies::{PROXY_USER_PREFIX, SmartProxy};
 use serde_json::{Map, Value, json};
 use sqlx::{Column, Row, TypeInfo, ValueRef};
@@ -125,16 +125,10 @@ impl Syncer {
             let repos: BTreeSet<String> = rows
                 .into_iter()
                 .map(|r| r.get::<String, _>(0))
-                .filter(|name| {
-                    let mut parts = name.splitn(3, '/');
-                    match (parts.next(), parts.next()) {
-                        (Some(org), Some(product)) => proxy.mirrors_product(org, product),
-                        _ => false,
-                    }
-                })
+                .filter(|name| proxy.mirrors_repository(name))
                 .collect();
             if !repos.is_empty() {
-                enqueue_notification(&mut tx, &proxy.name, Some(repos), latest).await?;
+                enqueue_sync_request(&mut tx, NOTIFY_PROXY, Some(&proxy.name), Some(repos), Some(latest)).await?;
             }
             sqlx::query("UPDATE smart_proxies SET last_notified_event = $1 WHERE id = $2")
                 .bind(latest)
@@ -146,7 +140,7 @@ impl Syncer {
         self.inner
             .dispatched
             .store(latest, std::sync::atomic::Ordering::Relaxed);
-        self.inner.wake.notify_one();
+        self.wake();
         Ok(())
     }
 
@@ -155,11 +149,8 @@ impl Syncer {
         let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM content_events")
             .fetch_one(self.inner.registry.meta().reader())
             .await?;
-        let mut tx = self.inner.registry.meta().writer().begin().await?;
-        let id = enqueue_notification(&mut tx, name, None, latest.unwrap_or(0)).await?;
-        tx.commit().await?;
-        self.inner.wake.notify_one();
-        Ok(id)
+        self.enqueue_sync_request(NOTIFY_PROXY, Some(name), None, Some(latest.unwrap_or(0)))
+            .await
     }
 
     /// Call the edge: `POST <edge>/api/v1/edge/sync` with a token only it accepts.
@@ -217,61 +208,9 @@ impl Syncer {
         .await?;
         Ok(rows
             .into_iter()
-            .filter(|r| {
-                let name: String = r.get(0);
-                let mut parts = name.splitn(3, '/');
-                matches!((parts.next(), parts.next()), (Some(o), Some(p)) if proxy.mirrors_product(o, p))
-            })
+            .filter(|r| proxy.mirrors_repository(r.get::<&str, _>(0)))
             .count() as i64)
     }
-}
-
-/// Queue a notification for edge `name`, merged into one still waiting (repositories
-/// `None`: everything).
-async fn enqueue_notification(
-    tx: &mut sqlx::SqliteConnection,
-    name: &str,
-    repos: Option<BTreeSet<String>>,
-    upto_event: i64,
-) -> Result<i64, sqlx::Error> {
-    let waiting = sqlx::query(
-        "SELECT id, payload FROM jobs WHERE kind = $1 AND state = 'queued' AND json_extract(payload, '$.proxy') = $2 \
-         ORDER BY id DESC LIMIT 1",
-    )
-    .bind(NOTIFY_PROXY)
-    .bind(name)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let now = now_ms();
-    if let Some(row) = waiting {
-        let id: i64 = row.get(0);
-        let old: Value = serde_json::from_str(row.get::<&str, _>(1)).unwrap_or_default();
-        let merged = match (old["repositories"].as_array(), repos) {
-            (Some(list), Some(mut new)) => {
-                new.extend(list.iter().filter_map(|v| v.as_str().map(str::to_owned)));
-                json!(new)
-            }
-            _ => Value::Null,
-        };
-        let payload = json!({ "proxy": name, "repositories": merged, "upto_event": upto_event });
-        sqlx::query("UPDATE jobs SET payload = $1, updated_at = $2 WHERE id = $3")
-            .bind(payload.to_string())
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        return Ok(id);
-    }
-    let payload = json!({ "proxy": name, "repositories": repos, "upto_event": upto_event });
-    sqlx::query_scalar(
-        "INSERT INTO jobs (kind, payload, state, attempts, run_after, created_at, updated_at) \
-         VALUES ($1, $2, 'queued', 0, $3, $3, $3) RETURNING id",
-    )
-    .bind(NOTIFY_PROXY)
-    .bind(payload.to_string())
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await
 }
 
 pub(super) fn error_chain(e: &dyn std::error::Error) -> String {

@@ -118,15 +118,13 @@ fn field(field: &'static str, message: impl Into<String>) -> RemoteError {
 
 /// Check what a caller sent; fields absent from an update keep their value.
 fn validate(f: &RemoteFields) -> Result<(), RemoteError> {
-    if let Some(url) = &f.url {
-        let ok = (url.starts_with("https://") || url.starts_with("http://"))
-            && reqwest::Url::parse(url).is_ok_and(|u| u.host().is_some() && (u.path() == "/" || u.path().is_empty()));
-        if !ok {
-            return Err(field(
-                "url",
-                "must be the registry's base URL, https://host[:port] (or http:// for a plain-HTTP registry)",
-            ));
-        }
+    if let Some(url) = &f.url
+        && !super::upstream::is_base_url(url)
+    {
+        return Err(field(
+            "url",
+            "must be the registry's base URL, https://host[:port] (or http:// for a plain-HTTP registry)",
+        ));
     }
     if let Some(n) = &f.upstream_name
         && n.parse::<crate::oci::RepoName>().is_err()

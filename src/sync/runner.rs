@@ -12,8 +12,10 @@ use super::engine::{Progress, SyncError, SyncRequest, sync_repository};
 use super::proxies::NOTIFY_PROXY;
 use super::remotes::SyncPolicy;
 use crate::db::now_ms;
-use serde_json::Value;
+use crate::store::jobs::insert_job;
+use serde_json::{Value, json};
 use sqlx::Row;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +34,45 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 /// Jobs run at once.
 const CONCURRENCY: usize = 2;
 
+/// `Syncer::enqueue_sync_request` in the caller's transaction.
+pub(super) async fn enqueue_sync_request(
+    tx: &mut sqlx::SqliteConnection,
+    kind: &str,
+    proxy: Option<&str>,
+    repositories: Option<BTreeSet<String>>,
+    upto_event: Option<i64>,
+) -> Result<i64, sqlx::Error> {
+    let waiting: Option<(i64, String)> = sqlx::query_as(
+        "SELECT id, payload FROM jobs WHERE kind = $1 AND state = 'queued' AND json_extract(payload, '$.proxy') IS $2 \
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(kind)
+    .bind(proxy)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((id, old)) = waiting else {
+        let payload = json!({ "proxy": proxy, "repositories": repositories, "upto_event": upto_event });
+        return insert_job(tx, kind, &payload.to_string()).await;
+    };
+    let old: Value = serde_json::from_str(&old).unwrap_or_default();
+    let repositories = match (old["repositories"].as_array(), repositories) {
+        (Some(list), Some(mut new)) => {
+            new.extend(list.iter().filter_map(|v| v.as_str().map(str::to_owned)));
+            json!(new)
+        }
+        _ => Value::Null,
+    };
+    let upto_event = old["upto_event"].as_i64().max(upto_event);
+    let payload = json!({ "proxy": proxy, "repositories": repositories, "upto_event": upto_event });
+    sqlx::query("UPDATE jobs SET payload = $1, updated_at = $2 WHERE id = $3")
+        .bind(payload.to_string())
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(id)
+}
+
 struct Claimed {
     id: i64,
     kind: String,
@@ -42,29 +83,35 @@ impl Syncer {
     /// Queue a job unless the same one is already waiting.
     pub(super) async fn enqueue_once(&self, kind: &str, payload: &str) -> Result<i64, sqlx::Error> {
         let mut tx = self.inner.registry.meta().writer().begin().await?;
-        let waiting = sqlx::query("SELECT id FROM jobs WHERE kind = $1 AND payload = $2 AND state = 'queued' LIMIT 1")
-            .bind(kind)
-            .bind(payload)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let id = match waiting {
-            Some(r) => r.get(0),
-            None => {
-                let now = now_ms();
-                sqlx::query(
-                    "INSERT INTO jobs (kind, payload, state, attempts, run_after, created_at, updated_at) \
-                     VALUES ($1, $2, 'queued', 0, $3, $3, $3) RETURNING id",
-                )
+        let waiting: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM jobs WHERE kind = $1 AND payload = $2 AND state = 'queued' LIMIT 1")
                 .bind(kind)
                 .bind(payload)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?
-                .get(0)
-            }
+                .fetch_optional(&mut *tx)
+                .await?;
+        let id = match waiting {
+            Some(id) => id,
+            None => insert_job(&mut tx, kind, payload).await?,
         };
         tx.commit().await?;
-        self.inner.wake.notify_one();
+        self.wake();
+        Ok(id)
+    }
+
+    /// Queue a sync request of `kind` (for edge `proxy` on the main server, none at an
+    /// edge): `repositories` (`None`: everything) up to `upto_event`. A request still
+    /// waiting is extended instead, so a burst of changes makes one sync.
+    pub(super) async fn enqueue_sync_request(
+        &self,
+        kind: &str,
+        proxy: Option<&str>,
+        repositories: Option<BTreeSet<String>>,
+        upto_event: Option<i64>,
+    ) -> Result<i64, sqlx::Error> {
+        let mut tx = self.inner.registry.meta().writer().begin().await?;
+        let id = enqueue_sync_request(&mut tx, kind, proxy, repositories, upto_event).await?;
+        tx.commit().await?;
+        self.wake();
         Ok(id)
     }
 

@@ -103,41 +103,35 @@ impl Upstream {
 
     /// Every tag of `repo`, following `Link` pagination.
     pub async fn tags(&self, repo: &str) -> UpstreamResult<Vec<String>> {
-        let mut path = format!("/v2/{repo}/tags/list?n=1000");
-        let mut tags = Vec::new();
-        // A registry that keeps answering with a next page is cut off rather than
-        // followed forever.
-        for _ in 0..10_000 {
-            let res = self.send(Method::GET, &path, &pull_scope(repo), None).await?;
-            let res = self.check(res, &format!("repository {repo}")).await?;
-            let next = next_link(res.headers());
-            let body: serde_json::Value = read_json(res, 64 * 1024 * 1024).await?;
-            tags.extend(
-                body["tags"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|t| t.as_str().map(str::to_owned)),
-            );
-            match next {
-                Some(n) => path = n,
-                None => return Ok(tags),
-            }
-        }
-        Err(UpstreamError::Invalid("the tag list never ends".into()))
+        let first = format!("/v2/{repo}/tags/list?n=1000");
+        self.paged_list(first, &pull_scope(repo), &format!("repository {repo}"), "tags")
+            .await
     }
 
     /// Every repository the credentials may see, following `Link` pagination.
     pub async fn catalog(&self) -> UpstreamResult<Vec<String>> {
-        let mut path = "/v2/_catalog?n=1000".to_owned();
-        let mut repos = Vec::new();
+        self.paged_list(
+            "/v2/_catalog?n=1000".to_owned(),
+            "registry:catalog:*",
+            "the catalog",
+            "repositories",
+        )
+        .await
+    }
+
+    /// The strings of `field` over every page of a `Link`-paginated list.
+    async fn paged_list(&self, first: String, scope: &str, what: &str, field: &str) -> UpstreamResult<Vec<String>> {
+        let mut path = first;
+        let mut items = Vec::new();
+        // A registry that keeps answering with a next page is cut off rather than
+        // followed forever.
         for _ in 0..10_000 {
-            let res = self.send(Method::GET, &path, "registry:catalog:*", None).await?;
-            let res = self.check(res, "the catalog").await?;
+            let res = self.send(Method::GET, &path, scope, None).await?;
+            let res = self.check(res, what).await?;
             let next = next_link(res.headers());
             let body: serde_json::Value = read_json(res, 64 * 1024 * 1024).await?;
-            repos.extend(
-                body["repositories"]
+            items.extend(
+                body[field]
                     .as_array()
                     .into_iter()
                     .flatten()
@@ -145,10 +139,10 @@ impl Upstream {
             );
             match next {
                 Some(n) => path = n,
-                None => return Ok(repos),
+                None => return Ok(items),
             }
         }
-        Err(UpstreamError::Invalid("the catalog never ends".into()))
+        Err(UpstreamError::Invalid(format!("{what}: the list never ends")))
     }
 
     /// The digest a tag points to now (a HEAD request), when the remote says it.
@@ -502,6 +496,12 @@ fn parse_challenge(header: &str) -> (String, HashMap<String, String>) {
         params.insert(key.trim().to_ascii_lowercase(), value.trim().to_owned());
     }
     (scheme.to_owned(), params)
+}
+
+/// Whether `url` is a registry's base URL: `https://host[:port]` (or `http://`), no path.
+pub fn is_base_url(url: &str) -> bool {
+    (url.starts_with("https://") || url.starts_with("http://"))
+        && reqwest::Url::parse(url).is_ok_and(|u| u.host().is_some() && (u.path() == "/" || u.path().is_empty()))
 }
 
 /// An HTTP client for remotes: system roots plus `extra_ca_pem`, bounded connect time.
