@@ -253,10 +253,6 @@ async fn topology() -> Topology {
     }
 }
 
-fn podman(p: &Podman, args: &[&str]) -> std::process::Output {
-    p.try_run(args)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn push_to_main_pull_from_edge_through_outage_revocation_and_push_via_edge() {
     let t = topology().await;
@@ -266,22 +262,14 @@ async fn push_to_main_pull_from_edge_through_outage_revocation_and_push_via_edge
     // podman push to the main server.
     let pusher = Podman::new();
     pusher.import_files("localhost/app:2.0", &[("etc/release", b"edge test two")]);
-    let login = podman(
-        &pusher,
-        &["login", "--cert-dir", &cd, "-u", "admin", "-p", PASSWORD, &main_host],
-    );
-    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
-    let pushed = podman(
-        &pusher,
-        &[
-            "push",
-            "--cert-dir",
-            &cd,
-            "localhost/app:2.0",
-            &format!("{main_host}/acme/web/app:2.0"),
-        ],
-    );
-    assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
+    pusher.run(&["login", "--cert-dir", &cd, "-u", "admin", "-p", PASSWORD, &main_host]);
+    pusher.run(&[
+        "push",
+        "--cert-dir",
+        &cd,
+        "localhost/app:2.0",
+        &format!("{main_host}/acme/web/app:2.0"),
+    ]);
 
     // The edge has it within seconds, same digest, for a pull secret.
     let at_main = token(&t.c, &t.main, &t.secret_user, &t.secret, "repository:acme/web/app:pull")
@@ -296,25 +284,17 @@ async fn push_to_main_pull_from_edge_through_outage_revocation_and_push_via_edge
     })
     .await;
     let puller = Podman::new();
-    let login = podman(
-        &puller,
-        &[
-            "login",
-            "--cert-dir",
-            &cd,
-            "-u",
-            &t.secret_user,
-            "-p",
-            &t.secret,
-            &edge_host,
-        ],
-    );
-    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
-    let pulled = podman(
-        &puller,
-        &["pull", "--cert-dir", &cd, &format!("{edge_host}/acme/web/app:2.0")],
-    );
-    assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
+    puller.run(&[
+        "login",
+        "--cert-dir",
+        &cd,
+        "-u",
+        &t.secret_user,
+        "-p",
+        &t.secret,
+        &edge_host,
+    ]);
+    puller.run(&["pull", "--cert-dir", &cd, &format!("{edge_host}/acme/web/app:2.0")]);
     // The main server knows the edge caught up.
     eventually("the edge reports its sync", Duration::from_secs(30), || async {
         let (_, v) = api(&t.c, "GET", &t.main.url("/api/v1/smart-proxies/edge1"), None).await;
@@ -332,36 +312,25 @@ async fn push_to_main_pull_from_edge_through_outage_revocation_and_push_via_edge
     let main_dir = t.dir.path().join("main");
     drop(t.main);
     let offline = Podman::new();
-    let login = podman(
-        &offline,
-        &[
-            "login",
-            "--cert-dir",
-            &cd,
-            "-u",
-            &t.secret_user,
-            "-p",
-            &t.secret,
-            &edge_host,
-        ],
-    );
-    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
-    let pulled = podman(
-        &offline,
-        &["pull", "--cert-dir", &cd, &format!("{edge_host}/acme/web/app:2.0")],
-    );
-    assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
+    offline.run(&[
+        "login",
+        "--cert-dir",
+        &cd,
+        "-u",
+        &t.secret_user,
+        "-p",
+        &t.secret,
+        &edge_host,
+    ]);
+    offline.run(&["pull", "--cert-dir", &cd, &format!("{edge_host}/acme/web/app:2.0")]);
     // A push needs the main server: refused, nothing kept at the edge.
-    let refused = podman(
-        &pusher,
-        &[
-            "push",
-            "--cert-dir",
-            &cd,
-            "localhost/app:2.0",
-            &format!("{edge_host}/acme/web/app:offline"),
-        ],
-    );
+    let refused = pusher.try_run(&[
+        "push",
+        "--cert-dir",
+        &cd,
+        "localhost/app:2.0",
+        &format!("{edge_host}/acme/web/app:offline"),
+    ]);
     assert!(!refused.status.success());
 
     // Back up; the secret is revoked there: within seconds the edge refuses it.
@@ -388,23 +357,15 @@ async fn push_to_main_pull_from_edge_through_outage_revocation_and_push_via_edge
     );
 
     // A push through the edge lands on the main server, then comes back to the edge.
-    let login = podman(
-        &pusher,
-        &["login", "--cert-dir", &cd, "-u", "admin", "-p", PASSWORD, &edge_host],
-    );
-    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
+    pusher.run(&["login", "--cert-dir", &cd, "-u", "admin", "-p", PASSWORD, &edge_host]);
     pusher.import_files("localhost/app:3.0", &[("etc/release", b"pushed through the edge")]);
-    let pushed = podman(
-        &pusher,
-        &[
-            "push",
-            "--cert-dir",
-            &cd,
-            "localhost/app:3.0",
-            &format!("{edge_host}/acme/web/app:3.0"),
-        ],
-    );
-    assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
+    pusher.run(&[
+        "push",
+        "--cert-dir",
+        &cd,
+        "localhost/app:3.0",
+        &format!("{edge_host}/acme/web/app:3.0"),
+    ]);
     let admin_main = token(&t.c, &main, "admin", PASSWORD, "repository:acme/web/app:pull")
         .await
         .unwrap();

@@ -78,6 +78,19 @@ async fn tags(gw: &TestGateway, repo: &str) -> Vec<String> {
     t
 }
 
+/// GET a manifest through the gateway as admin: (status, body).
+async fn get_manifest(gw: &TestGateway, repo: &str, reference: &str, accept: &str) -> (u16, Vec<u8>) {
+    let token = gw.token(Some(ADMIN), &[&format!("repository:{repo}:pull")]).await;
+    let r = http()
+        .get(gw.url(&format!("/v2/{repo}/manifests/{reference}")))
+        .header("accept", accept)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+}
+
 async fn versions(gw: &TestGateway, repo: &str) -> Vec<Value> {
     let (status, v) = gw
         .api("GET", &format!("/api/v1/repositories/{repo}/versions"), ADMIN, None)
@@ -121,15 +134,9 @@ async fn sync_from_distribution_filters_mirrors_and_is_incremental() {
     assert_eq!(tags(&gw, "acme/base/alpine").await, ["3.18", "3.19"]);
     let token = gw.token(Some(ADMIN), &["repository:acme/base/alpine:pull"]).await;
     for tag in ["3.18", "3.19"] {
-        let r = http()
-            .get(gw.url(&format!("/v2/acme/base/alpine/manifests/{tag}")))
-            .header("accept", OCI_MANIFEST)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        assert_eq!(r.bytes().await.unwrap().as_ref(), manifests[tag].as_slice());
+        let (status, body) = get_manifest(&gw, "acme/base/alpine", tag, OCI_MANIFEST).await;
+        assert_eq!(status, 200);
+        assert_eq!(body, manifests[tag]);
     }
     // A layer is served from the local store.
     let layer = digest(&image_layers(2)[1]);
@@ -167,17 +174,8 @@ async fn sync_from_distribution_filters_mirrors_and_is_incremental() {
         "only the new layer: {job}"
     );
     assert_eq!(tags(&gw, "acme/base/alpine").await, ["3.19", "3.21"]);
-    let r = http()
-        .get(gw.url(&format!(
-            "/v2/acme/base/alpine/manifests/{}",
-            digest(&manifests["3.18"])
-        )))
-        .header("accept", OCI_MANIFEST)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404, "mirror mode drops the manifest with its tag");
+    let (status, _) = get_manifest(&gw, "acme/base/alpine", &digest(&manifests["3.18"]), OCI_MANIFEST).await;
+    assert_eq!(status, 404, "mirror mode drops the manifest with its tag");
 
     // Additive: what went upstream stays here; what came is added.
     let (status, v) = gw
@@ -292,15 +290,7 @@ async fn failed_syncs_say_why_and_keep_the_last_version() {
     let all = versions(&gw, "acme/base/good").await;
     assert_eq!(all.len(), 1, "{all:?}");
     assert_eq!(tags(&gw, "acme/base/good").await, ["1.0"]);
-    let token = gw.token(Some(ADMIN), &["repository:acme/base/good:pull"]).await;
-    let r = http()
-        .get(gw.url("/v2/acme/base/good/manifests/1.0"))
-        .header("accept", OCI_MANIFEST)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.bytes().await.unwrap().as_ref(), m.as_slice());
+    assert_eq!(get_manifest(&gw, "acme/base/good", "1.0", OCI_MANIFEST).await.1, m);
 }
 
 #[tokio::test]
@@ -347,15 +337,10 @@ async fn sync_from_another_gatehouse_with_token_auth_and_a_write_only_password()
     assert!(!v.to_string().contains(&secret), "{v}");
     let job = sync(&gw, "cli").await;
     assert_eq!(job["state"], "done", "{job}");
-    let token = gw.token(Some(ADMIN), &["repository:acme/base/cli:pull"]).await;
-    let r = http()
-        .get(gw.url("/v2/acme/base/cli/manifests/1.0"))
-        .header("accept", OCI_MANIFEST)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.bytes().await.unwrap().as_ref(), manifest.as_slice());
+    assert_eq!(
+        get_manifest(&gw, "acme/base/cli", "1.0", OCI_MANIFEST).await.1,
+        manifest
+    );
     // The password is nowhere in the remote's listing, nor in the database in clear.
     let (_, list) = gw
         .api("GET", "/api/v1/orgs/acme/products/base/remotes", ADMIN, None)
@@ -531,14 +516,10 @@ async fn on_demand_sync_fetches_each_blob_on_its_first_pull_and_keeps_it() {
 
     let token = gw.token(Some(ADMIN), &["repository:acme/base/lazy:pull"]).await;
     let c = http();
-    let m = c
-        .get(gw.url("/v2/acme/base/lazy/manifests/1.0"))
-        .header("accept", OCI_MANIFEST)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(m.bytes().await.unwrap().as_ref(), manifest.as_slice());
+    assert_eq!(
+        get_manifest(&gw, "acme/base/lazy", "1.0", OCI_MANIFEST).await.1,
+        manifest
+    );
     // HEAD answers from what the sync recorded.
     let head = c
         .head(gw.url(&format!("/v2/acme/base/lazy/blobs/{big}")))
@@ -705,11 +686,8 @@ async fn sync_brings_indexes_with_their_children_and_referrers() {
     );
     let pull = gw.token(Some(ADMIN), &["repository:acme/base/multi:pull"]).await;
     let get = |reference: String, accept: &'static str| {
-        let req = c
-            .get(gw.url(&format!("/v2/acme/base/multi/manifests/{reference}")))
-            .header("accept", accept)
-            .bearer_auth(&pull);
-        async move { req.send().await.unwrap().bytes().await.unwrap().to_vec() }
+        let gw = &gw;
+        async move { get_manifest(gw, "acme/base/multi", &reference, accept).await.1 }
     };
     assert_eq!(get("1.0".into(), OCI_INDEX).await, index);
     for (m, _) in &children {
