@@ -173,16 +173,22 @@ impl Error {
 
     /// An unexpected failure: logged here with its cause chain, sent as a bare 500.
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
-        let mut chain = cause.to_string();
-        let mut source = cause.source();
-        while let Some(s) = source {
-            chain.push_str(": ");
-            chain.push_str(&s.to_string());
-            source = s.source();
-        }
-        tracing::error!(error = %chain, "internal error");
+        tracing::error!(error = %chain(cause), "internal error");
         Self::code(ErrorCode::Internal)
     }
+}
+
+/// An error with its causes, `outer: inner: …` (many errors' Display hides the cause,
+/// e.g. reqwest's "error sending request").
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 impl std::fmt::Display for Error {

@@ -13,8 +13,9 @@
 
 use super::Syncer;
 use super::engine::{Progress, SyncError, SyncRequest, TagFilter, sync_repository};
-use super::proxies::{REPLICATED_TABLES, error_chain};
+use super::proxies::REPLICATED_TABLES;
 use super::upstream::{Endpoint, Upstream, UpstreamError};
+use crate::error::chain as error_chain;
 use crate::gateway::credentials::Secret;
 use crate::gateway::mapping::{self, RepoPath};
 use crate::identity::proxies::PROXY_USER_PREFIX;

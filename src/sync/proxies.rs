@@ -177,7 +177,7 @@ impl Syncer {
                 .json(&body)
                 .send()
                 .await
-                .map_err(|e| format!("cannot reach {url}: {}", error_chain(&e)))?;
+                .map_err(|e| format!("cannot reach {url}: {}", crate::error::chain(&e)))?;
             if res.status().is_success() {
                 Ok(res.json::<Value>().await.unwrap_or(Value::Null))
             } else {
@@ -211,14 +211,4 @@ impl Syncer {
             .filter(|r| proxy.mirrors_repository(r.get::<&str, _>(0)))
             .count() as i64)
     }
-}
-
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out = format!("{out}: {s}");
-        source = s.source();
-    }
-    out
 }

@@ -397,16 +397,9 @@ fn pull_scope(repo: &str) -> String {
 }
 
 fn unreachable(url: &str, e: &reqwest::Error) -> UpstreamError {
-    // reqwest's Display hides the cause ("error sending request"); the chain says why.
-    let mut reason = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        reason = format!("{reason}: {s}");
-        source = s.source();
-    }
     UpstreamError::Unreachable {
         url: url.to_owned(),
-        reason,
+        reason: crate::error::chain(e),
     }
 }
 
