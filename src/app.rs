@@ -23,6 +23,8 @@ pub enum BuildError {
     DataDir(PathBuf, std::io::Error),
     #[error("metadata database: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("setting database ({0}): {1}")]
+    Database(String, String),
     #[error(transparent)]
     Store(#[from] store::OpenError),
     #[error(transparent)]
@@ -70,6 +72,19 @@ pub fn outgoing_ca(cfg: &Config) -> Option<Vec<u8>> {
     }
 }
 
+/// Open the metadata database the settings name and bring its schema up to date; a
+/// failure names the `database` setting (its password masked) and says why.
+pub async fn open_database(cfg: &Config) -> Result<Database, BuildError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| BuildError::DataDir(cfg.data_dir.clone(), e))?;
+    Database::open(
+        cfg.database.as_deref(),
+        &cfg.data_dir.join("meta.db"),
+        &cfg.pool_settings(),
+    )
+    .await
+    .map_err(|e| BuildError::Database(cfg.database_display(), crate::error::chain(&e)))
+}
+
 /// Build the gateway application. `admin_password` is used for `admin` on the first
 /// start only (from `GATEHOUSE_ADMIN_PASSWORD`); without it one is generated.
 pub async fn build(cfg: &Config, admin_password: Option<Secret>, tls: bool) -> Result<App, BuildError> {
@@ -96,7 +111,7 @@ async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError
     let data = &cfg.data_dir;
     crate::tls::install_crypto_provider();
     std::fs::create_dir_all(data).map_err(|e| BuildError::DataDir(data.clone(), e))?;
-    let db = Database::open_sqlite(&data.join("meta.db")).await?;
+    let db = open_database(cfg).await?;
 
     let (backend, registry): (Arc<dyn Backend>, _) = match &cfg.backend {
         Some(url) => (Arc::new(Http::new(url)?), None),

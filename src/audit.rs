@@ -181,7 +181,7 @@ async fn write_events(db: Database, mut rx: mpsc::Receiver<Msg>) {
 }
 
 async fn insert(db: &Database, events: &[Event]) -> Result<(), sqlx::Error> {
-    let mut tx = db.write.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = db.write.begin().await?;
     for e in events {
         sqlx::query(
             "INSERT INTO audit_events (at, actor, actor_kind, action, org, target, outcome, remote, detail) \

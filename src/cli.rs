@@ -1,4 +1,4 @@
-//! The command line: `gatehouse serve`, `store`, `gc` and `certs init`.
+//! The command line: `gatehouse serve`, `edge`, `store`, `gc`, `migrate`, `keys` and `certs`.
 
 use crate::config::{Config, ConfigError, ProcessEnv};
 use clap::{Args, Parser, Subcommand};
@@ -28,6 +28,8 @@ pub enum Command {
     Store(StoreArgs),
     /// Remove unreferenced blobs and abandoned uploads; safe while the server runs.
     Gc(GcArgs),
+    /// Bring the metadata database's schema up to date (servers also do it at start).
+    Migrate(MigrateArgs),
     /// Development TLS certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -75,6 +77,10 @@ pub struct CommonArgs {
     /// Data directory [default: ./data]
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Metadata database, postgres://user:password@host[:port]/database, shared by
+    /// replicas [default: SQLite in <data-dir>/meta.db]
+    #[arg(long)]
+    pub database: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +133,12 @@ pub struct StoreArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct GcArgs {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -141,6 +153,10 @@ impl CommonArgs {
         let mut cfg = Config::load(self.config.as_deref(), &ProcessEnv)?;
         if let Some(d) = &self.data_dir {
             cfg.data_dir = d.clone();
+        }
+        if let Some(url) = &self.database {
+            cfg.database = Some(url.clone());
+            cfg.validate()?;
         }
         Ok(cfg)
     }

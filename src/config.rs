@@ -14,6 +14,16 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where metadata (`meta.db`), blobs and upload staging live.
     pub data_dir: PathBuf,
+    /// The metadata database shared by replicas:
+    /// `postgres://user:password@host[:port]/database`. By default SQLite in
+    /// `<data_dir>/meta.db`.
+    pub database: Option<String>,
+    /// PostgreSQL connections per process.
+    pub database_max_connections: u32,
+    /// How long a request waits for a database connection before it fails with 503.
+    pub database_acquire_timeout: String,
+    /// PostgreSQL cancels statements running longer than this.
+    pub database_statement_timeout: String,
     /// tracing filter directives, e.g. `info` or `gatehouse=debug,info`.
     pub log: String,
     /// Age under which garbage collection never touches an upload, blob or link
@@ -65,6 +75,10 @@ pub struct Config {
 pub const SETTINGS: &[&str] = &[
     "listen",
     "data_dir",
+    "database",
+    "database_max_connections",
+    "database_acquire_timeout",
+    "database_statement_timeout",
     "log",
     "gc_grace",
     "upload_purge_interval",
@@ -90,6 +104,10 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
             data_dir: PathBuf::from("./data"),
+            database: None,
+            database_max_connections: 16,
+            database_acquire_timeout: "5s".to_owned(),
+            database_statement_timeout: "30s".to_owned(),
             log: "info".to_owned(),
             gc_grace: "24h".to_owned(),
             upload_purge_interval: "1h".to_owned(),
@@ -185,6 +203,32 @@ impl Config {
         }
         parse_duration(&self.refresh_token_lifetime).map_err(|e| ConfigError::Invalid("refresh_token_lifetime", e))?;
         parse_duration(&self.audit_retention).map_err(|e| ConfigError::Invalid("audit_retention", e))?;
+        if let Some(url) = &self.database
+            && !["postgres://", "postgresql://", "sqlite://"]
+                .iter()
+                .any(|s| url.starts_with(s))
+        {
+            return Err(ConfigError::Invalid(
+                "database",
+                "use postgres://user:password@host[:port]/database (or sqlite:///path/meta.db)".into(),
+            ));
+        }
+        if self.database_max_connections < 2 {
+            return Err(ConfigError::Invalid(
+                "database_max_connections",
+                "must be at least 2".into(),
+            ));
+        }
+        for (name, value) in [
+            ("database_acquire_timeout", &self.database_acquire_timeout),
+            ("database_statement_timeout", &self.database_statement_timeout),
+        ] {
+            match parse_duration(value) {
+                Ok(d) if !d.is_zero() => {}
+                Ok(_) => return Err(ConfigError::Invalid(name, "must be at least 1s".into())),
+                Err(e) => return Err(ConfigError::Invalid(name, e)),
+            }
+        }
         if let Some(b) = &self.backend
             && !b.starts_with("http://")
         {
@@ -211,6 +255,23 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    pub fn pool_settings(&self) -> crate::db::PoolSettings {
+        let defaults = crate::db::PoolSettings::default();
+        crate::db::PoolSettings {
+            max_connections: self.database_max_connections,
+            acquire_timeout: parse_duration(&self.database_acquire_timeout).unwrap_or(defaults.acquire_timeout),
+            statement_timeout: parse_duration(&self.database_statement_timeout).unwrap_or(defaults.statement_timeout),
+        }
+    }
+
+    /// The database setting with its password masked, for messages and logs.
+    pub fn database_display(&self) -> String {
+        match &self.database {
+            None => format!("sqlite:{}", self.data_dir.join("meta.db").display()),
+            Some(url) => crate::db::redact_url(url),
+        }
     }
 
     pub fn gc_grace(&self) -> Duration {
@@ -280,6 +341,7 @@ mod tests {
             public_url: Some("https://p".into()),
             policy_dir: Some("p".into()),
             ca_file: Some("ca".into()),
+            database: Some("postgres://db/gh".into()),
             ..Config::default()
         };
         let table = toml::Table::try_from(full).unwrap();

@@ -35,7 +35,7 @@ pub enum ErrorCode {
     UnknownRoute,
     /// A token request that is malformed (bad scope, unknown service or grant type).
     InvalidRequest,
-    /// The backend registry cannot be reached.
+    /// The backend registry or the metadata database cannot be reached (503).
     Unavailable,
     Internal,
 }
@@ -245,7 +245,9 @@ impl From<crate::oci::name::ReferenceError> for Error {
 
 impl From<crate::store::meta::MetaError> for Error {
     fn from(e: crate::store::meta::MetaError) -> Self {
-        Self::internal(&e)
+        match e {
+            crate::store::meta::MetaError::Db(db) => db.into(),
+        }
     }
 }
 
@@ -275,6 +277,7 @@ impl From<crate::identity::IdentityError> for Error {
     fn from(e: crate::identity::IdentityError) -> Self {
         match e {
             crate::identity::IdentityError::NotFound(m) => Self::new(ErrorCode::NameUnknown, m),
+            crate::identity::IdentityError::Db(db) => db.into(),
             other => Self::internal(&other),
         }
     }
@@ -294,6 +297,11 @@ impl From<crate::gateway::scope::ScopeError> for Error {
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
+        if crate::db::is_unavailable(&e) {
+            tracing::warn!(error = %chain(&e), "metadata database unavailable");
+            return Self::new(ErrorCode::Unavailable, "the metadata database is unavailable; retry shortly")
+                .with_header(header::RETRY_AFTER, "1");
+        }
         Self::internal(&e)
     }
 }

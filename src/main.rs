@@ -45,13 +45,22 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
                 Some(g) => parse_duration(g)?,
                 None => cfg.gc_grace(),
             };
-            let registry = store::Registry::open(&cfg.data_dir).await?;
+            let db = gatehouse::app::open_database(&cfg).await?;
+            let registry = store::Registry::open_with(&db, &cfg.data_dir)?;
             let r = store::gc::collect(&registry, grace).await?;
             println!(
                 "removed {} blobs ({} orphan files), {} manifests, {} blob links, {} uploads",
                 r.blobs_deleted, r.orphan_files_removed, r.manifests_dropped, r.blob_links_dropped, r.uploads_removed
             );
             registry.meta().close().await;
+            Ok(())
+        }
+        Command::Migrate(args) => {
+            let cfg = args.common.load()?;
+            init_tracing(&cfg);
+            let db = gatehouse::app::open_database(&cfg).await?;
+            println!("schema of {} is up to date", cfg.database_display());
+            db.close().await;
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate(args)) => {
@@ -196,7 +205,8 @@ async fn run_server(
 async fn serve_store(args: StoreArgs) -> Result<(), AnyError> {
     let cfg = args.common.load()?;
     init_tracing(&cfg);
-    let registry = store::Registry::open(&cfg.data_dir).await?;
+    let db = gatehouse::app::open_database(&cfg).await?;
+    let registry = store::Registry::open_with(&db, &cfg.data_dir)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

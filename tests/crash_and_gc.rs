@@ -26,6 +26,7 @@ impl Proc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
             .args(["store", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
+            .envs(common::database_env(data))
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -188,6 +189,7 @@ async fn kill_9_during_pushes_then_restart_serves_all_committed_and_nothing_part
     let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args(["gc", "--grace", "0s", "--data-dir"])
         .arg(data.path())
+        .envs(common::database_env(data.path()))
         .output()
         .unwrap();
     assert!(out.status.success(), "gc: {}", String::from_utf8_lossy(&out.stderr));

@@ -73,6 +73,7 @@ impl From<IdentityError> for ApiError {
             },
             IdentityError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             IdentityError::NotFound(m) => Self::new(StatusCode::NOT_FOUND, "not_found", m),
+            IdentityError::Db(db) => crate::error::Error::from(db).into(),
             other => Self::internal(&other),
         }
     }
@@ -102,6 +103,7 @@ impl From<crate::error::Error> for ApiError {
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::BAD_REQUEST => "invalid_request",
             StatusCode::CONFLICT => "conflict",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             s if s.is_server_error() => return Self::internal(&e),
             _ => "error",
         };

@@ -407,7 +407,7 @@ impl Identities {
         validate_account_name(username).map_err(|e| IdentityError::Invalid("username", e.to_string()))?;
         validate_password(password)?;
         let hash = self.hash(password).await?;
-        let mut tx = self.db().write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db().begin_write().await?;
         let taken = sqlx::query(
             "SELECT 1 FROM users WHERE username = $1 UNION ALL SELECT 1 FROM pull_secrets WHERE username = $1",
         )
@@ -761,7 +761,7 @@ impl Identities {
         let now = now_ms();
         let expires_at = new.expires_in_days.map(|d| now + i64::from(d) * 86_400_000);
         let products_json = new.products.as_ref().map(|p| serde_json::json!(p).to_string());
-        let mut tx = self.db().write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db().begin_write().await?;
         let taken = sqlx::query(
             "SELECT 1 FROM users WHERE username = $1 UNION ALL SELECT 1 FROM pull_secrets WHERE username = $1 \
              UNION ALL SELECT 1 FROM pull_secrets WHERE org = $2 AND name = $3",

@@ -63,7 +63,7 @@ pub(super) fn split_mirrors(json: &str) -> (Vec<String>, Vec<String>) {
 const COLUMNS: &str = "SELECT id, name, url, orgs, sync_after_push, last_sync_at, last_synced_event, last_error, \
      created_at, updated_at FROM smart_proxies";
 
-fn proxy(r: sqlx::sqlite::SqliteRow) -> SmartProxy {
+fn proxy(r: sqlx::any::AnyRow) -> SmartProxy {
     let name: String = r.get(1);
     SmartProxy {
         id: r.get(0),
@@ -226,7 +226,8 @@ impl Identities {
         sqlx::query(
             "UPDATE smart_proxies SET \
              last_sync_at = CASE WHEN $1 IS NULL THEN last_sync_at ELSE $2 END, \
-             last_synced_event = MAX(last_synced_event, COALESCE($1, 0)), last_error = $3, updated_at = $2 \
+             last_synced_event = CASE WHEN last_synced_event > COALESCE($1, 0) THEN last_synced_event ELSE COALESCE($1, 0) END, \
+              last_error = $3, updated_at = $2 \
              WHERE name = $4",
         )
         .bind(synced_event)

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct User {
@@ -56,7 +56,7 @@ pub struct PullSecretInfo {
     pub last_used_at: Option<i64>,
 }
 
-pub(super) fn user(r: SqliteRow) -> User {
+pub(super) fn user(r: AnyRow) -> User {
     User {
         id: r.get(0),
         username: r.get(1),
@@ -65,7 +65,7 @@ pub(super) fn user(r: SqliteRow) -> User {
     }
 }
 
-pub(super) fn org(r: SqliteRow) -> Org {
+pub(super) fn org(r: AnyRow) -> Org {
     Org {
         label: r.get(0),
         name: r.get(1),
@@ -76,7 +76,7 @@ pub(super) fn org(r: SqliteRow) -> Org {
     }
 }
 
-pub(super) fn product(r: SqliteRow) -> Product {
+pub(super) fn product(r: AnyRow) -> Product {
     Product {
         org: r.get(0),
         label: r.get(1),
@@ -85,7 +85,7 @@ pub(super) fn product(r: SqliteRow) -> Product {
     }
 }
 
-pub(super) fn member(r: SqliteRow) -> Member {
+pub(super) fn member(r: AnyRow) -> Member {
     let product: String = r.get(2);
     Member {
         username: r.get(0),
@@ -95,7 +95,7 @@ pub(super) fn member(r: SqliteRow) -> Member {
     }
 }
 
-pub(super) fn pull_secret(r: SqliteRow) -> PullSecretInfo {
+pub(super) fn pull_secret(r: AnyRow) -> PullSecretInfo {
     let products: Option<String> = r.get(4);
     PullSecretInfo {
         id: r.get(0),

@@ -87,7 +87,7 @@ impl Registry {
             let now = now_ms();
             let r = sqlx::query(
                 "UPDATE jobs SET attempts = attempts + 1, last_error = $1, updated_at = $2, \
-                 run_after = $2 + $3 * (1 << MIN(attempts, 8)), \
+                 run_after = $2 + $3 * (CAST(1 AS BIGINT) << CAST(CASE WHEN attempts < 8 THEN attempts ELSE 8 END AS INTEGER)), \
                  state = CASE WHEN attempts + 1 >= $4 THEN 'failed' ELSE state END \
                  WHERE id = $5",
             )
@@ -196,7 +196,7 @@ impl Registry {
 const JOB_COLUMNS: &str =
     "SELECT id, kind, payload, state, attempts, last_error, progress, created_at, updated_at FROM jobs";
 
-fn job_info(r: sqlx::sqlite::SqliteRow) -> JobInfo {
+fn job_info(r: sqlx::any::AnyRow) -> JobInfo {
     JobInfo {
         id: r.get(0),
         kind: r.get(1),
@@ -211,11 +211,7 @@ fn job_info(r: sqlx::sqlite::SqliteRow) -> JobInfo {
 }
 
 /// Insert a queued job in the caller's transaction; returns its id.
-pub(crate) async fn insert_job(
-    conn: &mut sqlx::SqliteConnection,
-    kind: &str,
-    payload: &str,
-) -> Result<i64, sqlx::Error> {
+pub(crate) async fn insert_job(conn: &mut sqlx::AnyConnection, kind: &str, payload: &str) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO jobs (kind, payload, state, attempts, run_after, created_at, updated_at) \
          VALUES ($1, $2, 'queued', 0, $3, $3, $3) RETURNING id",

@@ -8,7 +8,7 @@
 
 use crate::db::Database;
 pub use crate::db::now_ms;
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Any, AnyPool, Row, Transaction};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -60,8 +60,7 @@ pub struct UploadRow {
 
 #[derive(Clone)]
 pub struct MetaStore {
-    read: SqlitePool,
-    write: SqlitePool,
+    db: Database,
     /// Repository name -> id, for committed rows only. Repositories are never deleted or
     /// renamed, so an id, once committed, stays right; this saves a query per push.
     repo_ids: Arc<RwLock<HashMap<String, i64>>>,
@@ -70,40 +69,43 @@ pub struct MetaStore {
 impl MetaStore {
     pub fn new(db: &Database) -> Self {
         Self {
-            read: db.read.clone(),
-            write: db.write.clone(),
+            db: db.clone(),
             repo_ids: Arc::default(),
         }
     }
 
     /// The reader pool, for the store's other SQL modules (`versions`).
-    pub(crate) fn reader(&self) -> &SqlitePool {
-        &self.read
+    pub(crate) fn reader(&self) -> &AnyPool {
+        &self.db.read
     }
 
     /// The writer pool, for single statements outside a `WriteTx`.
-    pub(crate) fn writer(&self) -> &SqlitePool {
-        &self.write
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.db.write
+    }
+
+    /// The database, for modules that start their own serialised transactions.
+    pub(crate) fn database(&self) -> &Database {
+        &self.db
     }
 
     /// Start a serialised write transaction.
     pub async fn begin_write(&self) -> MetaResult<WriteTx> {
         Ok(WriteTx {
-            tx: self.write.begin_with("BEGIN IMMEDIATE").await?,
+            tx: self.db.begin_write().await?,
             repo_ids: self.repo_ids.clone(),
             created_repos: Vec::new(),
         })
     }
 
     pub async fn close(&self) {
-        self.read.close().await;
-        self.write.close().await;
+        self.db.close().await;
     }
 
     pub async fn repository_exists(&self, name: &str) -> MetaResult<bool> {
         let row = sqlx::query("SELECT 1 FROM repositories WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.read)
+            .fetch_optional(&self.db.read)
             .await?;
         Ok(row.is_some())
     }
@@ -112,7 +114,7 @@ impl MetaStore {
     pub async fn blob_is_live(&self, digest: &str) -> MetaResult<bool> {
         let row = sqlx::query("SELECT 1 FROM blobs WHERE digest = $1 AND state = 'live'")
             .bind(digest)
-            .fetch_optional(&self.read)
+            .fetch_optional(&self.db.read)
             .await?;
         Ok(row.is_some())
     }
@@ -127,7 +129,7 @@ impl MetaStore {
         )
         .bind(repo)
         .bind(digest)
-        .fetch_optional(&self.read)
+        .fetch_optional(&self.db.read)
         .await?;
         Ok(row.map(|r| r.get::<i64, _>(0) as u64))
     }
@@ -141,7 +143,7 @@ impl MetaStore {
         )
         .bind(repo)
         .bind(tag)
-        .fetch_optional(&self.read)
+        .fetch_optional(&self.db.read)
         .await?;
         Ok(row.map(stored_manifest))
     }
@@ -155,7 +157,7 @@ impl MetaStore {
         )
         .bind(repo)
         .bind(digest)
-        .fetch_optional(&self.read)
+        .fetch_optional(&self.db.read)
         .await?;
         Ok(row.map(stored_manifest))
     }
@@ -168,8 +170,8 @@ impl MetaStore {
         let rows = sqlx::query("SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3")
             .bind(id)
             .bind(last.unwrap_or(""))
-            .bind(limit.map(i64::from).unwrap_or(-1))
-            .fetch_all(&self.read)
+            .bind(limit.map(i64::from).unwrap_or(i64::MAX))
+            .fetch_all(&self.db.read)
             .await?;
         Ok(Some(rows.into_iter().map(|r| r.get(0)).collect()))
     }
@@ -178,8 +180,8 @@ impl MetaStore {
     pub async fn catalog(&self, last: Option<&str>, limit: Option<u32>) -> MetaResult<Vec<String>> {
         let rows = sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
             .bind(last.unwrap_or(""))
-            .bind(limit.map(i64::from).unwrap_or(-1))
-            .fetch_all(&self.read)
+            .bind(limit.map(i64::from).unwrap_or(i64::MAX))
+            .fetch_all(&self.db.read)
             .await?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
@@ -195,7 +197,7 @@ impl MetaStore {
         )
         .bind(repo)
         .bind(subject)
-        .fetch_all(&self.read)
+        .fetch_all(&self.db.read)
         .await?;
         Ok(rows
             .into_iter()
@@ -212,7 +214,7 @@ impl MetaStore {
     async fn read_repository_id(&self, name: &str) -> MetaResult<Option<i64>> {
         let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.read)
+            .fetch_optional(&self.db.read)
             .await?;
         Ok(row.map(|r| r.get(0)))
     }
@@ -225,7 +227,7 @@ impl MetaStore {
             .bind(id)
             .bind(repo)
             .bind(now)
-            .execute(&self.write)
+            .execute(&self.db.write)
             .await?;
         Ok(())
     }
@@ -235,7 +237,7 @@ impl MetaStore {
         // the read pool sees every committed size, which is all a session needs.
         let row = sqlx::query("SELECT repository, size FROM uploads WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.read)
+            .fetch_optional(&self.db.read)
             .await?;
         Ok(row.map(|r| UploadRow {
             repository: r.get(0),
@@ -248,7 +250,7 @@ impl MetaStore {
             .bind(size as i64)
             .bind(now_ms())
             .bind(id)
-            .execute(&self.write)
+            .execute(&self.db.write)
             .await?;
         Ok(())
     }
@@ -256,7 +258,7 @@ impl MetaStore {
     pub async fn delete_upload(&self, id: &str) -> MetaResult<bool> {
         let r = sqlx::query("DELETE FROM uploads WHERE id = $1")
             .bind(id)
-            .execute(&self.write)
+            .execute(&self.db.write)
             .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -265,7 +267,7 @@ impl MetaStore {
     pub async fn stale_uploads(&self, cutoff_ms: i64) -> MetaResult<Vec<String>> {
         let rows = sqlx::query("SELECT id FROM uploads WHERE updated_at < $1")
             .bind(cutoff_ms)
-            .fetch_all(&self.read)
+            .fetch_all(&self.db.read)
             .await?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
@@ -274,13 +276,13 @@ impl MetaStore {
     pub async fn deleting_blobs(&self, limit: i64) -> MetaResult<Vec<String>> {
         let rows = sqlx::query("SELECT digest FROM blobs WHERE state = 'deleting' LIMIT $1")
             .bind(limit)
-            .fetch_all(&self.read)
+            .fetch_all(&self.db.read)
             .await?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 }
 
-fn stored_manifest(r: sqlx::sqlite::SqliteRow) -> StoredManifest {
+fn stored_manifest(r: sqlx::any::AnyRow) -> StoredManifest {
     StoredManifest {
         digest: r.get(0),
         media_type: r.get(1),
@@ -290,7 +292,7 @@ fn stored_manifest(r: sqlx::sqlite::SqliteRow) -> StoredManifest {
 
 /// A serialised write transaction. Dropping it without `commit` rolls back.
 pub struct WriteTx {
-    tx: Transaction<'static, Sqlite>,
+    tx: Transaction<'static, Any>,
     repo_ids: Arc<RwLock<HashMap<String, i64>>>,
     /// Repositories created in this transaction: cached only once it commits.
     created_repos: Vec<(String, i64)>,
@@ -307,7 +309,7 @@ impl WriteTx {
     }
 
     /// The transaction's connection, for the store's other SQL modules (`versions`).
-    pub(crate) fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+    pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.tx
     }
 

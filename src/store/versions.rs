@@ -570,7 +570,7 @@ pub struct Distribution {
     pub updated_at: i64,
 }
 
-fn distribution_row(r: sqlx::sqlite::SqliteRow) -> Distribution {
+fn distribution_row(r: sqlx::any::AnyRow) -> Distribution {
     Distribution {
         name: r.get(0),
         repository: r.get(1),

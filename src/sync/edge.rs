@@ -125,7 +125,7 @@ impl Syncer {
     /// Replace the local identity tables with the main server's rows, in one
     /// transaction (readers see the old copy or the new one).
     async fn apply_authz(&self, tables: &Value) -> Result<(), sqlx::Error> {
-        let mut tx = self.inner.registry.meta().writer().begin().await?;
+        let mut tx = self.inner.registry.meta().database().begin_write().await?;
         for table in REPLICATED_TABLES.iter().rev() {
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
                 .execute(&mut *tx)
@@ -136,9 +136,14 @@ impl Syncer {
                 let Some(obj) = row.as_object() else { continue };
                 // Column names come from the main server's schema; only plain
                 // identifiers go into the statement.
+                // NULLs are left out (every nullable column defaults to NULL): an untyped
+                // NULL parameter does not fit every column type on PostgreSQL.
                 let cols: Vec<&String> = obj
-                    .keys()
-                    .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+                    .iter()
+                    .filter(|(k, v)| {
+                        !v.is_null() && !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    })
+                    .map(|(k, _)| k)
                     .collect();
                 if cols.is_empty() {
                     continue;
@@ -154,7 +159,7 @@ impl Syncer {
                     q = match &obj[c.as_str()] {
                         Value::Number(n) => q.bind(n.as_i64()),
                         Value::String(s) => q.bind(s.clone()),
-                        _ => q.bind(None::<String>),
+                        other => q.bind(other.to_string()),
                     };
                 }
                 q.execute(&mut *tx).await?;

@@ -10,7 +10,7 @@ use super::Syncer;
 use super::runner::enqueue_sync_request;
 use crate::identity::proxies::{PROXY_USER_PREFIX, SmartProxy};
 use serde_json::{Map, Value, json};
-use sqlx::{Column, Row, TypeInfo, ValueRef};
+use sqlx::{Column, Row, ValueRef};
 use std::collections::BTreeSet;
 
 pub const NOTIFY_PROXY: &str = "notify_proxy";
@@ -21,16 +21,27 @@ const BACKLOG_COUNT_LIMIT: i64 = 100_000;
 /// The identity tables an edge replicates, in the order they are inserted.
 pub const REPLICATED_TABLES: [&str; 5] = ["orgs", "products", "users", "role_bindings", "pull_secrets"];
 
+/// `($first, $first+1, …)` for an `IN` list of `n` parameters; `(NULL)`, which matches
+/// nothing, for none.
+fn placeholders(first: usize, n: usize) -> String {
+    if n == 0 {
+        return "(NULL)".to_owned();
+    }
+    let list: Vec<String> = (first..first + n).map(|i| format!("${i}")).collect();
+    format!("({})", list.join(", "))
+}
+
 /// One row as JSON: integers, text and NULLs (the identity tables hold nothing else).
-fn row_json(r: &sqlx::sqlite::SqliteRow) -> Map<String, Value> {
+fn row_json(r: &sqlx::any::AnyRow) -> Map<String, Value> {
     let mut out = Map::new();
     for (i, col) in r.columns().iter().enumerate() {
         let v = match r.try_get_raw(i) {
             Ok(raw) if raw.is_null() => Value::Null,
-            Ok(raw) => match raw.type_info().name() {
-                "INTEGER" => r.try_get::<i64, _>(i).map(Value::from).unwrap_or(Value::Null),
-                _ => r.try_get::<String, _>(i).map(Value::from).unwrap_or(Value::Null),
-            },
+            Ok(_) => r
+                .try_get::<i64, _>(i)
+                .map(Value::from)
+                .or_else(|_| r.try_get::<String, _>(i).map(Value::from))
+                .unwrap_or(Value::Null),
             Err(_) => Value::Null,
         };
         out.insert(col.name().to_owned(), v);
@@ -43,32 +54,37 @@ impl Syncer {
     /// products, the users bound there (with their password verifier hashes) and
     /// global administrators, their role bindings, and the orgs' pull secrets (hashes).
     pub async fn authz_snapshot(&self, proxy: &SmartProxy) -> Result<Value, sqlx::Error> {
-        let orgs = json!(proxy.orgs()).to_string();
-        let products = json!(proxy.mirrors.iter().filter(|m| m.contains('/')).collect::<Vec<_>>()).to_string();
-        let whole = json!(proxy.mirrors.iter().filter(|m| !m.contains('/')).collect::<Vec<_>>()).to_string();
-        let in_orgs = "(SELECT value FROM json_each($1))";
+        let orgs = proxy.orgs();
+        let products: Vec<String> = proxy.mirrors.iter().filter(|m| m.contains('/')).cloned().collect();
+        let whole: Vec<String> = proxy.mirrors.iter().filter(|m| !m.contains('/')).cloned().collect();
+        let in_orgs = placeholders(1, orgs.len());
         let queries: [(String, Vec<&String>); 5] = [
-            (format!("SELECT * FROM orgs WHERE label IN {in_orgs}"), vec![&orgs]),
             (
-                "SELECT * FROM products WHERE org IN (SELECT value FROM json_each($1)) \
-                 OR (org || '/' || label) IN (SELECT value FROM json_each($2))"
-                    .to_owned(),
-                vec![&whole, &products],
+                format!("SELECT * FROM orgs WHERE label IN {in_orgs}"),
+                orgs.iter().collect(),
+            ),
+            (
+                format!(
+                    "SELECT * FROM products WHERE org IN {} OR (org || '/' || label) IN {}",
+                    placeholders(1, whole.len()),
+                    placeholders(1 + whole.len(), products.len())
+                ),
+                whole.iter().chain(&products).collect(),
             ),
             (
                 format!(
                     "SELECT * FROM users WHERE global_admin <> 0 OR id IN \
                      (SELECT user_id FROM role_bindings WHERE org IN {in_orgs})"
                 ),
-                vec![&orgs],
+                orgs.iter().collect(),
             ),
             (
                 format!("SELECT * FROM role_bindings WHERE org IN {in_orgs}"),
-                vec![&orgs],
+                orgs.iter().collect(),
             ),
             (
                 format!("SELECT * FROM pull_secrets WHERE org IN {in_orgs}"),
-                vec![&orgs],
+                orgs.iter().collect(),
             ),
         ];
         let mut tables = Map::new();
@@ -102,7 +118,7 @@ impl Syncer {
         let Some(gw) = &self.inner.gateway else {
             return Ok(());
         };
-        let mut tx = self.inner.registry.meta().writer().begin().await?;
+        let mut tx = self.inner.registry.meta().database().begin_write().await?;
         let proxies = gw.identities().smart_proxies().await.unwrap_or_default();
         for proxy in proxies.iter().filter(|p| p.sync_after_push) {
             let from: i64 = sqlx::query_scalar("SELECT last_notified_event FROM smart_proxies WHERE id = $1")

@@ -159,7 +159,7 @@ const COLUMNS: &str = "SELECT id, org, product, name, url, upstream_name, reposi
      mirror, policy, username, password_sealed IS NOT NULL, ca_certificate IS NOT NULL, last_job, created_at, updated_at \
      FROM remotes";
 
-fn remote(r: sqlx::sqlite::SqliteRow) -> Remote {
+fn remote(r: sqlx::any::AnyRow) -> Remote {
     let list = |s: &str| serde_json::from_str::<Vec<String>>(s).unwrap_or_default();
     Remote {
         id: r.get(0),

@@ -36,20 +36,22 @@ const CONCURRENCY: usize = 2;
 
 /// `Syncer::enqueue_sync_request` in the caller's transaction.
 pub(super) async fn enqueue_sync_request(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     kind: &str,
     proxy: Option<&str>,
     repositories: Option<BTreeSet<String>>,
     upto_event: Option<i64>,
 ) -> Result<i64, sqlx::Error> {
-    let waiting: Option<(i64, String)> = sqlx::query_as(
-        "SELECT id, payload FROM jobs WHERE kind = $1 AND state = 'queued' AND json_extract(payload, '$.proxy') IS $2 \
-         ORDER BY id DESC LIMIT 1",
-    )
-    .bind(kind)
-    .bind(proxy)
-    .fetch_optional(&mut *tx)
-    .await?;
+    // Queued requests of a kind are few (one per proxy at most: they merge), so the
+    // payloads are matched here rather than with engine-specific JSON SQL.
+    let queued: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, payload FROM jobs WHERE kind = $1 AND state = 'queued' ORDER BY id DESC")
+            .bind(kind)
+            .fetch_all(&mut *tx)
+            .await?;
+    let waiting = queued
+        .into_iter()
+        .find(|(_, payload)| serde_json::from_str::<Value>(payload).is_ok_and(|p| p["proxy"].as_str() == proxy));
     let Some((id, old)) = waiting else {
         let payload = json!({ "proxy": proxy, "repositories": repositories, "upto_event": upto_event });
         return insert_job(tx, kind, &payload.to_string()).await;
@@ -82,7 +84,7 @@ struct Claimed {
 impl Syncer {
     /// Queue a job unless the same one is already waiting.
     pub(super) async fn enqueue_once(&self, kind: &str, payload: &str) -> Result<i64, sqlx::Error> {
-        let mut tx = self.inner.registry.meta().writer().begin().await?;
+        let mut tx = self.inner.registry.meta().database().begin_write().await?;
         let waiting: Option<i64> =
             sqlx::query_scalar("SELECT id FROM jobs WHERE kind = $1 AND payload = $2 AND state = 'queued' LIMIT 1")
                 .bind(kind)
@@ -108,7 +110,7 @@ impl Syncer {
         repositories: Option<BTreeSet<String>>,
         upto_event: Option<i64>,
     ) -> Result<i64, sqlx::Error> {
-        let mut tx = self.inner.registry.meta().writer().begin().await?;
+        let mut tx = self.inner.registry.meta().database().begin_write().await?;
         let id = enqueue_sync_request(&mut tx, kind, proxy, repositories, upto_event).await?;
         tx.commit().await?;
         self.wake();
@@ -116,6 +118,9 @@ impl Syncer {
     }
 
     /// Claim the oldest runnable job: queued and due, or running with a lapsed lease.
+    /// The outer condition repeats the inner one: when two replicas pick the same job at
+    /// once, PostgreSQL re-checks it on the row the first claim wrote, and the second
+    /// claim changes nothing (SQLite never runs the two at once).
     async fn claim(&self) -> Result<Option<Claimed>, sqlx::Error> {
         let now = now_ms();
         let row = sqlx::query(
@@ -123,6 +128,7 @@ impl Syncer {
              WHERE id = (SELECT id FROM jobs WHERE kind IN ($3, $4, $5) \
                          AND ((state = 'queued' AND run_after <= $2) OR (state = 'running' AND lease_until < $2)) \
                          ORDER BY id LIMIT 1) \
+             AND ((state = 'queued' AND run_after <= $2) OR (state = 'running' AND lease_until < $2)) \
              RETURNING id, kind, payload",
         )
         .bind(now + LEASE.as_millis() as i64)
@@ -184,7 +190,8 @@ impl Syncer {
                 tracing::warn!(job = job.id, kind = %job.kind, error = %e, "job failed; will retry");
                 sqlx::query(
                     "UPDATE jobs SET state = 'queued', last_error = $1, lease_until = NULL, updated_at = $2, \
-                     run_after = $2 + MIN($3, 500 * (1 << MIN(attempts, 10))) WHERE id = $4",
+                     run_after = $2 + CASE WHEN attempts >= 6 THEN $3 \
+                     ELSE 500 * (CAST(1 AS BIGINT) << CAST(attempts AS INTEGER)) END WHERE id = $4",
                 )
                 .bind(e.to_string())
                 .bind(now)

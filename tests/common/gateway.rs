@@ -37,6 +37,7 @@ impl TestGateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cfg = Config {
             data_dir: dir.path().join("data"),
+            database: super::test_database(&dir.path().join("data")),
             // The repository's policies, as `gatehouse serve` in a checkout uses them.
             policy_dir: Some(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies")),
             ..Config::default()

@@ -48,7 +48,7 @@ impl TestServer {
 
     async fn start_with_limits(tls: bool, limits: server::ConnLimits) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let registry = store::Registry::open(dir.path()).await.expect("open registry");
+        let registry = open_registry(dir.path()).await;
         let tls = tls.then(|| {
             let hosts = ["localhost".to_owned(), "127.0.0.1".to_owned()];
             let files = gatehouse::tls::init_dev_certs(&dir.path().join("certs"), &hosts).expect("dev certs");
@@ -94,6 +94,54 @@ impl Drop for TestServer {
             let _ = tx.send(());
         }
     }
+}
+
+/// Set by `scripts/test` for the suite's PostgreSQL run: the URL of a private test
+/// cluster (`postgres://gatehouse@127.0.0.1:PORT`, no database).
+pub const TEST_DATABASE_VAR: &str = "GATEHOUSE_TEST_DATABASE";
+
+/// On the PostgreSQL run, the database of the data directory `data_dir`: one per
+/// directory, created on first use, so that a server restarted on the same directory
+/// finds its data. `None` on the SQLite run.
+pub fn test_database(data_dir: &Path) -> Option<String> {
+    let server = std::env::var(TEST_DATABASE_VAR).ok()?;
+    let server = server.trim_end_matches('/');
+    let key = Digest::sha256_of(data_dir.to_string_lossy().as_bytes()).to_string();
+    let name = format!("gh_{}", &key["sha256:".len()..][..24]);
+    let out = std::process::Command::new("psql")
+        .arg(format!("{server}/postgres"))
+        .args(["-v", "ON_ERROR_STOP=1", "-qc"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("run psql (Debian package postgresql-client) to create a test database");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() || stderr.contains("already exists"),
+        "cannot create test database {name} on {server}: {stderr}"
+    );
+    Some(format!("{server}/{name}"))
+}
+
+/// Environment for a `gatehouse` process on `data_dir`: its test database on the
+/// PostgreSQL run, nothing on the SQLite run.
+pub fn database_env(data_dir: &Path) -> Vec<(String, String)> {
+    test_database(data_dir)
+        .map(|url| ("GATEHOUSE_DATABASE".to_owned(), url))
+        .into_iter()
+        .collect()
+}
+
+/// Open the store on `data_dir` with the database of this run.
+pub async fn open_registry(data_dir: &Path) -> store::Registry {
+    let url = test_database(data_dir);
+    let db = gatehouse::db::Database::open(
+        url.as_deref(),
+        &data_dir.join("meta.db"),
+        &gatehouse::db::PoolSettings::default(),
+    )
+    .await
+    .expect("open database");
+    store::Registry::open_with(&db, data_dir).expect("open registry")
 }
 
 pub fn http() -> reqwest::Client {
