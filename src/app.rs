@@ -26,6 +26,8 @@ pub enum BuildError {
     #[error("setting database ({0}): {1}")]
     Database(String, String),
     #[error(transparent)]
+    Blobs(#[from] store::object_blobs::S3SetupError),
+    #[error(transparent)]
     Store(#[from] store::OpenError),
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
@@ -85,6 +87,23 @@ pub async fn open_database(cfg: &Config) -> Result<Database, BuildError> {
     .map_err(|e| BuildError::Database(cfg.database_display(), crate::error::chain(&e)))
 }
 
+/// Open the registry store the settings describe on `db`: blobs in object storage
+/// (checked once here, so a wrong bucket, endpoint or key is refused at start) or in
+/// `<data_dir>/blobs`.
+pub async fn open_store(cfg: &Config, db: &Database) -> Result<store::Registry, BuildError> {
+    let registry = match cfg.s3_settings() {
+        Some(s3) => {
+            let blobs = store::object_blobs::ObjectBlobStore::new(&s3)?;
+            blobs.check().await?;
+            store::Registry::open_with_blobs(db, &cfg.data_dir, std::sync::Arc::new(blobs))?
+        }
+        None => store::Registry::open_with(db, &cfg.data_dir)?,
+    };
+    registry.set_version_retention(cfg.version_retention);
+    registry.set_blob_redirect(cfg.blob_redirect());
+    Ok(registry)
+}
+
 /// Build the gateway application. `admin_password` is used for `admin` on the first
 /// start only (from `GATEHOUSE_ADMIN_PASSWORD`); without it one is generated.
 pub async fn build(cfg: &Config, admin_password: Option<Secret>, tls: bool) -> Result<App, BuildError> {
@@ -116,8 +135,7 @@ async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError
     let (backend, registry): (Arc<dyn Backend>, _) = match &cfg.backend {
         Some(url) => (Arc::new(Http::new(url)?), None),
         None => {
-            let registry = store::Registry::open_with(&db, data)?;
-            registry.set_version_retention(cfg.version_retention);
+            let registry = open_store(cfg, &db).await?;
             (
                 Arc::new(InProcess::new(store::http::router(registry.clone()))),
                 Some(registry),

@@ -81,6 +81,13 @@ pub struct CommonArgs {
     /// replicas [default: SQLite in <data-dir>/meta.db]
     #[arg(long)]
     pub database: Option<String>,
+    /// Blob storage shared by replicas, s3://bucket[/prefix] [default: files in
+    /// <data-dir>/blobs]
+    #[arg(long)]
+    pub blobs: Option<String>,
+    /// S3-compatible server for --blobs, https://host[:port] [default: AWS]
+    #[arg(long)]
+    pub s3_endpoint: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -154,8 +161,18 @@ impl CommonArgs {
         if let Some(d) = &self.data_dir {
             cfg.data_dir = d.clone();
         }
-        if let Some(url) = &self.database {
-            cfg.database = Some(url.clone());
+        let mut changed = false;
+        for (flag, setting) in [
+            (&self.database, &mut cfg.database),
+            (&self.blobs, &mut cfg.blobs),
+            (&self.s3_endpoint, &mut cfg.s3_endpoint),
+        ] {
+            if let Some(v) = flag {
+                *setting = Some(v.clone());
+                changed = true;
+            }
+        }
+        if changed {
             cfg.validate()?;
         }
         Ok(cfg)

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address the server listens on.
@@ -24,6 +24,23 @@ pub struct Config {
     pub database_acquire_timeout: String,
     /// PostgreSQL cancels statements running longer than this.
     pub database_statement_timeout: String,
+    /// Where blob bytes live: `s3://bucket[/prefix]` for S3-compatible object storage
+    /// shared by replicas. By default files in `<data_dir>/blobs`.
+    pub blobs: Option<String>,
+    /// The S3-compatible server, `https://host[:port]` (MinIO, Ceph RGW, Garage…); AWS
+    /// when absent.
+    pub s3_endpoint: Option<String>,
+    /// The bucket's region (`us-east-1` when neither this nor `AWS_REGION` says).
+    pub s3_region: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`); off means virtual-hosted style.
+    pub s3_path_style: bool,
+    /// Credentials; by default the standard `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
+    /// environment variables (or the instance's role).
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
+    /// Answer blob GETs with a 307 to a presigned object-store URL valid this long
+    /// (e.g. `5m`), so replicas do not carry the bytes; off (`0`) by default.
+    pub blob_redirect: String,
     /// tracing filter directives, e.g. `info` or `gatehouse=debug,info`.
     pub log: String,
     /// Age under which garbage collection never touches an upload, blob or link
@@ -71,6 +88,20 @@ pub struct Config {
     pub version_retention: u64,
 }
 
+/// Secrets (the database password, the S3 secret key) are never printed.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.database_display())
+            .field("blobs", &self.blobs)
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Every setting's name (the keys of the TOML file, `GATEHOUSE_<NAME>` in upper case).
 pub const SETTINGS: &[&str] = &[
     "listen",
@@ -79,6 +110,13 @@ pub const SETTINGS: &[&str] = &[
     "database_max_connections",
     "database_acquire_timeout",
     "database_statement_timeout",
+    "blobs",
+    "s3_endpoint",
+    "s3_region",
+    "s3_path_style",
+    "s3_access_key_id",
+    "s3_secret_access_key",
+    "blob_redirect",
     "log",
     "gc_grace",
     "upload_purge_interval",
@@ -108,6 +146,13 @@ impl Default for Config {
             database_max_connections: 16,
             database_acquire_timeout: "5s".to_owned(),
             database_statement_timeout: "30s".to_owned(),
+            blobs: None,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_path_style: true,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            blob_redirect: "0".to_owned(),
             log: "info".to_owned(),
             gc_grace: "24h".to_owned(),
             upload_purge_interval: "1h".to_owned(),
@@ -213,6 +258,30 @@ impl Config {
                 "use postgres://user:password@host[:port]/database (or sqlite:///path/meta.db)".into(),
             ));
         }
+        if let Some(b) = &self.blobs {
+            crate::store::object_blobs::parse_s3_url(b).map_err(|e| ConfigError::Invalid("blobs", e.to_string()))?;
+        }
+        if let Some(e) = &self.s3_endpoint
+            && !(e.starts_with("https://") || e.starts_with("http://"))
+        {
+            return Err(ConfigError::Invalid(
+                "s3_endpoint",
+                format!("{e:?}: use https://host[:port]"),
+            ));
+        }
+        if self.s3_access_key_id.is_some() != self.s3_secret_access_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "s3_access_key_id",
+                "s3_access_key_id and s3_secret_access_key must be given together".into(),
+            ));
+        }
+        let redirect = parse_duration(&self.blob_redirect).map_err(|e| ConfigError::Invalid("blob_redirect", e))?;
+        if !redirect.is_zero() && self.blobs.is_none() {
+            return Err(ConfigError::Invalid(
+                "blob_redirect",
+                "needs object storage (blobs = \"s3://…\"): files have no URL to redirect to".into(),
+            ));
+        }
         if self.database_max_connections < 2 {
             return Err(ConfigError::Invalid(
                 "database_max_connections",
@@ -264,6 +333,23 @@ impl Config {
             acquire_timeout: parse_duration(&self.database_acquire_timeout).unwrap_or(defaults.acquire_timeout),
             statement_timeout: parse_duration(&self.database_statement_timeout).unwrap_or(defaults.statement_timeout),
         }
+    }
+
+    /// The object-store settings, when blobs live in one.
+    pub fn s3_settings(&self) -> Option<crate::store::object_blobs::S3Settings> {
+        self.blobs.as_ref().map(|url| crate::store::object_blobs::S3Settings {
+            url: url.clone(),
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            path_style: self.s3_path_style,
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: self.s3_secret_access_key.clone(),
+        })
+    }
+
+    /// How long presigned blob URLs live; `None` when blob GETs are served directly.
+    pub fn blob_redirect(&self) -> Option<Duration> {
+        parse_duration(&self.blob_redirect).ok().filter(|d| !d.is_zero())
     }
 
     /// The database setting with its password masked, for messages and logs.
@@ -342,6 +428,11 @@ mod tests {
             policy_dir: Some("p".into()),
             ca_file: Some("ca".into()),
             database: Some("postgres://db/gh".into()),
+            blobs: Some("s3://bucket".into()),
+            s3_endpoint: Some("http://s3".into()),
+            s3_region: Some("r".into()),
+            s3_access_key_id: Some("k".into()),
+            s3_secret_access_key: Some("s".into()),
             ..Config::default()
         };
         let table = toml::Table::try_from(full).unwrap();

@@ -299,8 +299,11 @@ impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         if crate::db::is_unavailable(&e) {
             tracing::warn!(error = %chain(&e), "metadata database unavailable");
-            return Self::new(ErrorCode::Unavailable, "the metadata database is unavailable; retry shortly")
-                .with_header(header::RETRY_AFTER, "1");
+            return Self::new(
+                ErrorCode::Unavailable,
+                "the metadata database is unavailable; retry shortly",
+            )
+            .with_header(header::RETRY_AFTER, "1");
         }
         Self::internal(&e)
     }

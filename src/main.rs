@@ -46,7 +46,7 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
                 None => cfg.gc_grace(),
             };
             let db = gatehouse::app::open_database(&cfg).await?;
-            let registry = store::Registry::open_with(&db, &cfg.data_dir)?;
+            let registry = gatehouse::app::open_store(&cfg, &db).await?;
             let r = store::gc::collect(&registry, grace).await?;
             println!(
                 "removed {} blobs ({} orphan files), {} manifests, {} blob links, {} uploads",
@@ -206,7 +206,7 @@ async fn serve_store(args: StoreArgs) -> Result<(), AnyError> {
     let cfg = args.common.load()?;
     init_tracing(&cfg);
     let db = gatehouse::app::open_database(&cfg).await?;
-    let registry = store::Registry::open_with(&db, &cfg.data_dir)?;
+    let registry = gatehouse::app::open_store(&cfg, &db).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

@@ -70,6 +70,12 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Every stored digest with its last modification time (for the orphan sweep).
     async fn list(&self) -> Result<Vec<(Digest, SystemTime)>, BlobError>;
+
+    /// A URL that serves the blob directly for `ttl` (a presigned object-store URL), for
+    /// answering blob GETs with a redirect; `None` where the store has no such thing.
+    async fn redirect_url(&self, _digest: &Digest, _ttl: std::time::Duration) -> Result<Option<String>, BlobError> {
+        Ok(None)
+    }
 }
 
 /// Blobs as files in a local directory.

@@ -17,6 +17,7 @@ pub mod import;
 pub mod jobs;
 pub mod manifests;
 pub mod meta;
+pub mod object_blobs;
 pub mod on_demand;
 pub mod uploads;
 pub mod versions;
@@ -52,6 +53,8 @@ struct Inner {
     staging: Staging,
     /// How many versions of each normal repository are kept (0: all).
     version_retention: std::sync::atomic::AtomicU64,
+    /// Lifetime in ms of the presigned URLs blob GETs redirect to (0: no redirects).
+    blob_redirect_ms: std::sync::atomic::AtomicU64,
     /// Fetches blobs an on_demand sync left at their remote.
     remote_blobs: std::sync::OnceLock<Arc<dyn on_demand::RemoteBlobSource>>,
 }
@@ -79,13 +82,50 @@ impl Registry {
 
     /// Open the store on an already open database, with blobs and staging in `data_dir`.
     pub fn open_with(db: &Database, data_dir: &Path) -> Result<Self, OpenError> {
-        for sub in ["blobs", "uploads"] {
-            let d = data_dir.join(sub);
-            std::fs::create_dir_all(&d).map_err(|e| OpenError::DataDir(d.clone(), e))?;
+        let blobs = data_dir.join("blobs");
+        std::fs::create_dir_all(&blobs).map_err(|e| OpenError::DataDir(blobs.clone(), e))?;
+        Self::open_with_blobs(db, data_dir, Arc::new(FsBlobStore::new(blobs)))
+    }
+
+    /// Open the store on an already open database and blob store; uploads are staged
+    /// in `data_dir`.
+    pub fn open_with_blobs(db: &Database, data_dir: &Path, blobs: Arc<dyn BlobStore>) -> Result<Self, OpenError> {
+        let uploads = data_dir.join("uploads");
+        std::fs::create_dir_all(&uploads).map_err(|e| OpenError::DataDir(uploads.clone(), e))?;
+        Ok(Self::with_parts(MetaStore::new(db), blobs, Staging::new(uploads)))
+    }
+
+    /// Answer blob GETs with a redirect to a presigned URL living `ttl` (object
+    /// storage only); `None` serves the bytes through this process.
+    pub fn set_blob_redirect(&self, ttl: Option<std::time::Duration>) {
+        let ms = ttl.map_or(0, |t| t.as_millis() as u64);
+        self.inner
+            .blob_redirect_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Where a GET of a blob stored for `repo` should be redirected, when redirects are
+    /// on and the blob store can sign a URL for it. A blob still at its remote
+    /// (on_demand) is served here, which fetches it.
+    pub async fn blob_redirect(&self, repo: &RepoName, digest: &Digest) -> Result<Option<String>> {
+        let ms = self.inner.blob_redirect_ms.load(std::sync::atomic::Ordering::Relaxed);
+        if ms == 0 {
+            return Ok(None);
         }
-        let meta = MetaStore::new(db);
-        let blobs = Arc::new(FsBlobStore::new(data_dir.join("blobs")));
-        Ok(Self::with_parts(meta, blobs, Staging::new(data_dir.join("uploads"))))
+        if self
+            .inner
+            .meta
+            .linked_blob_size(repo.as_str(), &digest.to_string())
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        Ok(self
+            .inner
+            .blobs
+            .redirect_url(digest, std::time::Duration::from_millis(ms))
+            .await?)
     }
 
     pub fn with_parts(meta: MetaStore, blobs: Arc<dyn BlobStore>, staging: Staging) -> Self {
@@ -95,6 +135,7 @@ impl Registry {
                 blobs,
                 staging,
                 version_retention: std::sync::atomic::AtomicU64::new(0),
+                blob_redirect_ms: std::sync::atomic::AtomicU64::new(0),
                 remote_blobs: std::sync::OnceLock::new(),
             }),
         }

@@ -919,7 +919,7 @@ impl Registry {
     /// `{"kind", "name"?, "digest"}` (tags have a name).
     pub async fn version_diff(&self, normal: &str, number: i64) -> Result<serde_json::Value> {
         let rows = sqlx::query(
-            "SELECT vc.kind, vc.key, vc.digest, vc.added_in = $2 FROM version_content vc \
+            "SELECT vc.kind, vc.key, vc.digest, CASE WHEN vc.added_in = $2 THEN 1 ELSE 0 END FROM version_content vc \
              JOIN repositories r ON r.id = vc.repository_id \
              WHERE r.name = $1 AND (vc.added_in = $2 OR vc.removed_in = $2) ORDER BY vc.kind, vc.key",
         )
@@ -935,7 +935,7 @@ impl Registry {
             } else {
                 json!({ "kind": kind, "digest": r.get::<String, _>(2) })
             };
-            if r.get::<bool, _>(3) {
+            if r.get::<i64, _>(3) != 0 {
                 added.push(item);
             } else {
                 removed.push(item);

@@ -156,7 +156,8 @@ fn validate(f: &RemoteFields) -> Result<(), RemoteError> {
 }
 
 const COLUMNS: &str = "SELECT id, org, product, name, url, upstream_name, repository, include_tags, exclude_tags, \
-     mirror, policy, username, password_sealed IS NOT NULL, ca_certificate IS NOT NULL, last_job, created_at, updated_at \
+     mirror, policy, username, CASE WHEN password_sealed IS NULL THEN 0 ELSE 1 END, \
+     CASE WHEN ca_certificate IS NULL THEN 0 ELSE 1 END, last_job, created_at, updated_at \
      FROM remotes";
 
 fn remote(r: sqlx::any::AnyRow) -> Remote {
@@ -174,8 +175,9 @@ fn remote(r: sqlx::any::AnyRow) -> Remote {
         mirror: r.get::<i64, _>(9) != 0,
         policy: SyncPolicy::parse(r.get(10)),
         username: r.get(11),
-        has_password: r.get(12),
-        has_ca_certificate: r.get(13),
+        // 0/1 integers: a comparison is an integer on SQLite and a boolean on PostgreSQL.
+        has_password: r.get::<i64, _>(12) != 0,
+        has_ca_certificate: r.get::<i64, _>(13) != 0,
         last_job: r.get(14),
         created_at: r.get(15),
         updated_at: r.get(16),

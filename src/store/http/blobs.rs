@@ -12,6 +12,12 @@ use std::ops::Range;
 pub(super) async fn get(reg: &Registry, repo: &RepoName, digest: &str, req: &Req) -> Result<Response> {
     let digest: Digest = digest.parse()?;
     let size = reg.blob_size(repo, &digest).await?;
+    if req.method == Method::GET
+        && let Some(url) = reg.blob_redirect(repo, &digest).await?
+    {
+        let headers = [("location", url), ("docker-content-digest", digest.to_string())];
+        return Ok(respond(StatusCode::TEMPORARY_REDIRECT, &headers, Body::empty()));
+    }
     let range = match req.header("range") {
         Some(r) => parse_range(r, size)?,
         None => None,

@@ -1,0 +1,250 @@
+//! Blobs in S3-compatible object storage (AWS S3, MinIO, Ceph RGW, Garage…) through the
+//! `object_store` crate, for replicas that share one store (`--blobs s3://bucket/prefix`).
+//!
+//! Layout under the prefix, as on the filesystem: `blobs/sha256/ab/abcdef…`, one object
+//! per digest, written once. An object appears whole or not at all (a single PUT, or a
+//! multipart upload that S3 assembles only on completion), and only after the staged
+//! bytes were verified against their digest; the metadata database still decides what
+//! is visible.
+
+use super::blobs::{BlobError, BlobStore, ByteStream};
+use crate::oci::Digest;
+use async_trait::async_trait;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjectPath;
+use object_store::signer::Signer;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use std::io;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::io::AsyncReadExt;
+
+/// Objects up to this size are one PUT; larger ones a multipart upload of parts this big.
+pub const PART_SIZE: usize = 8 << 20;
+/// Parts of one blob in flight at once (memory: this many parts).
+const PART_CONCURRENCY: usize = 4;
+
+/// Where and how to reach the object store (`blobs`, `s3_*` settings).
+#[derive(Debug, Clone, Default)]
+pub struct S3Settings {
+    /// `s3://bucket[/prefix]`
+    pub url: String,
+    /// `https://host:port` of an S3-compatible server; AWS when absent.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`), what most self-hosted servers need.
+    pub path_style: bool,
+    /// Credentials; when absent, the standard AWS environment variables and metadata.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum S3SetupError {
+    #[error("setting {0}: {1}")]
+    Setting(&'static str, String),
+}
+
+/// `s3://bucket/prefix` → (bucket, prefix).
+pub fn parse_s3_url(url: &str) -> Result<(String, String), S3SetupError> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| S3SetupError::Setting("blobs", format!("{url:?}: use s3://bucket[/prefix]")))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let valid_bucket = (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    if !valid_bucket {
+        return Err(S3SetupError::Setting(
+            "blobs",
+            format!("{bucket:?} is not a bucket name (3-63 of a-z, 0-9, '-', '.')"),
+        ));
+    }
+    Ok((bucket.to_owned(), prefix.trim_matches('/').to_owned()))
+}
+
+pub struct ObjectBlobStore {
+    store: Arc<AmazonS3>,
+    /// `<prefix>/blobs`
+    root: ObjectPath,
+    /// What the settings named, for messages.
+    url: String,
+}
+
+impl ObjectBlobStore {
+    /// Build the client; nothing is contacted yet (see `check`).
+    pub fn new(s: &S3Settings) -> Result<Self, S3SetupError> {
+        let (bucket, prefix) = parse_s3_url(&s.url)?;
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(&bucket)
+            .with_virtual_hosted_style_request(!s.path_style);
+        if let Some(e) = &s.endpoint {
+            if !(e.starts_with("https://") || e.starts_with("http://")) {
+                return Err(S3SetupError::Setting(
+                    "s3_endpoint",
+                    format!("{e:?}: use https://host[:port]"),
+                ));
+            }
+            b = b
+                .with_endpoint(e.trim_end_matches('/'))
+                .with_allow_http(e.starts_with("http://"));
+        }
+        if let Some(r) = &s.region {
+            b = b.with_region(r);
+        }
+        if let Some(k) = &s.access_key_id {
+            b = b.with_access_key_id(k);
+        }
+        if let Some(k) = &s.secret_access_key {
+            b = b.with_secret_access_key(k);
+        }
+        let store = b.build().map_err(|e| S3SetupError::Setting("blobs", e.to_string()))?;
+        let root = if prefix.is_empty() {
+            ObjectPath::from("blobs")
+        } else {
+            ObjectPath::from(prefix.as_str()).join("blobs")
+        };
+        Ok(Self {
+            store: Arc::new(store),
+            root,
+            url: s.url.clone(),
+        })
+    }
+
+    /// Reach the bucket once at start, so that a wrong endpoint, bucket or credential is
+    /// refused with the setting it concerns instead of failing the first push.
+    pub async fn check(&self) -> Result<(), S3SetupError> {
+        match self.store.list_with_delimiter(Some(&self.root)).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let text = crate::error::chain(&e);
+                let setting = if text.contains("NoSuchBucket") || text.contains("does not exist") {
+                    "blobs"
+                } else if text.contains("AccessDenied")
+                    || text.contains("InvalidAccessKeyId")
+                    || text.contains("SignatureDoesNotMatch")
+                    || text.contains("403")
+                {
+                    "s3_access_key_id"
+                } else {
+                    "s3_endpoint"
+                };
+                Err(S3SetupError::Setting(
+                    setting,
+                    format!("cannot use {}: {text}", self.url),
+                ))
+            }
+        }
+    }
+
+    fn path(&self, d: &Digest) -> ObjectPath {
+        let hex = d.hex();
+        self.root.clone().join(d.algorithm().as_str()).join(&hex[..2]).join(hex)
+    }
+}
+
+fn io_error(e: object_store::Error) -> BlobError {
+    match e {
+        object_store::Error::NotFound { .. } => BlobError::NotFound,
+        other => BlobError::Io(io::Error::other(other)),
+    }
+}
+
+#[async_trait]
+impl BlobStore for ObjectBlobStore {
+    async fn stat(&self, digest: &Digest) -> Result<Option<u64>, BlobError> {
+        match self.store.head(&self.path(digest)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
+    async fn read(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<ByteStream, BlobError> {
+        let opts = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..GetOptions::default()
+        };
+        let got = self.store.get_opts(&self.path(digest), opts).await.map_err(io_error)?;
+        Ok(got.into_stream().map_err(io::Error::other).boxed())
+    }
+
+    async fn put_staged(&self, digest: &Digest, staged: &Path) -> Result<(), BlobError> {
+        let target = self.path(digest);
+        // Content-addressed: an object of that name already holds these bytes.
+        if self.stat(digest).await?.is_some() {
+            return Ok(());
+        }
+        let mut file = tokio::fs::File::open(staged).await?;
+        let size = file.metadata().await?.len();
+        if size <= PART_SIZE as u64 {
+            let mut buf = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut buf).await?;
+            self.store.put(&target, PutPayload::from(buf)).await.map_err(io_error)?;
+            return Ok(());
+        }
+        let upload = self.store.put_multipart(&target).await.map_err(io_error)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut buf = vec![0u8; 1 << 20];
+        let copied: Result<(), BlobError> = async {
+            loop {
+                writer.wait_for_capacity(PART_CONCURRENCY).await.map_err(io_error)?;
+                let n = file.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok(());
+                }
+                writer.write(&buf[..n]);
+            }
+        }
+        .await;
+        match copied {
+            Ok(()) => {
+                writer.finish().await.map_err(io_error)?;
+                Ok(())
+            }
+            Err(e) => {
+                // Parts of an abandoned multipart upload cost storage until aborted.
+                let _ = writer.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<(), BlobError> {
+        match self.store.delete(&self.path(digest)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<(Digest, SystemTime)>, BlobError> {
+        let mut out = Vec::new();
+        let mut listing = self.store.list(Some(&self.root));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(io_error)?;
+            let parts: Vec<_> = meta.location.parts().collect();
+            // …/blobs/<alg>/<2 hex>/<hex>; anything else is not ours to judge.
+            let [.., alg, _, hex] = parts.as_slice() else {
+                continue;
+            };
+            let Ok(d) = format!("{}:{}", alg.as_ref(), hex.as_ref()).parse::<Digest>() else {
+                continue;
+            };
+            out.push((d, SystemTime::from(meta.last_modified)));
+        }
+        Ok(out)
+    }
+
+    async fn redirect_url(&self, digest: &Digest, ttl: Duration) -> Result<Option<String>, BlobError> {
+        let url = self
+            .store
+            .signed_url(axum::http::Method::GET, &self.path(digest), ttl)
+            .await
+            .map_err(io_error)?;
+        Ok(Some(url.to_string()))
+    }
+}
