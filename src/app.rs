@@ -175,7 +175,7 @@ async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError
         None => Policies::builtin()?,
     };
     let policy_files = policies.files().to_vec();
-    let keys_dir = data.join("keys");
+    let keys_dir = cfg.keys_dir();
     let keyring = Keyring::load_or_create(&keys_dir)?;
     let audit = AuditLog::start(
         &db,
@@ -203,10 +203,14 @@ async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError
         versioned: registry.clone(),
         upstream,
     });
+    db.watch_changes({
+        let gateway = gateway.clone();
+        move || gateway.forget_cached()
+    });
     let syncer = match &registry {
         Some(r) => Some(crate::sync::Syncer::new(
             r.clone(),
-            data,
+            &cfg.secrets_file(),
             crate::sync::SyncerParts {
                 gateway: Some(gateway.clone()),
                 extra_ca,

@@ -24,6 +24,13 @@ pub struct Config {
     pub database_acquire_timeout: String,
     /// PostgreSQL cancels statements running longer than this.
     pub database_statement_timeout: String,
+    /// Token signing keys (`*.pem`). Replicas share one directory (a mounted secret or
+    /// volume): each verifies the others' tokens, and a key one of them does not know yet
+    /// makes it re-read the directory. By default `<data_dir>/keys`.
+    pub keys_dir: Option<PathBuf>,
+    /// The key that seals remote passwords at rest; replicas need the same file. By
+    /// default `<data_dir>/secrets.key` (created on first start).
+    pub secrets_file: Option<PathBuf>,
     /// Where blob bytes live: `s3://bucket[/prefix]` for S3-compatible object storage
     /// shared by replicas. By default files in `<data_dir>/blobs`.
     pub blobs: Option<String>,
@@ -110,6 +117,8 @@ pub const SETTINGS: &[&str] = &[
     "database_max_connections",
     "database_acquire_timeout",
     "database_statement_timeout",
+    "keys_dir",
+    "secrets_file",
     "blobs",
     "s3_endpoint",
     "s3_region",
@@ -146,6 +155,8 @@ impl Default for Config {
             database_max_connections: 16,
             database_acquire_timeout: "5s".to_owned(),
             database_statement_timeout: "30s".to_owned(),
+            keys_dir: None,
+            secrets_file: None,
             blobs: None,
             s3_endpoint: None,
             s3_region: None,
@@ -335,6 +346,16 @@ impl Config {
         }
     }
 
+    pub fn keys_dir(&self) -> PathBuf {
+        self.keys_dir.clone().unwrap_or_else(|| self.data_dir.join("keys"))
+    }
+
+    pub fn secrets_file(&self) -> PathBuf {
+        self.secrets_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secrets.key"))
+    }
+
     /// The object-store settings, when blobs live in one.
     pub fn s3_settings(&self) -> Option<crate::store::object_blobs::S3Settings> {
         self.blobs.as_ref().map(|url| crate::store::object_blobs::S3Settings {
@@ -429,6 +450,8 @@ mod tests {
             ca_file: Some("ca".into()),
             database: Some("postgres://db/gh".into()),
             blobs: Some("s3://bucket".into()),
+            keys_dir: Some("k".into()),
+            secrets_file: Some("s".into()),
             s3_endpoint: Some("http://s3".into()),
             s3_region: Some("r".into()),
             s3_access_key_id: Some("k".into()),

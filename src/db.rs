@@ -158,6 +158,8 @@ pub struct Database {
     pub(crate) read: AnyPool,
     pub(crate) write: AnyPool,
     engine: Engine,
+    /// PostgreSQL only: where to listen for other replicas' announcements.
+    url: Option<String>,
     /// SQLite only: the connection that checkpoints the WAL.
     checkpointer: Option<AnyPool>,
 }
@@ -203,6 +205,7 @@ impl Database {
             read,
             write,
             engine: Engine::Sqlite,
+            url: None,
             checkpointer: Some(checkpointer),
         })
     }
@@ -242,6 +245,7 @@ impl Database {
             read: pool.clone(),
             write: pool,
             engine: Engine::Postgres,
+            url: Some(url.to_owned()),
             checkpointer: None,
         })
     }
@@ -253,6 +257,49 @@ impl Database {
     /// Start a serialised write transaction (see the module documentation).
     pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
         begin_write(&self.write, self.engine).await
+    }
+
+    /// Tell every replica (this one included) that data their caches hold changed:
+    /// identities, bindings, pull secrets, products. Nothing to do on SQLite, where
+    /// one process serves.
+    pub async fn announce_change(&self) -> Result<(), sqlx::Error> {
+        if self.engine == Engine::Postgres {
+            // pg_notify returns void, which the Any driver cannot decode.
+            sqlx::query("SELECT 1 FROM (SELECT pg_notify($1, '')) AS n")
+                .bind(CHANGES_CHANNEL)
+                .execute(&self.write)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Call `on_change` whenever a replica announces a change (`announce_change`), and
+    /// whenever the listening connection was lost and is back (announcements may have
+    /// been missed meanwhile). Nothing on SQLite.
+    pub fn watch_changes(&self, on_change: impl Fn() + Send + Sync + 'static) {
+        let Some(url) = self.url.clone() else {
+            return;
+        };
+        tokio::spawn(async move {
+            loop {
+                match listen(&url).await {
+                    Ok(mut listener) => loop {
+                        match listener.try_recv().await {
+                            Ok(Some(_)) => on_change(),
+                            // Reconnected by the listener itself.
+                            Ok(None) => on_change(),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "lost the database change feed; reconnecting");
+                                break;
+                            }
+                        }
+                    },
+                    Err(e) => tracing::warn!(error = %e, "cannot listen for changes of other replicas"),
+                }
+                on_change();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
     }
 
     /// The writer connection, for maintenance statements outside the domain modules.
@@ -267,6 +314,15 @@ impl Database {
         self.read.close().await;
         self.write.close().await;
     }
+}
+
+/// The PostgreSQL channel of `announce_change`.
+const CHANGES_CHANNEL: &str = "gatehouse_changes";
+
+async fn listen(url: &str) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+    listener.listen(CHANGES_CHANNEL).await?;
+    Ok(listener)
 }
 
 /// A serialised write transaction on `pool` (the writer of a database of `engine`).

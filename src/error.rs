@@ -184,8 +184,12 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
+        // Many errors repeat their source in their own message: say each thing once.
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         source = s.source();
     }
     out
@@ -255,6 +259,11 @@ impl From<crate::store::blobs::BlobError> for Error {
     fn from(e: crate::store::blobs::BlobError) -> Self {
         match e {
             crate::store::blobs::BlobError::NotFound => Self::code(ErrorCode::BlobUnknown),
+            crate::store::blobs::BlobError::Unavailable(e) => {
+                tracing::warn!(error = %e, "blob storage unavailable");
+                Self::new(ErrorCode::Unavailable, "the blob storage is unavailable; retry shortly")
+                    .with_header(header::RETRY_AFTER, "1")
+            }
             other => Self::internal(&other),
         }
     }

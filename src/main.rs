@@ -65,7 +65,7 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
         }
         Command::Keys(KeysCommand::Rotate(args)) => {
             let cfg = args.common.load()?;
-            let mut keys = gatehouse::gateway::token::Keyring::load_or_create(&cfg.data_dir.join("keys"))?;
+            let mut keys = gatehouse::gateway::token::Keyring::load_or_create(&cfg.keys_dir())?;
             let kid = keys.rotate()?;
             // Refresh tokens and upload grants are signed with the same keys and live longest.
             let longest = cfg

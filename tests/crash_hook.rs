@@ -22,7 +22,7 @@ fn start(data: &std::path::Path, fault: Option<&str>) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
     cmd.args(["serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
-        .envs(common::database_env(data))
+        .envs(common::backend_env(data))
         .env("GATEHOUSE_ADMIN_PASSWORD", PASSWORD)
         .env("GATEHOUSE_POLICY_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
         .env_remove("GATEHOUSE_FAULT")

@@ -57,7 +57,7 @@ fn spawn(args: &[&str], data: &Path, certs: &Path) -> Proc {
         .args(args)
         .arg("--data-dir")
         .arg(data)
-        .envs(common::database_env(data))
+        .envs(common::backend_env(data))
         .arg("--tls-dir")
         .arg(certs)
         .env("GATEHOUSE_ADMIN_PASSWORD", PASSWORD)
@@ -503,7 +503,7 @@ async fn a_remote_synced_on_main_reaches_the_edge_and_a_bad_credential_is_logged
     let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args(["keys", "rotate", "--data-dir"])
         .arg(t.dir.path().join("main"))
-        .envs(common::database_env(&t.dir.path().join("main")))
+        .envs(common::backend_env(&t.dir.path().join("main")))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

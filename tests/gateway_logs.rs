@@ -17,7 +17,7 @@ async fn secrets_never_appear_in_logs() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args(["serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
-        .envs(common::database_env(&dir.path().join("data")))
+        .envs(common::backend_env(&dir.path().join("data")))
         .env("GATEHOUSE_ADMIN_PASSWORD", admin_password)
         .env("GATEHOUSE_LOG", "debug")
         .env("GATEHOUSE_POLICY_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))

@@ -154,22 +154,8 @@ async fn blob_whose_bytes_do_not_match_its_digest_is_rejected_and_nothing_stored
     assert_eq!(c.get(srv.url(&loc)).send().await.unwrap().status(), 404);
     let staged: Vec<_> = std::fs::read_dir(srv.dir.path().join("uploads")).unwrap().collect();
     assert!(staged.is_empty(), "no staged bytes left behind: {staged:?}");
-    let blobs = walk_files(&srv.dir.path().join("blobs"));
-    assert!(blobs.is_empty(), "no blob files: {blobs:?}");
-}
-
-fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.path().is_dir() {
-                out.extend(walk_files(&e.path()));
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
+    let blobs = srv.registry.blob_store().list().await.unwrap();
+    assert!(blobs.is_empty(), "no stored blobs: {blobs:?}");
 }
 
 #[tokio::test]

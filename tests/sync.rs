@@ -510,15 +510,16 @@ async fn on_demand_sync_fetches_each_blob_on_its_first_pull_and_keeps_it() {
     assert_eq!(job["state"], "done", "{job}");
     assert_eq!(job["progress"]["outcome"]["blobs_fetched"], 0, "{job}");
     assert_eq!(job["progress"]["outcome"]["version"], 1, "{job}");
-    let blob_file = |d: &str| {
-        gw.dir
-            .path()
-            .join("data/blobs/sha256")
-            .join(&d.trim_start_matches("sha256:")[..2])
-            .join(d.trim_start_matches("sha256:"))
+    let store = gw.registry.clone().unwrap();
+    let stored = |d: String| {
+        let store = store.clone();
+        async move {
+            let d: gatehouse::oci::Digest = d.parse().unwrap();
+            store.blob_store().stat(&d).await.unwrap().is_some()
+        }
     };
     let big = digest(&layers[0]);
-    assert!(!blob_file(&big).exists(), "nothing fetched at sync time");
+    assert!(!stored(big.clone()).await, "nothing fetched at sync time");
 
     let token = gw.token(Some(ADMIN), &["repository:acme/base/lazy:pull"]).await;
     let c = http();
@@ -557,7 +558,7 @@ async fn on_demand_sync_fetches_each_blob_on_its_first_pull_and_keeps_it() {
 
     // Stored: with the remote gone, every blob still comes back.
     drop(dist);
-    assert!(blob_file(&big).exists());
+    assert!(stored(big.clone()).await);
     for layer in &layers {
         let r = c
             .get(gw.url(&format!("/v2/acme/base/lazy/blobs/{}", digest(layer))))

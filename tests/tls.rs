@@ -121,7 +121,7 @@ fn first_start_creates_certificates_prints_how_to_trust_them_and_reuses_them() {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(tmp.path().join("data"))
-            .envs(common::database_env(&tmp.path().join("data")))
+            .envs(common::backend_env(&tmp.path().join("data")))
             .arg("--tls-dir")
             .arg(&certs)
             .stdout(Stdio::piped())

@@ -82,7 +82,7 @@ struct Inner {
     versioned: Option<crate::store::Registry>,
     upstream: Option<edge::UpstreamLink>,
     /// When the main server's keys were last fetched on an unknown key id (ms).
-    upstream_keys_fetched: std::sync::atomic::AtomicU64,
+    keys_refreshed: std::sync::atomic::AtomicU64,
     /// Push/normal repository pairs known to exist.
     pairs: Cache<String, ()>,
     /// Distributions by name (`None`: not one), for seconds.
@@ -160,7 +160,7 @@ impl Gateway {
                 audit: p.audit,
                 versioned: p.versioned,
                 upstream: p.upstream,
-                upstream_keys_fetched: std::sync::atomic::AtomicU64::new(0),
+                keys_refreshed: std::sync::atomic::AtomicU64::new(0),
                 pairs: Cache::builder().max_capacity(100_000).build(),
                 distributions: Cache::builder()
                     .max_capacity(100_000)
@@ -296,21 +296,35 @@ impl Gateway {
         if let Some(dir) = &self.inner.settings.policy_dir {
             self.inner.authorizer.reload(dir).map_err(|e| e.to_string())?;
         }
-        match Keyring::load_or_create(&self.inner.keys_dir) {
-            Ok(mut k) => {
-                let mut current = self.inner.keyring.write().unwrap_or_else(|p| p.into_inner());
-                k.keep_trusted_from(&current);
-                *current = k;
-            }
-            Err(e) => return Err(e.to_string()),
-        }
+        self.reload_keys().map_err(|e| e.to_string())?;
         self.changed();
         Ok(())
     }
 
+    /// Re-read the token keys directory (shared by replicas: one may have rotated).
+    fn reload_keys(&self) -> Result<(), TokenError> {
+        let mut k = Keyring::load_or_create(&self.inner.keys_dir)?;
+        let mut current = self.inner.keyring.write().unwrap_or_else(|p| p.into_inner());
+        k.keep_trusted_from(&current);
+        *current = k;
+        Ok(())
+    }
+
     /// Something that decisions depend on changed: forget cached decisions, principals
-    /// and credentials.
+    /// and credentials here, and tell the other replicas to do the same.
     pub fn changed(&self) {
+        self.forget_cached();
+        let identities = self.inner.identities.clone();
+        tokio::spawn(async move {
+            if let Err(e) = identities.announce_change().await {
+                tracing::warn!(error = %e, "cannot tell other replicas about a change");
+            }
+        });
+    }
+
+    /// Forget cached decisions, principals and credentials (another replica changed
+    /// what they depend on).
+    pub fn forget_cached(&self) {
         self.inner.decisions.invalidate_all();
         self.inner.identities.invalidate();
     }
@@ -336,19 +350,24 @@ impl Gateway {
             .verify(token, &s.issuer, audience, expiry)
     }
 
-    /// `verify_access`; at an edge, a token signed by a key it does not know yet (the
-    /// main server rotated its keys) makes it fetch the main server's keys once and
-    /// try again, at most once a second.
+    /// `verify_access`; a token signed by a key this process does not know yet makes it
+    /// look again, at most once a second, and try again: at an edge (the main server
+    /// rotated its keys) it fetches the main server's keys; on a main server it re-reads
+    /// the keys directory (another replica sharing it rotated).
     async fn verify_access_fresh(&self, token: &str) -> Result<Arc<Claims>, TokenError> {
         match self.verify_access(token) {
-            Err(TokenError::UnknownKey) if self.inner.upstream.is_some() => {
+            Err(TokenError::UnknownKey) => {
                 let now = token::now_secs();
                 let last = self
                     .inner
-                    .upstream_keys_fetched
+                    .keys_refreshed
                     .swap(now, std::sync::atomic::Ordering::Relaxed);
                 if last < now {
-                    self.fetch_upstream_keys().await;
+                    if self.inner.upstream.is_some() {
+                        self.fetch_upstream_keys().await;
+                    } else if let Err(e) = self.reload_keys() {
+                        tracing::warn!(error = %e, "re-reading the token keys failed");
+                    }
                 }
                 self.verify_access(token)
             }

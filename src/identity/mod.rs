@@ -178,6 +178,11 @@ impl Identities {
         &self.inner.db
     }
 
+    /// Tell every replica that identities changed (see `Database::announce_change`).
+    pub async fn announce_change(&self) -> Result<(), sqlx::Error> {
+        self.db().announce_change().await
+    }
+
     /// Forget every cached credential, principal and product: called after any change.
     pub fn invalidate(&self) {
         self.inner.verified.invalidate_all();

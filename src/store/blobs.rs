@@ -46,6 +46,9 @@ pub enum BlobError {
     NotFound,
     #[error("blob storage I/O: {0}")]
     Io(#[from] io::Error),
+    /// The object store could not be reached or refused the request (answers 503).
+    #[error("object storage: {0}")]
+    Unavailable(String),
 }
 
 /// Read chunk size for streaming blobs out: large enough that per-chunk overhead

@@ -14,7 +14,10 @@ use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::signer::Signer;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    WriteMultipart,
+};
 use std::io;
 use std::ops::Range;
 use std::path::Path;
@@ -79,10 +82,33 @@ impl ObjectBlobStore {
     /// Build the client; nothing is contacted yet (see `check`).
     pub fn new(s: &S3Settings) -> Result<Self, S3SetupError> {
         let (bucket, prefix) = parse_s3_url(&s.url)?;
+        // The client's TLS (reqwest over rustls) needs the process's crypto provider.
+        crate::tls::install_crypto_provider();
+        // A store that is down makes a request fail within seconds (503 to the client,
+        // who retries), not hang for the library's default of three minutes.
+        let retry = RetryConfig {
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(10),
+            backoff: BackoffConfig::default(),
+        };
+        let client = ClientOptions::new()
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_timeout(Duration::from_secs(300));
         let mut b = AmazonS3Builder::from_env()
+            .with_retry(retry)
+            .with_client_options(client)
             .with_bucket_name(&bucket)
             .with_virtual_hosted_style_request(!s.path_style);
         if let Some(e) = &s.endpoint {
+            // Instance-metadata credentials are AWS's; a self-hosted server needs keys
+            // (and asking the metadata address off AWS only times out).
+            let env_keys = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
+            if s.access_key_id.is_none() && !env_keys {
+                return Err(S3SetupError::Setting(
+                    "s3_access_key_id",
+                    "required with s3_endpoint (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)".into(),
+                ));
+            }
             if !(e.starts_with("https://") || e.starts_with("http://")) {
                 return Err(S3SetupError::Setting(
                     "s3_endpoint",
@@ -122,20 +148,22 @@ impl ObjectBlobStore {
             Ok(_) => Ok(()),
             Err(e) => {
                 let text = crate::error::chain(&e);
-                let setting = if text.contains("NoSuchBucket") || text.contains("does not exist") {
-                    "blobs"
-                } else if text.contains("AccessDenied")
-                    || text.contains("InvalidAccessKeyId")
-                    || text.contains("SignatureDoesNotMatch")
-                    || text.contains("403")
-                {
-                    "s3_access_key_id"
-                } else {
-                    "s3_endpoint"
+                // S3 names what is wrong in an XML <Code>; say that rather than the body.
+                let code = text
+                    .split_once("<Code>")
+                    .and_then(|(_, rest)| rest.split_once("</Code>"))
+                    .map(|(code, _)| code.to_owned());
+                let (setting, why) = match code.as_deref() {
+                    Some("NoSuchBucket") => ("blobs", "the bucket does not exist".to_owned()),
+                    Some(c @ ("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch")) => {
+                        ("s3_access_key_id", format!("the server refused the credentials ({c})"))
+                    }
+                    Some(c) => ("s3_endpoint", format!("the server answered {c}")),
+                    None => ("s3_endpoint", text),
                 };
                 Err(S3SetupError::Setting(
                     setting,
-                    format!("cannot use {}: {text}", self.url),
+                    format!("cannot use {}: {why}", self.url),
                 ))
             }
         }
@@ -150,7 +178,7 @@ impl ObjectBlobStore {
 fn io_error(e: object_store::Error) -> BlobError {
     match e {
         object_store::Error::NotFound { .. } => BlobError::NotFound,
-        other => BlobError::Io(io::Error::other(other)),
+        other => BlobError::Unavailable(crate::error::chain(&other)),
     }
 }
 

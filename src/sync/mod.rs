@@ -58,14 +58,14 @@ struct Inner {
 }
 
 impl Syncer {
-    /// A syncer over `registry`, sealing secrets with the key in `data_dir`. Pulls of
-    /// blobs an on_demand sync left at their remote are fetched through it.
-    pub fn new(registry: Registry, data_dir: &Path, parts: SyncerParts) -> Result<Self, SecretError> {
+    /// A syncer over `registry`, sealing secrets with the key in `secrets_file`. Pulls
+    /// of blobs an on_demand sync left at their remote are fetched through it.
+    pub fn new(registry: Registry, secrets_file: &Path, parts: SyncerParts) -> Result<Self, SecretError> {
         let http = upstream::http_client(parts.extra_ca.as_deref()).map_err(SecretError::Client)?;
         let this = Self {
             inner: Arc::new(Inner {
                 registry,
-                secrets: SecretBox::open_or_create(&data_dir.join("secrets.key"))?,
+                secrets: SecretBox::open_or_create(secrets_file)?,
                 wake: tokio::sync::Notify::new(),
                 gateway: parts.gateway,
                 http,

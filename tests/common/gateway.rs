@@ -17,6 +17,8 @@ pub struct TestGateway {
     pub dir: TempDir,
     pub app_db: gatehouse::db::Database,
     pub gateway: gatehouse::gateway::Gateway,
+    /// The in-process store (none with a remote backend).
+    pub registry: Option<gatehouse::store::Registry>,
     pub tls: bool,
     router: axum::Router,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -37,11 +39,11 @@ impl TestGateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cfg = Config {
             data_dir: dir.path().join("data"),
-            database: super::test_database(&dir.path().join("data")),
             // The repository's policies, as `gatehouse serve` in a checkout uses them.
             policy_dir: Some(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies")),
             ..Config::default()
         };
+        super::use_test_backends(&mut cfg);
         adjust(&mut cfg);
         let app = gatehouse::app::build(
             &cfg,
@@ -78,6 +80,7 @@ impl TestGateway {
             dir,
             app_db: app.db,
             gateway: app.gateway,
+            registry: app.registry,
             tls,
             router: app.router.clone(),
             shutdown: Some(tx),

@@ -5,6 +5,7 @@
 pub mod clients;
 pub mod distribution;
 pub mod gateway;
+pub mod scale;
 
 use gatehouse::oci::Digest;
 use gatehouse::{server, store};
@@ -122,26 +123,64 @@ pub fn test_database(data_dir: &Path) -> Option<String> {
     Some(format!("{server}/{name}"))
 }
 
-/// Environment for a `gatehouse` process on `data_dir`: its test database on the
-/// PostgreSQL run, nothing on the SQLite run.
-pub fn database_env(data_dir: &Path) -> Vec<(String, String)> {
-    test_database(data_dir)
-        .map(|url| ("GATEHOUSE_DATABASE".to_owned(), url))
-        .into_iter()
-        .collect()
+/// Set by `scripts/test` for the suite's second run: the endpoint of a private
+/// S3-compatible server (scripts/s3-server) with the bucket `gatehouse`.
+pub const TEST_S3_VAR: &str = "GATEHOUSE_TEST_S3";
+
+/// On the object-storage run, the blob settings of the data directory `data_dir`: its
+/// own prefix in the test bucket. `None` on the local-files run.
+pub fn test_blobs(data_dir: &Path) -> Option<Vec<(&'static str, String)>> {
+    let endpoint = std::env::var(TEST_S3_VAR).ok()?;
+    let key = Digest::sha256_of(data_dir.to_string_lossy().as_bytes()).to_string();
+    Some(vec![
+        // Short: s3s-fs keeps per-object metadata in a file named after the base64 of
+        // the key, which must fit a 255-byte file name even for sha512 digests.
+        ("blobs", format!("s3://gatehouse/{}", &key["sha256:".len()..][..10])),
+        ("s3_endpoint", endpoint),
+        (
+            "s3_access_key_id",
+            std::env::var("S3_ACCESS_KEY").unwrap_or_else(|_| "gatehouse-test".into()),
+        ),
+        (
+            "s3_secret_access_key",
+            std::env::var("S3_SECRET_KEY").unwrap_or_else(|_| "gatehouse-test-secret".into()),
+        ),
+    ])
 }
 
-/// Open the store on `data_dir` with the database of this run.
+/// Point `cfg` (whose data directory is set) at this run's database and blob store.
+pub fn use_test_backends(cfg: &mut gatehouse::config::Config) {
+    cfg.database = test_database(&cfg.data_dir);
+    for (setting, value) in test_blobs(&cfg.data_dir).unwrap_or_default() {
+        match setting {
+            "blobs" => cfg.blobs = Some(value),
+            "s3_endpoint" => cfg.s3_endpoint = Some(value),
+            "s3_access_key_id" => cfg.s3_access_key_id = Some(value),
+            _ => cfg.s3_secret_access_key = Some(value),
+        }
+    }
+}
+
+/// Environment for a `gatehouse` process on `data_dir`: this run's database and blob
+/// store (nothing on the embedded run).
+pub fn backend_env(data_dir: &Path) -> Vec<(String, String)> {
+    let db = test_database(data_dir).map(|url| ("GATEHOUSE_DATABASE".to_owned(), url));
+    let blobs = test_blobs(data_dir)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (format!("GATEHOUSE_{}", k.to_uppercase()), v));
+    db.into_iter().chain(blobs).collect()
+}
+
+/// Open the store on `data_dir` with the database and blob store of this run.
 pub async fn open_registry(data_dir: &Path) -> store::Registry {
-    let url = test_database(data_dir);
-    let db = gatehouse::db::Database::open(
-        url.as_deref(),
-        &data_dir.join("meta.db"),
-        &gatehouse::db::PoolSettings::default(),
-    )
-    .await
-    .expect("open database");
-    store::Registry::open_with(&db, data_dir).expect("open registry")
+    let mut cfg = gatehouse::config::Config {
+        data_dir: data_dir.to_owned(),
+        ..Default::default()
+    };
+    use_test_backends(&mut cfg);
+    let db = gatehouse::app::open_database(&cfg).await.expect("open database");
+    gatehouse::app::open_store(&cfg, &db).await.expect("open registry")
 }
 
 pub fn http() -> reqwest::Client {

@@ -1,0 +1,256 @@
+//! Several replicas over one PostgreSQL database and one S3 bucket (real PostgreSQL,
+//! real S3 server): any replica serves any request, tokens and key rotations work
+//! across them, a revocation reaches every replica at once, and the database or bad
+//! settings fail clearly.
+
+mod common;
+
+use common::gateway::{ADMIN_PASSWORD, TestGateway, USER_PASSWORD, claims_of, push_image_with};
+use common::scale::SharedBackends;
+use common::{OCI_MANIFEST, http};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+async fn replica(backends: &SharedBackends, database: &str, shared: &std::path::Path) -> TestGateway {
+    TestGateway::start_with(false, |cfg| backends.replica(cfg, database, shared)).await
+}
+
+async fn manifest_status(gw: &TestGateway, token: &str, reference: &str) -> (u16, Vec<u8>) {
+    let r = http()
+        .get(gw.url(&format!("/v2/acme/web/app/manifests/{reference}")))
+        .header("accept", OCI_MANIFEST)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+}
+
+/// Poll `check` until it holds, for at most `limit`; whether it came to hold.
+async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    check().await
+}
+
+#[tokio::test]
+async fn two_replicas_serve_one_registry() {
+    let backends = SharedBackends::start();
+    let database = backends.database();
+    let shared = tempfile::tempdir().unwrap();
+    let a = replica(&backends, &database, shared.path()).await;
+    let b = replica(&backends, &database, shared.path()).await;
+
+    // Made on A, known to B.
+    a.create_org("acme").await;
+    a.create_member("dev", "acme", "pusher", None).await;
+    let token_a = a
+        .token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull,push"])
+        .await;
+
+    // A token from A pushes through B; what B stored, A serves.
+    let (status, manifest) = push_image_with(&b, &token_a, "acme/web/app", "1.0", 7).await;
+    assert_eq!(status, 201);
+    let token_b = b
+        .token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull"])
+        .await;
+    assert_eq!(manifest_status(&a, &token_b, "1.0").await, (200, manifest.clone()));
+    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let layer = m["layers"][0]["digest"].as_str().unwrap();
+    let blob = http()
+        .get(a.url(&format!("/v2/acme/web/app/blobs/{layer}")))
+        .bearer_auth(&token_b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blob.status(), 200);
+    assert_eq!(common::digest(&blob.bytes().await.unwrap()), layer);
+
+    // The post-push copy ran once, whichever replica's job runner took it.
+    let versions = a
+        .admin("GET", "/api/v1/repositories/acme/web/app/versions", json!(null))
+        .await;
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 1, "{versions}");
+
+    // A pull secret made on A logs in on B; revoked on A, B refuses it within a second.
+    let (user, secret, _) = a.create_pull_secret("acme", json!({"name": "ci"})).await;
+    let secret_token = b.token(Some((&user, &secret)), &["repository:acme/web/app:pull"]).await;
+    assert_eq!(manifest_status(&b, &secret_token, "1.0").await.0, 200);
+    let (status, _) = a
+        .api(
+            "DELETE",
+            "/api/v1/orgs/acme/pull-secrets/ci",
+            ("admin", ADMIN_PASSWORD),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert!(
+        within(Duration::from_secs(1), async || manifest_status(
+            &b,
+            &secret_token,
+            "1.0"
+        )
+        .await
+        .0 == 401)
+        .await,
+        "replica B still honours a pull secret revoked on A"
+    );
+    assert_eq!(b.token_request(Some((&user, &secret)), &[]).await.0, 401);
+
+    // A rotates the shared signing key: B accepts A's new tokens at once.
+    let old_kid = claims_kid(&token_a);
+    let mut keys = gatehouse::gateway::token::Keyring::load_or_create(&shared.path().join("keys")).unwrap();
+    keys.rotate().unwrap();
+    a.gateway.reload().unwrap();
+    let rotated = a
+        .token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull"])
+        .await;
+    assert_ne!(claims_kid(&rotated), old_kid);
+    assert_eq!(manifest_status(&b, &rotated, "1.0").await.0, 200);
+    assert_eq!(
+        manifest_status(&b, &token_a, "1.0").await.0,
+        200,
+        "tokens of the old key stay valid"
+    );
+    let _ = claims_of(&rotated);
+}
+
+/// The `kid` in a JWT's header.
+fn claims_kid(token: &str) -> String {
+    use base64::Engine;
+    let header = token.split('.').next().unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    v["kid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_database_outage_answers_503_and_heals() {
+    let backends = SharedBackends::private();
+    let database = backends.database();
+    let shared = tempfile::tempdir().unwrap();
+    let gw = TestGateway::start_with(false, |cfg| {
+        backends.replica(cfg, &database, shared.path());
+        cfg.database_acquire_timeout = "2s".into();
+    })
+    .await;
+    gw.create_org("acme").await;
+    gw.create_member("dev", "acme", "pusher", None).await;
+    let token = gw
+        .token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull,push"])
+        .await;
+    let (status, manifest) = push_image_with(&gw, &token, "acme/web/app", "1.0", 3).await;
+    assert_eq!(status, 201);
+
+    backends.stop_database();
+    let started = Instant::now();
+    let r = http()
+        .get(gw.url("/v2/acme/web/app/manifests/1.0"))
+        .header("accept", OCI_MANIFEST)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answered within the timeouts"
+    );
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "UNAVAILABLE", "{body}");
+    assert!(
+        body["errors"][0]["message"].as_str().unwrap().contains("database"),
+        "{body}"
+    );
+    let (status, _) = push_image_with(&gw, &token, "acme/web/app", "2.0", 4).await;
+    assert_eq!(status, 503, "a push during the outage fails cleanly");
+
+    backends.restart_database();
+    assert!(
+        within(Duration::from_secs(15), async || manifest_status(&gw, &token, "1.0")
+            .await
+            == (200, manifest.clone()))
+        .await,
+        "reads recover by themselves"
+    );
+    let (status, _) = push_image_with(&gw, &token, "acme/web/app", "2.0", 4).await;
+    assert_eq!(status, 201, "pushes recover by themselves");
+}
+
+/// `gatehouse serve` with `args`: its exit status and what it printed on stderr.
+fn serve_fails(args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args(args)
+        .envs(env.iter().copied())
+        .env("GATEHOUSE_DATABASE_ACQUIRE_TIMEOUT", "3s")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{args:?} started");
+    String::from_utf8_lossy(&out.stderr).trim().to_owned()
+}
+
+#[tokio::test]
+async fn bad_settings_are_refused_at_start_naming_the_setting() {
+    let backends = SharedBackends::start();
+    let unreachable = serve_fails(&["--database", "postgres://gatehouse:pw@127.0.0.1:1/gatehouse"], &[]);
+    assert!(unreachable.starts_with("gatehouse: setting database"), "{unreachable}");
+    assert!(
+        !unreachable.contains("pw@"),
+        "the password is never printed: {unreachable}"
+    );
+    assert_eq!(unreachable.lines().count(), 1, "{unreachable}");
+    let no_db = serve_fails(&["--database", &format!("{}/no_such_database", backends.pg)], &[]);
+    assert!(
+        no_db.contains("setting database") && no_db.contains("no_such_database"),
+        "{no_db}"
+    );
+
+    let s3 = |key: &'static str| {
+        [
+            ("GATEHOUSE_S3_ACCESS_KEY_ID", "gatehouse-test"),
+            ("GATEHOUSE_S3_SECRET_ACCESS_KEY", key),
+        ]
+    };
+    let endpoint = backends.s3.clone();
+    let args = |bucket: &str| {
+        vec![
+            "--blobs".to_owned(),
+            format!("s3://{bucket}/p"),
+            "--s3-endpoint".to_owned(),
+            endpoint.clone(),
+        ]
+    };
+    let missing = serve_fails(
+        &args("no-such-bucket").iter().map(String::as_str).collect::<Vec<_>>(),
+        &s3("gatehouse-test-secret"),
+    );
+    assert!(missing.contains("setting blobs"), "{missing}");
+    let wrong_key = serve_fails(
+        &args("gatehouse").iter().map(String::as_str).collect::<Vec<_>>(),
+        &s3("NotTheSecret42"),
+    );
+    assert!(wrong_key.contains("setting s3_access_key_id"), "{wrong_key}");
+    assert!(
+        !wrong_key.contains("NotTheSecret42"),
+        "the secret key is never printed: {wrong_key}"
+    );
+    let nowhere = serve_fails(
+        &["--blobs", "s3://gatehouse/p", "--s3-endpoint", "http://127.0.0.1:1"],
+        &s3("gatehouse-test-secret"),
+    );
+    assert!(nowhere.contains("setting s3_endpoint"), "{nowhere}");
+    let keyless = serve_fails(&["--blobs", "s3://gatehouse/p", "--s3-endpoint", &backends.s3], &[]);
+    assert!(keyless.contains("setting s3_access_key_id"), "{keyless}");
+    let bad_url = serve_fails(&["--blobs", "gs://x"], &[]);
+    assert!(bad_url.contains("blobs"), "{bad_url}");
+}
