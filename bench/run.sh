@@ -7,7 +7,8 @@
 #   bench/run.sh                     # defaults: 512 MiB blob, 2 GiB blob for RSS, 10 s wrk runs
 #   BIG_MB=128 HUGE_MB=512 DURATION=5 SYNC_MB=256 bench/run.sh    # a quicker pass
 #
-# Needs (installed when missing, as root): docker-registry nginx-light wrk curl skopeo.
+# Needs (installed when missing, as root): docker-registry nginx-light wrk curl skopeo
+# postgresql; builds the S3 test server (s3s-fs) once, as scripts/test does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,8 @@ command -v nginx >/dev/null || need+=(nginx-light)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
 command -v skopeo >/dev/null || need+=(skopeo)
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
+command -v bc >/dev/null || need+=(bc)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
@@ -151,8 +154,44 @@ run_suite() {  # NAME BASE
   read -r R[$name.tags] _ < <(wrk_rps "$base/v2/bench/app/tags/list")
 }
 
+# Server CPU time of processes and their reaped children (user + system, seconds).
+cpu_secs() {
+  local total=0 p
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] || continue
+    total=$(awk -v t="$total" -v hz="$(getconf CLK_TCK)" '{print t + ($14 + $15 + $16 + $17) / hz}' "/proc/$p/stat")
+  done
+  echo "$total"
+}
+
 echo "gatehouse store..." >&2
-start_gatehouse; run_suite gh "http://127.0.0.1:$GH_PORT"
+start_gatehouse
+cpu0=$(cpu_secs "$GH_PID")
+run_suite gh "http://127.0.0.1:$GH_PORT"
+R[gh.cpu]=$(echo "$(cpu_secs "$GH_PID") - $cpu0" | bc -l)
+
+# The same store on what replicas share: PostgreSQL (private cluster) and S3 (s3s-fs),
+# every server on this machine, their CPU time counted with gatehouse's.
+echo "gatehouse store on PostgreSQL + S3..." >&2
+scripts/s3-server install
+mkdir -p "$work/scale" && chmod 755 "$work/scale"
+PG_URL=$(scripts/pg-cluster start "$work/scale/pg")
+S3_URL=$(scripts/s3-server start "$work/scale/s3")
+psql "$PG_URL/postgres" -qc "CREATE DATABASE bench"
+# The cluster's postmaster and its live backends (exited ones count in its cutime).
+pg_pids() { local m; m=$(head -n 1 "$work/scale/pg/data/postmaster.pid"); echo "$m $(pgrep -P "$m" | tr '\n' ' ')"; }
+start_scale() {
+  GATEHOUSE_DATABASE="$PG_URL/bench" GATEHOUSE_BLOBS="s3://gatehouse/bench" GATEHOUSE_S3_ENDPOINT="$S3_URL" \
+  GATEHOUSE_S3_ACCESS_KEY_ID=gatehouse-test GATEHOUSE_S3_SECRET_ACCESS_KEY=gatehouse-test-secret \
+    "$GH_BIN" store --listen 127.0.0.1:$SC_PORT --data-dir "$work/scale/data" >"$work/scale.log" 2>&1 &
+  SC_PID=$!; pids+=($SC_PID); wait_port $SC_PORT
+}
+SC_PORT=5205
+start_scale
+S3_PID=$(cat "$work/scale/s3/pid")
+cpu0=$(cpu_secs "$SC_PID" "$S3_PID" $(pg_pids))
+run_suite sc "http://127.0.0.1:$SC_PORT"
+R[sc.cpu]=$(echo "$(cpu_secs "$SC_PID" "$S3_PID" $(pg_pids)) - $cpu0" | bc -l)
 
 # The gateway: token auth + policies in front of the in-process store.
 token_of() {  # CREDS SCOPE... -> token
@@ -198,6 +237,11 @@ start_gatehouse; push_blob "http://127.0.0.1:$GH_PORT" bench/huge "$work/huge.bi
 R[gh.rss]=$(awk '/VmHWM/{print int($2/1024)}' /proc/$GH_PID/status)
 start_distribution; push_blob "http://127.0.0.1:$DR_PORT" bench/huge "$work/huge.bin" "$HUGE_DIGEST" >/dev/null
 R[dr.rss]=$(awk '/VmHWM/{print int($2/1024)}' /proc/$DR_PID/status)
+kill "$SC_PID" 2>/dev/null || true; sleep 0.5
+start_scale; push_blob "http://127.0.0.1:$SC_PORT" bench/huge "$work/huge.bin" "$HUGE_DIGEST" >/dev/null
+R[sc.rss]=$(awk '/VmHWM/{print int($2/1024)}' /proc/$SC_PID/status)
+kill "$SC_PID" 2>/dev/null || true
+scripts/s3-server stop "$work/scale/s3"; scripts/pg-cluster stop "$work/scale/pg"
 
 echo "post-push hook..." >&2
 hook=$("$HOOKBENCH" "$work/hook")
@@ -229,6 +273,17 @@ grow "manifest GET p99 (ms)" "${R[gw.mp99]}" "${R[gh.mp99_again]}" "" ""
 grow "blob pull ${BIG_MB} MiB (MiB/s)" "${R[gw.pull]}" "${R[gh.pull_again]}" "$(ratio "${R[gw.pull]}" "${R[gh.pull_again]}")x" ">= 0.9x"
 grow "tokens/s, pull-secret Basic auth (64 conns)" "${R[gw.tokens]}" "-" "" ">= 5000"
 grow "token issuance p99 (ms)" "${R[gw.tp99]}" "-" "" ""
+
+printf '\n%-44s %12s %12s %10s  %s\n' "PostgreSQL + S3 vs SQLite + files (store)" "pg+s3" "sqlite+files" "ratio" "target"
+grow "blob push ${BIG_MB} MiB (MiB/s)" "${R[sc.push]}" "${R[gh.push]}" "$(ratio "${R[sc.push]}" "${R[gh.push]}")x" ""
+grow "blob pull ${BIG_MB} MiB (MiB/s)" "${R[sc.pull]}" "${R[gh.pull]}" "$(ratio "${R[sc.pull]}" "${R[gh.pull]}")x" ""
+grow "8 parallel pulls (MiB/s total)" "${R[sc.pull8]}" "${R[gh.pull8]}" "$(ratio "${R[sc.pull8]}" "${R[gh.pull8]}")x" ""
+grow "4 KiB blob pushes/s (16 clients)" "${R[sc.small]}" "${R[gh.small]}" "$(ratio "${R[sc.small]}" "${R[gh.small]}")x" ""
+grow "manifest GET req/s (64 conns)" "${R[sc.mget]}" "${R[gh.mget]}" "$(ratio "${R[sc.mget]}" "${R[gh.mget]}")x" ""
+grow "manifest GET p99 (ms)" "${R[sc.mp99]}" "${R[gh.mp99]}" "" ""
+grow "tag list req/s (64 conns, 50 tags)" "${R[sc.tags]}" "${R[gh.tags]}" "$(ratio "${R[sc.tags]}" "${R[gh.tags]}")x" ""
+grow "server CPU-s for the whole suite above" "${R[sc.cpu]}" "${R[gh.cpu]}" "$(ratio "${R[sc.cpu]}" "${R[gh.cpu]}")x" "(pg+s3: all 3 servers)"
+grow "peak RSS pushing ${HUGE_MB} MiB (MiB)" "${R[sc.rss]}" "${R[gh.rss]}" "" "< 64 MiB"
 
 printf '\n%-44s %12s %12s %10s  %s\n' "post-push hook (store API, in-process)" "with hook" "without" "ratio" "target"
 grow "copy: 10-arch index of 50-layer images (ms)" "$(hv index_copy_ms)" "-" "" "< 50 ms"
