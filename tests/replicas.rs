@@ -184,6 +184,71 @@ async fn a_database_outage_answers_503_and_heals() {
     assert_eq!(status, 201, "pushes recover by themselves");
 }
 
+#[tokio::test]
+async fn an_object_store_outage_fails_pushes_cleanly_and_heals() {
+    let backends = SharedBackends::private();
+    let database = backends.database();
+    let shared = tempfile::tempdir().unwrap();
+    let gw = replica(&backends, &database, shared.path()).await;
+    gw.create_org("acme").await;
+    gw.create_member("dev", "acme", "pusher", None).await;
+    let token = gw
+        .token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull,push"])
+        .await;
+    let (status, manifest) = push_image_with(&gw, &token, "acme/web/app", "1.0", 5).await;
+    assert_eq!(status, 201);
+    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let layer = m["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let blob_status = async || {
+        http()
+            .get(gw.url(&format!("/v2/acme/web/app/blobs/{layer}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+
+    backends.stop_s3();
+    let started = Instant::now();
+    let r = http()
+        .get(gw.url(&format!("/v2/acme/web/app/blobs/{layer}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "answered within the retry budget"
+    );
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "UNAVAILABLE", "{body}");
+    // Metadata still answers: the manifest is served from the database.
+    assert_eq!(manifest_status(&gw, &token, "1.0").await.0, 200);
+    // A push fails cleanly and leaves nothing visible.
+    let (status, _) = push_image_with(&gw, &token, "acme/web/app", "2.0", 6).await;
+    assert_eq!(status, 503);
+    assert_eq!(manifest_status(&gw, &token, "2.0").await.0, 404);
+    let new_layer = common::digest(&common::random_bytes(2048, 6));
+    let r = http()
+        .head(gw.url(&format!("/v2/acme/web/app/blobs/{new_layer}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "no half-pushed blob is visible");
+
+    backends.restart_s3();
+    assert!(
+        within(Duration::from_secs(15), async || blob_status().await == 200).await,
+        "pulls recover by themselves"
+    );
+    let (status, _) = push_image_with(&gw, &token, "acme/web/app", "2.0", 6).await;
+    assert_eq!(status, 201, "pushes recover by themselves");
+}
+
 /// `gatehouse serve` with `args`: its exit status and what it printed on stderr.
 fn serve_fails(args: &[&str], env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();

@@ -101,6 +101,20 @@ impl SharedBackends {
             .arg(self.dir.path().join("pg")));
     }
 
+    /// Stop the S3 server (a private one only).
+    pub fn stop_s3(&self) {
+        assert!(self.owned, "only a private S3 server is stopped");
+        run(Command::new(script("s3-server"))
+            .arg("stop")
+            .arg(self.dir.path().join("s3")));
+    }
+
+    pub fn restart_s3(&self) {
+        run(Command::new(script("s3-server"))
+            .arg("restart")
+            .arg(self.dir.path().join("s3")));
+    }
+
     pub fn restart_database(&self) {
         run(Command::new(script("pg-cluster"))
             .arg("restart")
