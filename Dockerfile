@@ -10,6 +10,13 @@ COPY policies policies
 COPY examples examples
 RUN cargo build --release --locked --bin gatehouse
 
+# The small S3-compatible server the tests use, for docker-compose.scale.yml only
+# (`docker build --target s3-test-server`); use a real object store in production.
+FROM rust:1-bookworm AS s3-test-server-build
+RUN cargo install s3s-fs --version 0.14.1 --features binary --locked --root /usr/local
+FROM debian:bookworm-slim AS s3-test-server
+COPY --from=s3-test-server-build /usr/local/bin/s3s-fs /usr/local/bin/s3s-fs
+
 # Runtime: Debian slim with the system CA bundle, an unprivileged user, the default
 # policies, and data under /data.
 FROM debian:bookworm-slim
