@@ -95,7 +95,7 @@ pub async fn open_store(cfg: &Config, db: &Database) -> Result<store::Registry, 
         Some(s3) => {
             let blobs = store::object_blobs::ObjectBlobStore::new(&s3)?;
             blobs.check().await?;
-            store::Registry::open_with_blobs(db, &cfg.data_dir, std::sync::Arc::new(blobs))?
+            store::Registry::open_with_object_store(db, &cfg.data_dir, std::sync::Arc::new(blobs))?
         }
         None => store::Registry::open_with(db, &cfg.data_dir)?,
     };

@@ -70,7 +70,7 @@ fn migrator(engine: Engine) -> Migrator {
     let migration = |version, name: &'static str, sql: &'static str| {
         Migration::new(version, name.into(), MigrationType::Simple, sql.into_sql_str(), false)
     };
-    let files: [(&'static str, &'static str); 5] = match engine {
+    let files: [(&'static str, &'static str); 6] = match engine {
         Engine::Sqlite => [
             ("store", include_str!("../migrations/sqlite/0001_store.sql")),
             ("identity", include_str!("../migrations/sqlite/0002_identity.sql")),
@@ -80,6 +80,10 @@ fn migrator(engine: Engine) -> Migrator {
                 include_str!("../migrations/sqlite/0004_distributions.sql"),
             ),
             ("sync", include_str!("../migrations/sqlite/0005_sync.sql")),
+            (
+                "shared_uploads",
+                include_str!("../migrations/sqlite/0006_shared_uploads.sql"),
+            ),
         ],
         Engine::Postgres => [
             ("store", include_str!("../migrations/postgres/0001_store.sql")),
@@ -90,6 +94,10 @@ fn migrator(engine: Engine) -> Migrator {
                 include_str!("../migrations/postgres/0004_distributions.sql"),
             ),
             ("sync", include_str!("../migrations/postgres/0005_sync.sql")),
+            (
+                "shared_uploads",
+                include_str!("../migrations/postgres/0006_shared_uploads.sql"),
+            ),
         ],
     };
     Migrator::with_migrations(

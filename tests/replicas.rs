@@ -121,6 +121,108 @@ async fn two_replicas_serve_one_registry() {
     let _ = claims_of(&rotated);
 }
 
+#[tokio::test]
+async fn an_upload_started_on_one_replica_completes_on_another() {
+    let backends = SharedBackends::start();
+    let database = backends.database();
+    let shared = tempfile::tempdir().unwrap();
+    let a = replica(&backends, &database, shared.path()).await;
+    let b = replica(&backends, &database, shared.path()).await;
+    a.create_org("acme").await;
+    a.create_member("dev", "acme", "pusher", None).await;
+    let token = a
+        .token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull,push"])
+        .await;
+    let c = http();
+    // 9 MiB (a multipart chunk), then 1 MiB, then the last 512 KiB with the PUT.
+    let data = common::random_bytes((10 << 20) + (512 << 10), 21);
+    let d = common::digest(&data);
+    let r = c
+        .post(a.url("/v2/acme/web/app/blobs/uploads/"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let patch = async |gw: &TestGateway, from: usize, to: usize| {
+        c.patch(gw.url(&loc))
+            .bearer_auth(&token)
+            .header("content-range", format!("{from}-{}", to - 1))
+            .body(data[from..to].to_vec())
+            .send()
+            .await
+            .unwrap()
+    };
+    let r = patch(&a, 0, 9 << 20).await;
+    assert_eq!(r.status(), 202);
+    let r = patch(&b, 9 << 20, 10 << 20).await;
+    assert_eq!(r.status(), 202, "replica B continues A's session");
+    let status = c.get(a.url(&loc)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(status.status(), 204);
+    assert_eq!(status.headers()["range"], format!("0-{}", (10 << 20) - 1).as_str());
+    // A chunk that does not continue where the session stands is refused on either.
+    let r = patch(&a, 0, 1024).await;
+    assert_eq!(r.status(), 416);
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = c
+        .put(b.url(&format!("{loc}{sep}digest={d}")))
+        .bearer_auth(&token)
+        .body(data[10 << 20..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let got = c
+        .get(a.url(&format!("/v2/acme/web/app/blobs/{d}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(common::digest(&got.bytes().await.unwrap()), d);
+
+    // A session whose bytes do not match the digest it claims is refused, from another
+    // replica than the one that received the bytes, and leaves nothing.
+    let r = c
+        .post(a.url("/v2/acme/web/app/blobs/uploads/"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let r = c
+        .patch(a.url(&loc))
+        .bearer_auth(&token)
+        .body(b"not what the digest says".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let claimed = common::digest(b"something else");
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = c
+        .put(b.url(&format!("{loc}{sep}digest={claimed}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(common::error_code(r).await, "DIGEST_INVALID");
+    let store = a.registry.as_ref().unwrap().shared_staging().unwrap().clone();
+    assert!(
+        store.staged_sessions().await.unwrap().is_empty(),
+        "no chunk left behind"
+    );
+    let r = c
+        .head(a.url(&format!("/v2/acme/web/app/blobs/{claimed}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
 /// The `kid` in a JWT's header.
 fn claims_kid(token: &str) -> String {
     use base64::Engine;

@@ -736,11 +736,29 @@ async fn client_disconnect_mid_upload_leaves_no_blob() {
     s.flush().await.unwrap();
     drop(s);
 
+    // What is staged: local files with their sizes, and sessions with objects in the
+    // object store when sessions are staged there (then nothing is staged locally).
+    let staged = async || {
+        let files: Vec<u64> = std::fs::read_dir(srv.dir.path().join("uploads"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.metadata().unwrap().len())
+            .collect();
+        let shared = match srv.registry.shared_staging() {
+            Some(store) => store.staged_sessions().await.unwrap().len(),
+            None => 0,
+        };
+        (files, shared)
+    };
+    let settled = if srv.registry.shared_staging().is_some() {
+        (vec![], 0)
+    } else {
+        (vec![0], 0) // the open session's empty file
+    };
     // The server notices the disconnects; poll the observable state until it settles.
     for _ in 0..100 {
-        let staged = std::fs::read_dir(srv.dir.path().join("uploads")).unwrap().count();
         let r = c.get(srv.url(&loc)).send().await.unwrap();
-        if staged == 1 && r.headers()["range"] == "0-0" {
+        if staged().await == settled && r.headers()["range"] == "0-0" {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -748,13 +766,11 @@ async fn client_disconnect_mid_upload_leaves_no_blob() {
     assert_eq!(head_status(&c, &srv.url(&format!("/v2/cut/blobs/{d}"))).await, 404);
     let r = c.get(srv.url(&loc)).send().await.unwrap();
     assert_eq!(r.headers()["range"], "0-0", "the broken chunk is not kept");
-    let staged: Vec<_> = std::fs::read_dir(srv.dir.path().join("uploads"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert_eq!(staged.len(), 1, "only the open session's file remains: {staged:?}");
-    assert_eq!(std::fs::metadata(&staged[0]).unwrap().len(), 0);
+    assert_eq!(
+        staged().await,
+        settled,
+        "only the open session's (empty) staging remains"
+    );
 
     // The session is still usable after the broken chunk.
     let r = c

@@ -52,11 +52,24 @@ pub async fn purge_uploads(reg: &Registry, grace: Duration) -> Result<u64, GcErr
     for id in meta.stale_uploads(cutoff_ms).await? {
         meta.delete_upload(&id).await?;
         reg.staging().remove(&id).await;
+        if let Some(store) = reg.shared_staging() {
+            store.delete_upload(&id).await?;
+        }
         removed += 1;
     }
     let stray_cutoff = SystemTime::now()
         .checked_sub(grace.max(STRAY_STAGING_MIN_AGE))
         .unwrap_or(SystemTime::UNIX_EPOCH);
+    // Chunks in object storage whose session is gone (completed or discarded by a
+    // replica that crashed before removing them).
+    if let Some(store) = reg.shared_staging() {
+        for (id, newest) in store.staged_sessions().await? {
+            if newest < stray_cutoff && meta.upload(&id).await?.is_none() {
+                store.delete_upload(&id).await?;
+                removed += 1;
+            }
+        }
+    }
     let mut entries = tokio::fs::read_dir(reg.staging().dir()).await?;
     while let Some(entry) = entries.next_entry().await? {
         let name = entry.file_name().to_string_lossy().into_owned();

@@ -56,6 +56,8 @@ pub struct Referrer {
 pub struct UploadRow {
     pub repository: String,
     pub size: u64,
+    /// Sessions staged in object storage: the chunk objects holding `[0, size)`, in order.
+    pub chunks: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -235,14 +237,33 @@ impl MetaStore {
     pub async fn upload(&self, id: &str) -> MetaResult<Option<UploadRow>> {
         // Read through the writer's snapshot-free path would serialise reads behind writes;
         // the read pool sees every committed size, which is all a session needs.
-        let row = sqlx::query("SELECT repository, size FROM uploads WHERE id = $1")
+        let row = sqlx::query("SELECT repository, size, chunks FROM uploads WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.db.read)
             .await?;
         Ok(row.map(|r| UploadRow {
             repository: r.get(0),
             size: r.get::<i64, _>(1) as u64,
+            chunks: r
+                .get::<Option<String>, _>(2)
+                .and_then(|c| serde_json::from_str(&c).ok())
+                .unwrap_or_default(),
         }))
+    }
+
+    /// Record that a session staged in object storage grew from `from` to `to` bytes with
+    /// the chunk objects `chunks`; false when the session is no longer at `from` (another
+    /// replica appended first, or it was discarded), and nothing changed.
+    pub async fn advance_upload(&self, id: &str, from: u64, to: u64, chunks: &[String]) -> MetaResult<bool> {
+        let r = sqlx::query("UPDATE uploads SET size = $1, chunks = $2, updated_at = $3 WHERE id = $4 AND size = $5")
+            .bind(to as i64)
+            .bind(serde_json::to_string(chunks).unwrap_or_default())
+            .bind(now_ms())
+            .bind(id)
+            .bind(from as i64)
+            .execute(&self.db.write)
+            .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     pub async fn set_upload_size(&self, id: &str, size: u64) -> MetaResult<()> {

@@ -19,6 +19,7 @@ pub mod manifests;
 pub mod meta;
 pub mod object_blobs;
 pub mod on_demand;
+mod shared_uploads;
 pub mod uploads;
 pub mod versions;
 
@@ -57,6 +58,24 @@ struct Inner {
     blob_redirect_ms: std::sync::atomic::AtomicU64,
     /// Fetches blobs an on_demand sync left at their remote.
     remote_blobs: std::sync::OnceLock<Arc<dyn on_demand::RemoteBlobSource>>,
+    /// When blobs live in object storage, upload sessions are staged there too, so that
+    /// any replica continues any session.
+    shared_staging: Option<Arc<object_blobs::ObjectBlobStore>>,
+    /// Running digests of shared sessions this process appended to last: (size, state).
+    /// A session continued elsewhere is re-read from its chunks instead.
+    session_hashes: moka::sync::Cache<String, (u64, crate::oci::Hasher)>,
+}
+
+/// Verified bytes about to become a blob.
+enum Staged<'a> {
+    /// A complete local file.
+    File(&'a Path),
+    /// The chunks of an upload session staged in object storage.
+    Chunks {
+        store: &'a object_blobs::ObjectBlobStore,
+        id: &'a str,
+        names: &'a [String],
+    },
 }
 
 /// What a manifest PUT recorded.
@@ -85,6 +104,20 @@ impl Registry {
         let blobs = data_dir.join("blobs");
         std::fs::create_dir_all(&blobs).map_err(|e| OpenError::DataDir(blobs.clone(), e))?;
         Self::open_with_blobs(db, data_dir, Arc::new(FsBlobStore::new(blobs)))
+    }
+
+    /// Open the store on an already open database with blobs and upload sessions in
+    /// object storage (shared by replicas); single-request uploads stage in `data_dir`.
+    pub fn open_with_object_store(
+        db: &Database,
+        data_dir: &Path,
+        store: Arc<object_blobs::ObjectBlobStore>,
+    ) -> Result<Self, OpenError> {
+        let mut reg = Self::open_with_blobs(db, data_dir, store.clone())?;
+        if let Some(inner) = Arc::get_mut(&mut reg.inner) {
+            inner.shared_staging = Some(store);
+        }
+        Ok(reg)
     }
 
     /// Open the store on an already open database and blob store; uploads are staged
@@ -137,6 +170,11 @@ impl Registry {
                 version_retention: std::sync::atomic::AtomicU64::new(0),
                 blob_redirect_ms: std::sync::atomic::AtomicU64::new(0),
                 remote_blobs: std::sync::OnceLock::new(),
+                shared_staging: None,
+                session_hashes: moka::sync::Cache::builder()
+                    .max_capacity(10_000)
+                    .time_to_idle(std::time::Duration::from_secs(3600))
+                    .build(),
             }),
         }
     }
@@ -163,6 +201,11 @@ impl Registry {
 
     pub fn staging(&self) -> &Staging {
         &self.inner.staging
+    }
+
+    /// Where upload sessions are staged when replicas share them (object storage).
+    pub fn shared_staging(&self) -> Option<&Arc<object_blobs::ObjectBlobStore>> {
+        self.inner.shared_staging.as_ref()
     }
 
     // === blobs ===
@@ -262,11 +305,24 @@ impl Registry {
         staged: &Path,
         finished_upload: Option<&str>,
     ) -> Result<()> {
+        self.commit_staged(repo, digest, size, Staged::File(staged), finished_upload)
+            .await
+    }
+
+    /// `commit_blob_to` for bytes staged in a file or in object-store chunks.
+    async fn commit_staged(
+        &self,
+        repo: Option<&RepoName>,
+        digest: &Digest,
+        size: u64,
+        staged: Staged<'_>,
+        finished_upload: Option<&str>,
+    ) -> Result<()> {
         let d = digest.to_string();
         let blobs = &self.inner.blobs;
         let already_live = self.inner.meta.blob_is_live(&d).await?;
         if !already_live {
-            self.place_blob(digest, staged).await?;
+            self.place_blob(digest, size, &staged).await?;
         }
         let mut tx = self.inner.meta.begin_write().await?;
         // A blob that was live may have been claimed by garbage collection since; one that
@@ -274,7 +330,7 @@ impl Registry {
         let live_now = already_live && tx.blob_is_live(&d).await?;
         if !live_now {
             if already_live || blobs.stat(digest).await? != Some(size) {
-                self.place_blob(digest, staged).await?;
+                self.place_blob(digest, size, &staged).await?;
             }
             tx.upsert_live_blob(&d, size).await?;
         }
@@ -289,8 +345,12 @@ impl Registry {
         Ok(())
     }
 
-    async fn place_blob(&self, digest: &Digest, staged: &Path) -> Result<()> {
-        match self.inner.blobs.put_staged(digest, staged).await {
+    async fn place_blob(&self, digest: &Digest, size: u64, staged: &Staged<'_>) -> Result<()> {
+        let placed = match staged {
+            Staged::File(path) => self.inner.blobs.put_staged(digest, path).await,
+            Staged::Chunks { store, id, names } => store.assemble(digest, id, names, size).await,
+        };
+        match placed {
             Err(blobs::BlobError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::new(
                 ErrorCode::BlobUploadUnknown,
                 "the upload was discarded (idle past the garbage-collection grace period) before it completed",
@@ -334,6 +394,9 @@ impl Registry {
         body: ByteStream,
     ) -> Result<u64> {
         let mut session = self.inner.staging.lock(id).await;
+        if let Some(store) = &self.inner.shared_staging {
+            return Ok(self.shared_append(store, repo, id, range, body).await?.0);
+        }
         let row = self.upload_row(repo, id).await?;
         if let Some((start, end)) = range
             && (start != row.size || end < start)
@@ -368,6 +431,9 @@ impl Registry {
         body: Option<ByteStream>,
     ) -> Result<()> {
         let mut session = self.inner.staging.lock(id).await;
+        if let Some(store) = &self.inner.shared_staging {
+            return self.shared_complete(store, repo, id, digest, body).await;
+        }
         let row = self.upload_row(repo, id).await?;
         let size = match body {
             Some(body) => session.append(row.size, body).await.map_err(stage_error)?,
@@ -393,6 +459,9 @@ impl Registry {
     }
 
     async fn discard_upload(&self, id: &str) -> Result<()> {
+        if let Some(store) = &self.inner.shared_staging {
+            return self.shared_discard(store, id).await;
+        }
         self.inner.meta.delete_upload(id).await?;
         self.inner.staging.remove(id).await;
         Ok(())
@@ -644,5 +713,6 @@ fn stage_error(e: StageError) -> Error {
         // The client's body broke off: nothing was kept, and the client is usually gone.
         StageError::Body(io) => Error::new(ErrorCode::BlobUploadInvalid, format!("upload body interrupted: {io}")),
         StageError::Io(io) => Error::internal(&io),
+        StageError::Store(e) => e.into(),
     }
 }

@@ -8,7 +8,8 @@
 //! is visible.
 
 use super::blobs::{BlobError, BlobStore, ByteStream};
-use crate::oci::Digest;
+use super::uploads::StageError;
+use crate::oci::{Digest, Hasher};
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
@@ -70,10 +71,15 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String), S3SetupError> {
     Ok((bucket.to_owned(), prefix.trim_matches('/').to_owned()))
 }
 
+/// One CopyObject copies at most this much on S3 and most compatible servers.
+const MAX_SERVER_SIDE_COPY: u64 = 5 << 30;
+
 pub struct ObjectBlobStore {
     store: Arc<AmazonS3>,
     /// `<prefix>/blobs`
     root: ObjectPath,
+    /// `<prefix>/uploads`: chunks of upload sessions, `<id>/<offset>-<nonce>`.
+    uploads: ObjectPath,
     /// What the settings named, for messages.
     url: String,
 }
@@ -129,14 +135,17 @@ impl ObjectBlobStore {
             b = b.with_secret_access_key(k);
         }
         let store = b.build().map_err(|e| S3SetupError::Setting("blobs", e.to_string()))?;
-        let root = if prefix.is_empty() {
-            ObjectPath::from("blobs")
-        } else {
-            ObjectPath::from(prefix.as_str()).join("blobs")
+        let base = |leaf: &str| {
+            if prefix.is_empty() {
+                ObjectPath::from(leaf)
+            } else {
+                ObjectPath::from(prefix.as_str()).join(leaf)
+            }
         };
         Ok(Self {
             store: Arc::new(store),
-            root,
+            root: base("blobs"),
+            uploads: base("uploads"),
             url: s.url.clone(),
         })
     }
@@ -172,6 +181,175 @@ impl ObjectBlobStore {
     fn path(&self, d: &Digest) -> ObjectPath {
         let hex = d.hex();
         self.root.clone().join(d.algorithm().as_str()).join(&hex[..2]).join(hex)
+    }
+}
+
+/// Upload sessions staged in the object store, so that any replica can continue one:
+/// each chunk is an object of its own, recorded in the session's row once complete.
+impl ObjectBlobStore {
+    fn chunk_path(&self, id: &str, name: &str) -> ObjectPath {
+        self.uploads.clone().join(id).join(name)
+    }
+
+    /// Store `body` as chunk `name` of session `id`, hashing it on the way when a running
+    /// `hasher` is given. Returns the bytes stored. A body that breaks off leaves no
+    /// object (a multipart upload is aborted; a single PUT never starts).
+    pub async fn put_chunk(
+        &self,
+        id: &str,
+        name: &str,
+        mut body: ByteStream,
+        mut hasher: Option<Hasher>,
+    ) -> Result<(u64, Option<Hasher>), StageError> {
+        let path = self.chunk_path(id, name);
+        let mut first = Vec::new();
+        let mut total = 0u64;
+        // Small chunks (most are: a whole layer in one PATCH is one chunk) are one PUT.
+        while first.len() < PART_SIZE {
+            match body.next().await {
+                Some(Ok(bytes)) => {
+                    if let Some(h) = hasher.as_mut() {
+                        h.update(&bytes);
+                    }
+                    total += bytes.len() as u64;
+                    first.extend_from_slice(&bytes);
+                }
+                Some(Err(e)) => return Err(StageError::Body(e)),
+                None => {
+                    self.store.put(&path, PutPayload::from(first)).await.map_err(io_error)?;
+                    return Ok((total, hasher));
+                }
+            }
+        }
+        let upload = self.store.put_multipart(&path).await.map_err(io_error)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        writer.write(&first);
+        drop(first);
+        let streamed: Result<(), StageError> = async {
+            loop {
+                writer.wait_for_capacity(PART_CONCURRENCY).await.map_err(io_error)?;
+                match body.next().await {
+                    Some(Ok(bytes)) => {
+                        if let Some(h) = hasher.as_mut() {
+                            h.update(&bytes);
+                        }
+                        total += bytes.len() as u64;
+                        writer.put(bytes);
+                    }
+                    Some(Err(e)) => return Err(StageError::Body(e)),
+                    None => return Ok(()),
+                }
+            }
+        }
+        .await;
+        match streamed {
+            Ok(()) => {
+                writer.finish().await.map_err(io_error)?;
+                Ok((total, hasher))
+            }
+            Err(e) => {
+                let _ = writer.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The bytes of session `id`'s chunks `names`, in order.
+    pub fn read_chunks(&self, id: &str, names: &[String]) -> ByteStream {
+        let store = self.store.clone();
+        let paths: Vec<ObjectPath> = names.iter().map(|n| self.chunk_path(id, n)).collect();
+        futures_util::stream::iter(paths)
+            .then(move |path| {
+                let store = store.clone();
+                async move {
+                    match store.get(&path).await {
+                        Ok(got) => got.into_stream().map_err(io::Error::other).boxed(),
+                        Err(e) => futures_util::stream::once(async move { Err(io::Error::other(e)) }).boxed(),
+                    }
+                }
+            })
+            .flatten()
+            .boxed()
+    }
+
+    /// Make session `id`'s chunks `names` (`size` bytes, already verified) the blob
+    /// `digest`: a single chunk is copied inside the store; several are concatenated
+    /// through this process into a multipart upload. The object appears whole or not at
+    /// all.
+    pub async fn assemble(&self, digest: &Digest, id: &str, names: &[String], size: u64) -> Result<(), BlobError> {
+        if self.stat(digest).await?.is_some() {
+            return Ok(());
+        }
+        let target = self.path(digest);
+        if let [only] = names
+            && size <= MAX_SERVER_SIDE_COPY
+        {
+            return self
+                .store
+                .copy(&self.chunk_path(id, only), &target)
+                .await
+                .map_err(io_error);
+        }
+        let upload = self.store.put_multipart(&target).await.map_err(io_error)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut bytes = self.read_chunks(id, names);
+        let copied: Result<(), BlobError> = async {
+            loop {
+                writer.wait_for_capacity(PART_CONCURRENCY).await.map_err(io_error)?;
+                match bytes.next().await {
+                    Some(Ok(b)) => writer.put(b),
+                    Some(Err(e)) => return Err(BlobError::Unavailable(e.to_string())),
+                    None => return Ok(()),
+                }
+            }
+        }
+        .await;
+        match copied {
+            Ok(()) => writer.finish().await.map(|_| ()).map_err(io_error),
+            Err(e) => {
+                let _ = writer.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Remove one chunk object (it lost a race, or its request failed a check).
+    pub async fn delete_upload_chunk(&self, id: &str, name: &str) -> Result<(), BlobError> {
+        match self.store.delete(&self.chunk_path(id, name)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
+    /// Remove every object of session `id`: its chunks and any a failed append left.
+    pub async fn delete_upload(&self, id: &str) -> Result<(), BlobError> {
+        let prefix = self.uploads.clone().join(id);
+        let objects: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.map_err(io_error)?;
+        for meta in objects {
+            match self.store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(io_error(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sessions with staged objects, each with its newest object's time (for the purge
+    /// of chunks whose session is gone).
+    pub async fn staged_sessions(&self) -> Result<Vec<(String, SystemTime)>, BlobError> {
+        let mut newest: std::collections::BTreeMap<String, SystemTime> = Default::default();
+        let mut listing = self.store.list(Some(&self.uploads));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(io_error)?;
+            let parts: Vec<_> = meta.location.parts().collect();
+            let [.., id, _chunk] = parts.as_slice() else {
+                continue;
+            };
+            let at = SystemTime::from(meta.last_modified);
+            let e = newest.entry(id.as_ref().to_owned()).or_insert(at);
+            *e = (*e).max(at);
+        }
+        Ok(newest.into_iter().collect())
     }
 }
 

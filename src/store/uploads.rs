@@ -40,6 +40,9 @@ pub enum StageError {
     Body(io::Error),
     #[error("upload staging I/O: {0}")]
     Io(#[from] io::Error),
+    /// Staging in object storage failed.
+    #[error("upload staging: {0}")]
+    Store(#[from] crate::store::blobs::BlobError),
 }
 
 impl Staging {
