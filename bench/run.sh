@@ -43,7 +43,13 @@ SYNCBENCH=$TARGET/release/examples/syncbench
 work=$(mktemp -d /var/tmp/gatehouse-bench.XXXXXX)
 chmod 755 "$work"  # nginx workers run unprivileged
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -d "$work/scale/s3" ] && scripts/s3-server stop "$work/scale/s3"
+  [ -d "$work/scale/pg" ] && scripts/pg-cluster stop "$work/scale/pg"
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 wait_port() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; echo "port $1 did not open" >&2; exit 1; }

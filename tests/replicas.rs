@@ -223,6 +223,57 @@ async fn an_upload_started_on_one_replica_completes_on_another() {
     assert_eq!(r.status(), 404);
 }
 
+#[tokio::test]
+async fn blob_redirect_answers_with_a_presigned_url_that_serves_the_blob() {
+    let backends = SharedBackends::start();
+    let database = backends.database();
+    let shared = tempfile::tempdir().unwrap();
+    let gw = TestGateway::start_with(false, |cfg| {
+        backends.replica(cfg, &database, shared.path());
+        cfg.blob_redirect = "1m".into();
+    })
+    .await;
+    gw.create_org("acme").await;
+    gw.create_member("dev", "acme", "pusher", None).await;
+    let token = gw
+        .token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull,push"])
+        .await;
+    let (status, manifest) = push_image_with(&gw, &token, "acme/web/app", "1.0", 9).await;
+    assert_eq!(status, 201);
+    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let layer = m["layers"][0]["digest"].as_str().unwrap();
+    let c = http(); // follows no redirects
+    let r = c
+        .get(gw.url(&format!("/v2/acme/web/app/blobs/{layer}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 307);
+    assert_eq!(r.headers()["docker-content-digest"], layer);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&backends.s3), "{location}");
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+    // The URL works without any credential of ours, as a client following it would.
+    let direct = c.get(&location).send().await.unwrap();
+    assert_eq!(direct.status(), 200);
+    assert_eq!(common::digest(&direct.bytes().await.unwrap()), layer);
+    // HEAD is still answered here; without a token there is no redirect at all.
+    let r = c
+        .head(gw.url(&format!("/v2/acme/web/app/blobs/{layer}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .get(gw.url(&format!("/v2/acme/web/app/blobs/{layer}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
 /// The `kid` in a JWT's header.
 fn claims_kid(token: &str) -> String {
     use base64::Engine;

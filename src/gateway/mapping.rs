@@ -87,6 +87,11 @@ pub fn rewrite_url(url: &str, backend: &str, public: &str) -> String {
         }
         None => url,
     };
+    // Anything outside the registry API (a presigned object-storage URL a blob GET
+    // redirects to) is the client's to follow as it is.
+    if !path_and_query.starts_with("/v2/") {
+        return url.to_owned();
+    }
     let from = format!("/v2/{backend}/");
     match path_and_query.strip_prefix(&from) {
         Some(rest) => format!("/v2/{public}/{rest}"),
@@ -161,5 +166,8 @@ mod tests {
             rewrite_url("/v2/other/x", "acme/web/app", "acme/web/app"),
             "/v2/other/x"
         );
+        // A redirect to object storage is left for the client to follow.
+        let presigned = "https://s3.example/bucket/blobs/sha256/ab/abcd?X-Amz-Signature=f00";
+        assert_eq!(rewrite_url(presigned, "acme/web/app", "acme/web/app"), presigned);
     }
 }
