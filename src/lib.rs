@@ -9,10 +9,12 @@
 //! - `admin`: the `/api/v1` admin API; `audit`: the bounded audit log;
 //! - `identity`: users, organisations, products, role bindings, pull secrets;
 //! - `policy`: authorization decisions from the Cedar policies in `policies/`;
-//! - `store`: the OCI Distribution registry (HTTP API, service, metadata, blobs, GC);
+//! - `store`: the OCI Distribution registry (HTTP API, service, metadata, blobs in files
+//!   or S3-compatible object storage, upload sessions, GC);
 //! - `sync`: pulling content from other registries into normal repositories: remotes,
 //!   and edge sites (smart proxies) mirroring this server;
-//! - `db`: the metadata database shared by the domains above;
+//! - `db`: the metadata database shared by the domains above (SQLite, or PostgreSQL
+//!   shared by replicas, with change announcements between them);
 //! - `oci`: digests, names, references and the `/v2/` route parser;
 //! - `error`: every client-visible registry error and its HTTP mapping.
 

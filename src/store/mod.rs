@@ -113,19 +113,26 @@ impl Registry {
         data_dir: &Path,
         store: Arc<object_blobs::ObjectBlobStore>,
     ) -> Result<Self, OpenError> {
-        let mut reg = Self::open_with_blobs(db, data_dir, store.clone())?;
-        if let Some(inner) = Arc::get_mut(&mut reg.inner) {
-            inner.shared_staging = Some(store);
-        }
-        Ok(reg)
+        let staging = Self::local_staging(data_dir)?;
+        Ok(Self::with_parts(
+            MetaStore::new(db),
+            store.clone(),
+            staging,
+            Some(store),
+        ))
     }
 
     /// Open the store on an already open database and blob store; uploads are staged
     /// in `data_dir`.
     pub fn open_with_blobs(db: &Database, data_dir: &Path, blobs: Arc<dyn BlobStore>) -> Result<Self, OpenError> {
+        let staging = Self::local_staging(data_dir)?;
+        Ok(Self::with_parts(MetaStore::new(db), blobs, staging, None))
+    }
+
+    fn local_staging(data_dir: &Path) -> Result<Staging, OpenError> {
         let uploads = data_dir.join("uploads");
         std::fs::create_dir_all(&uploads).map_err(|e| OpenError::DataDir(uploads.clone(), e))?;
-        Ok(Self::with_parts(MetaStore::new(db), blobs, Staging::new(uploads)))
+        Ok(Staging::new(uploads))
     }
 
     /// Answer blob GETs with a redirect to a presigned URL living `ttl` (object
@@ -161,7 +168,13 @@ impl Registry {
             .await?)
     }
 
-    pub fn with_parts(meta: MetaStore, blobs: Arc<dyn BlobStore>, staging: Staging) -> Self {
+    /// A store of these parts; `shared_staging` stages upload sessions in object storage.
+    pub fn with_parts(
+        meta: MetaStore,
+        blobs: Arc<dyn BlobStore>,
+        staging: Staging,
+        shared_staging: Option<Arc<object_blobs::ObjectBlobStore>>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 meta,
@@ -170,7 +183,7 @@ impl Registry {
                 version_retention: std::sync::atomic::AtomicU64::new(0),
                 blob_redirect_ms: std::sync::atomic::AtomicU64::new(0),
                 remote_blobs: std::sync::OnceLock::new(),
-                shared_staging: None,
+                shared_staging,
                 session_hashes: moka::sync::Cache::builder()
                     .max_capacity(10_000)
                     .time_to_idle(std::time::Duration::from_secs(3600))

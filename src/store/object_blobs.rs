@@ -28,8 +28,9 @@ use tokio::io::AsyncReadExt;
 
 /// Objects up to this size are one PUT; larger ones a multipart upload of parts this big.
 pub const PART_SIZE: usize = 8 << 20;
-/// Parts of one blob in flight at once (memory: this many parts).
-const PART_CONCURRENCY: usize = 4;
+/// Parts of one blob in flight at once: memory per upload is about this many parts
+/// (with 8 MiB parts a push stays well under 64 MiB of server memory).
+const PART_CONCURRENCY: usize = 2;
 
 /// Where and how to reach the object store (`blobs`, `s3_*` settings).
 #[derive(Debug, Clone, Default)]
