@@ -8,6 +8,7 @@ mod common;
 use common::gateway::{ADMIN_PASSWORD, TestGateway, USER_PASSWORD, claims_of, push_image_with};
 use common::scale::SharedBackends;
 use common::{OCI_MANIFEST, http};
+use futures_util::StreamExt;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -400,6 +401,230 @@ async fn an_object_store_outage_fails_pushes_cleanly_and_heals() {
     );
     let (status, _) = push_image_with(&gw, &token, "acme/web/app", "2.0", 6).await;
     assert_eq!(status, 201, "pushes recover by themselves");
+}
+
+/// A replica as a process of its own (`gatehouse serve`), so that it can be killed.
+struct ReplicaProcess {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl ReplicaProcess {
+    fn start(backends: &SharedBackends, database: &str, shared: &std::path::Path, data: &std::path::Path) -> Self {
+        use std::io::BufRead;
+        let mut cfg = gatehouse::config::Config {
+            data_dir: data.to_owned(),
+            ..Default::default()
+        };
+        backends.replica(&mut cfg, database, shared);
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(["serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .env("GATEHOUSE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("GATEHOUSE_POLICY_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+            .env("GATEHOUSE_DATABASE", cfg.database.unwrap())
+            .env("GATEHOUSE_BLOBS", cfg.blobs.unwrap())
+            .env("GATEHOUSE_S3_ENDPOINT", cfg.s3_endpoint.unwrap())
+            .env("GATEHOUSE_S3_ACCESS_KEY_ID", cfg.s3_access_key_id.unwrap())
+            .env("GATEHOUSE_S3_SECRET_ACCESS_KEY", cfg.s3_secret_access_key.unwrap())
+            .env("GATEHOUSE_KEYS_DIR", cfg.keys_dir.unwrap())
+            .env("GATEHOUSE_SECRETS_FILE", cfg.secrets_file.unwrap())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start gatehouse");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listen=").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(60)).expect("server address");
+        Self { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    fn kill9(&mut self) {
+        // SAFETY: signalling a child process this test started and still owns.
+        let r = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGKILL) };
+        assert_eq!(r, 0);
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ReplicaProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_replica_killed_mid_push_leaves_the_push_to_the_other() {
+    let backends = SharedBackends::start();
+    let database = backends.database();
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    let mut a = ReplicaProcess::start(&backends, &database, &shared, &dir.path().join("a"));
+    let b = ReplicaProcess::start(&backends, &database, &shared, &dir.path().join("b"));
+    let c = http();
+    let admin =
+        |url: String, body: serde_json::Value| c.post(url).basic_auth("admin", Some(ADMIN_PASSWORD)).json(&body).send();
+    assert!(
+        admin(a.url("/api/v1/orgs"), json!({"label": "acme"}))
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let token_of = async |r: &ReplicaProcess| {
+        let v: serde_json::Value = c
+            .get(r.url("/v2/token?service=gatehouse&scope=repository:acme/web/app:pull,push"))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["token"].as_str().unwrap().to_owned()
+    };
+    let token = token_of(&a).await;
+
+    // 256 MiB in 16 MiB chunks: 128 MiB reach A, then A dies in the middle of a chunk.
+    const CHUNK: usize = 16 << 20;
+    let data = common::random_bytes(256 << 20, 31);
+    let d = common::digest(&data);
+    let r = c
+        .post(a.url("/v2/acme/web/app/blobs/uploads/"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    for start in (0..128 << 20).step_by(CHUNK) {
+        let r = c
+            .patch(a.url(&loc))
+            .bearer_auth(&token)
+            .header("content-range", format!("{start}-{}", start + CHUNK - 1))
+            .body(data[start..start + CHUNK].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let (stall_tx, stall_rx) = tokio::sync::oneshot::channel::<()>();
+    let half = bytes::Bytes::copy_from_slice(&data[128 << 20..(128 << 20) + (CHUNK / 2)]);
+    let body =
+        futures_util::stream::iter([Ok::<_, std::io::Error>(half)]).chain(futures_util::stream::once(async move {
+            let _ = stall_rx.await;
+            Err(std::io::Error::other("never sent"))
+        }));
+    let cut = tokio::spawn({
+        let c = c.clone();
+        let (url, token) = (a.url(&loc), token.clone());
+        async move {
+            c.patch(url)
+                .bearer_auth(token)
+                .header("content-range", format!("{}-{}", 128 << 20, (128 << 20) + CHUNK - 1))
+                .body(reqwest::Body::wrap_stream(body))
+                .send()
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.kill9();
+    assert!(
+        cut.await.unwrap().is_err(),
+        "the chunk in flight fails with its replica"
+    );
+    drop(stall_tx);
+
+    // Nothing of it is visible, and B knows how far the session got: whole chunks only.
+    let r = c
+        .head(b.url(&format!("/v2/acme/web/app/blobs/{d}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = c.get(b.url(&loc)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["range"], format!("0-{}", (128 << 20) - 1).as_str());
+
+    // The client carries on against B (A's token is B's too) and completes the push.
+    for start in (128 << 20..256 << 20).step_by(CHUNK) {
+        let r = c
+            .patch(b.url(&loc))
+            .bearer_auth(&token)
+            .header("content-range", format!("{start}-{}", start + CHUNK - 1))
+            .body(data[start..start + CHUNK].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = c
+        .put(b.url(&format!("{loc}{sep}digest={d}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let config = common::config_blob("amd64");
+    let cd = common::digest(&config);
+    let r = c
+        .post(b.url(&format!("/v2/acme/web/app/blobs/uploads/?digest={cd}")))
+        .bearer_auth(&token)
+        .body(config.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": common::OCI_CONFIG, "digest": cd, "size": config.len()},
+        "layers": [{"mediaType": common::OCI_LAYER, "digest": d, "size": data.len()}],
+    })
+    .to_string();
+    let r = c
+        .put(b.url("/v2/acme/web/app/manifests/1.0"))
+        .bearer_auth(&token)
+        .header("content-type", OCI_MANIFEST)
+        .body(manifest)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    // The blob reads back whole; the post-push copy made exactly one version.
+    let got = c
+        .get(b.url(&format!("/v2/acme/web/app/blobs/{d}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(common::digest(&got.bytes().await.unwrap()), d);
+    let versions: serde_json::Value = c
+        .get(b.url("/api/v1/repositories/acme/web/app/versions"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 1, "{versions}");
 }
 
 /// `gatehouse serve` with `args`: its exit status and what it printed on stderr.
