@@ -184,6 +184,8 @@ async fn run_server(
         listen = %addr,
         scheme,
         data_dir = %cfg.data_dir.display(),
+        database = %cfg.database_display(),
+        blobs = cfg.blobs.as_deref().unwrap_or("files in data_dir"),
         backend = cfg.backend.as_deref().unwrap_or("in-process store"),
         policies = policies.join(","),
         "gatehouse serving"
