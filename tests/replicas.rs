@@ -16,6 +16,14 @@ async fn replica(backends: &SharedBackends, database: &str, shared: &std::path::
     TestGateway::start_with(false, |cfg| backends.replica(cfg, database, shared)).await
 }
 
+/// The org `acme` with `dev` as pusher; dev's pull and push token for acme/web/app.
+async fn acme_with_pusher(gw: &TestGateway) -> String {
+    gw.create_org("acme").await;
+    gw.create_member("dev", "acme", "pusher", None).await;
+    gw.token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull,push"])
+        .await
+}
+
 async fn manifest_status(gw: &TestGateway, token: &str, reference: &str) -> (u16, Vec<u8>) {
     let r = http()
         .get(gw.url(&format!("/v2/acme/web/app/manifests/{reference}")))
@@ -48,11 +56,7 @@ async fn two_replicas_serve_one_registry() {
     let b = replica(&backends, &database, shared.path()).await;
 
     // Made on A, known to B.
-    a.create_org("acme").await;
-    a.create_member("dev", "acme", "pusher", None).await;
-    let token_a = a
-        .token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull,push"])
-        .await;
+    let token_a = acme_with_pusher(&a).await;
 
     // A token from A pushes through B; what B stored, A serves.
     let (status, manifest) = push_image_with(&b, &token_a, "acme/web/app", "1.0", 7).await;
@@ -129,11 +133,7 @@ async fn an_upload_started_on_one_replica_completes_on_another() {
     let shared = tempfile::tempdir().unwrap();
     let a = replica(&backends, &database, shared.path()).await;
     let b = replica(&backends, &database, shared.path()).await;
-    a.create_org("acme").await;
-    a.create_member("dev", "acme", "pusher", None).await;
-    let token = a
-        .token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull,push"])
-        .await;
+    let token = acme_with_pusher(&a).await;
     let c = http();
     // 9 MiB (a multipart chunk), then 1 MiB, then the last 512 KiB with the PUT.
     let data = common::random_bytes((10 << 20) + (512 << 10), 21);
@@ -234,11 +234,7 @@ async fn blob_redirect_answers_with_a_presigned_url_that_serves_the_blob() {
         cfg.blob_redirect = "1m".into();
     })
     .await;
-    gw.create_org("acme").await;
-    gw.create_member("dev", "acme", "pusher", None).await;
-    let token = gw
-        .token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull,push"])
-        .await;
+    let token = acme_with_pusher(&gw).await;
     let (status, manifest) = push_image_with(&gw, &token, "acme/web/app", "1.0", 9).await;
     assert_eq!(status, 201);
     let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
@@ -294,11 +290,7 @@ async fn a_database_outage_answers_503_and_heals() {
         cfg.database_acquire_timeout = "2s".into();
     })
     .await;
-    gw.create_org("acme").await;
-    gw.create_member("dev", "acme", "pusher", None).await;
-    let token = gw
-        .token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull,push"])
-        .await;
+    let token = acme_with_pusher(&gw).await;
     let (status, manifest) = push_image_with(&gw, &token, "acme/web/app", "1.0", 3).await;
     assert_eq!(status, 201);
 
@@ -344,11 +336,7 @@ async fn an_object_store_outage_fails_pushes_cleanly_and_heals() {
     let database = backends.database();
     let shared = tempfile::tempdir().unwrap();
     let gw = replica(&backends, &database, shared.path()).await;
-    gw.create_org("acme").await;
-    gw.create_member("dev", "acme", "pusher", None).await;
-    let token = gw
-        .token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull,push"])
-        .await;
+    let token = acme_with_pusher(&gw).await;
     let (status, manifest) = push_image_with(&gw, &token, "acme/web/app", "1.0", 5).await;
     assert_eq!(status, 201);
     let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
