@@ -12,8 +12,40 @@ use futures_util::StreamExt;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-async fn replica(backends: &SharedBackends, database: &str, shared: &std::path::Path) -> TestGateway {
-    TestGateway::start_with(false, |cfg| backends.replica(cfg, database, shared)).await
+/// One registry deployment over `backends`: its own database and bucket prefix, and the
+/// token keys and secrets key its replicas share.
+struct Deployment<'a> {
+    backends: &'a SharedBackends,
+    database: String,
+    shared: tempfile::TempDir,
+}
+
+impl<'a> Deployment<'a> {
+    fn new(backends: &'a SharedBackends) -> Self {
+        Self {
+            backends,
+            database: backends.database(),
+            shared: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    async fn replica(&self) -> TestGateway {
+        self.replica_with(|_| {}).await
+    }
+
+    async fn replica_with(&self, adjust: impl FnOnce(&mut gatehouse::config::Config)) -> TestGateway {
+        TestGateway::start_with(false, |cfg| {
+            self.backends.replica(cfg, &self.database, self.shared.path());
+            adjust(cfg);
+        })
+        .await
+    }
+}
+
+/// The digest of an image manifest's first layer.
+fn first_layer(manifest: &[u8]) -> String {
+    let m: serde_json::Value = serde_json::from_slice(manifest).unwrap();
+    m["layers"][0]["digest"].as_str().unwrap().to_owned()
 }
 
 /// The org `acme` with `dev` as pusher; dev's pull and push token for acme/web/app.
@@ -50,10 +82,9 @@ async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
 #[tokio::test]
 async fn two_replicas_serve_one_registry() {
     let backends = SharedBackends::start();
-    let database = backends.database();
-    let shared = tempfile::tempdir().unwrap();
-    let a = replica(&backends, &database, shared.path()).await;
-    let b = replica(&backends, &database, shared.path()).await;
+    let deployment = Deployment::new(&backends);
+    let a = deployment.replica().await;
+    let b = deployment.replica().await;
 
     // Made on A, known to B.
     let token_a = acme_with_pusher(&a).await;
@@ -65,8 +96,8 @@ async fn two_replicas_serve_one_registry() {
         .token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull"])
         .await;
     assert_eq!(manifest_status(&a, &token_b, "1.0").await, (200, manifest.clone()));
-    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
-    let layer = m["layers"][0]["digest"].as_str().unwrap();
+    let layer = first_layer(&manifest);
+    let layer = layer.as_str();
     let blob = http()
         .get(a.url(&format!("/v2/acme/web/app/blobs/{layer}")))
         .bearer_auth(&token_b)
@@ -110,7 +141,7 @@ async fn two_replicas_serve_one_registry() {
 
     // A rotates the shared signing key: B accepts A's new tokens at once.
     let old_kid = claims_kid(&token_a);
-    let mut keys = gatehouse::gateway::token::Keyring::load_or_create(&shared.path().join("keys")).unwrap();
+    let mut keys = gatehouse::gateway::token::Keyring::load_or_create(&deployment.shared.path().join("keys")).unwrap();
     keys.rotate().unwrap();
     a.gateway.reload().unwrap();
     let rotated = a
@@ -129,10 +160,9 @@ async fn two_replicas_serve_one_registry() {
 #[tokio::test]
 async fn an_upload_started_on_one_replica_completes_on_another() {
     let backends = SharedBackends::start();
-    let database = backends.database();
-    let shared = tempfile::tempdir().unwrap();
-    let a = replica(&backends, &database, shared.path()).await;
-    let b = replica(&backends, &database, shared.path()).await;
+    let deployment = Deployment::new(&backends);
+    let a = deployment.replica().await;
+    let b = deployment.replica().await;
     let token = acme_with_pusher(&a).await;
     let c = http();
     // 9 MiB (a multipart chunk), then 1 MiB, then the last 512 KiB with the PUT.
@@ -227,18 +257,14 @@ async fn an_upload_started_on_one_replica_completes_on_another() {
 #[tokio::test]
 async fn blob_redirect_answers_with_a_presigned_url_that_serves_the_blob() {
     let backends = SharedBackends::start();
-    let database = backends.database();
-    let shared = tempfile::tempdir().unwrap();
-    let gw = TestGateway::start_with(false, |cfg| {
-        backends.replica(cfg, &database, shared.path());
-        cfg.blob_redirect = "1m".into();
-    })
-    .await;
+    let gw = Deployment::new(&backends)
+        .replica_with(|cfg| cfg.blob_redirect = "1m".into())
+        .await;
     let token = acme_with_pusher(&gw).await;
     let (status, manifest) = push_image_with(&gw, &token, "acme/web/app", "1.0", 9).await;
     assert_eq!(status, 201);
-    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
-    let layer = m["layers"][0]["digest"].as_str().unwrap();
+    let layer = first_layer(&manifest);
+    let layer = layer.as_str();
     let c = http(); // follows no redirects
     let r = c
         .get(gw.url(&format!("/v2/acme/web/app/blobs/{layer}")))
@@ -283,13 +309,9 @@ fn claims_kid(token: &str) -> String {
 #[tokio::test]
 async fn a_database_outage_answers_503_and_heals() {
     let backends = SharedBackends::private();
-    let database = backends.database();
-    let shared = tempfile::tempdir().unwrap();
-    let gw = TestGateway::start_with(false, |cfg| {
-        backends.replica(cfg, &database, shared.path());
-        cfg.database_acquire_timeout = "2s".into();
-    })
-    .await;
+    let gw = Deployment::new(&backends)
+        .replica_with(|cfg| cfg.database_acquire_timeout = "2s".into())
+        .await;
     let token = acme_with_pusher(&gw).await;
     let (status, manifest) = push_image_with(&gw, &token, "acme/web/app", "1.0", 3).await;
     assert_eq!(status, 201);
@@ -333,14 +355,12 @@ async fn a_database_outage_answers_503_and_heals() {
 #[tokio::test]
 async fn an_object_store_outage_fails_pushes_cleanly_and_heals() {
     let backends = SharedBackends::private();
-    let database = backends.database();
-    let shared = tempfile::tempdir().unwrap();
-    let gw = replica(&backends, &database, shared.path()).await;
+    let deployment = Deployment::new(&backends);
+    let gw = deployment.replica().await;
     let token = acme_with_pusher(&gw).await;
     let (status, manifest) = push_image_with(&gw, &token, "acme/web/app", "1.0", 5).await;
     assert_eq!(status, 201);
-    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
-    let layer = m["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let layer = first_layer(&manifest);
     let blob_status = async || {
         http()
             .get(gw.url(&format!("/v2/acme/web/app/blobs/{layer}")))
@@ -398,13 +418,15 @@ struct ReplicaProcess {
 }
 
 impl ReplicaProcess {
-    fn start(backends: &SharedBackends, database: &str, shared: &std::path::Path, data: &std::path::Path) -> Self {
+    fn start(deployment: &Deployment<'_>, data: &std::path::Path) -> Self {
         use std::io::BufRead;
         let mut cfg = gatehouse::config::Config {
             data_dir: data.to_owned(),
             ..Default::default()
         };
-        backends.replica(&mut cfg, database, shared);
+        deployment
+            .backends
+            .replica(&mut cfg, &deployment.database, deployment.shared.path());
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
             .args(["serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
@@ -456,11 +478,10 @@ impl Drop for ReplicaProcess {
 #[tokio::test]
 async fn a_replica_killed_mid_push_leaves_the_push_to_the_other() {
     let backends = SharedBackends::start();
-    let database = backends.database();
-    let dir = tempfile::tempdir().unwrap();
-    let shared = dir.path().join("shared");
-    let mut a = ReplicaProcess::start(&backends, &database, &shared, &dir.path().join("a"));
-    let b = ReplicaProcess::start(&backends, &database, &shared, &dir.path().join("b"));
+    let deployment = Deployment::new(&backends);
+    let data = tempfile::tempdir().unwrap();
+    let mut a = ReplicaProcess::start(&deployment, &data.path().join("a"));
+    let b = ReplicaProcess::start(&deployment, &data.path().join("b"));
     let c = http();
     let admin =
         |url: String, body: serde_json::Value| c.post(url).basic_auth("admin", Some(ADMIN_PASSWORD)).json(&body).send();
