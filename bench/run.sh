@@ -7,8 +7,8 @@
 #   bench/run.sh                     # defaults: 512 MiB blob, 2 GiB blob for RSS, 10 s wrk runs
 #   BIG_MB=128 HUGE_MB=512 DURATION=5 SYNC_MB=256 bench/run.sh    # a quicker pass
 #
-# Needs (installed when missing, as root): docker-registry nginx-light wrk curl skopeo
-# postgresql; builds the S3 test server (s3s-fs) once, as scripts/test does.
+# Needs (installed when missing, as root): docker-registry nginx-light libnginx-mod-stream
+# wrk curl skopeo postgresql; builds the S3 test server (s3s-fs) once, as scripts/test does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,7 @@ GW_ADMIN_PASSWORD=bench-admin-password
 need=()
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v nginx >/dev/null || need+=(nginx-light)
+[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
 command -v skopeo >/dev/null || need+=(skopeo)
@@ -149,17 +150,6 @@ wrk_rps() {
 }
 
 declare -A R
-run_suite() {  # NAME BASE
-  local name=$1 base=$2 t
-  t=$(push_blob "$base" bench/big "$work/www/big.bin" "$BIG_DIGEST"); R[$name.push]=$(mbps $BIG_BYTES "$t")
-  t=$(pull_secs "$base/v2/bench/big/blobs/$BIG_DIGEST"); R[$name.pull]=$(mbps $BIG_BYTES "$t")
-  t=$(parallel_pull_secs "$base/v2/bench/big/blobs/$BIG_DIGEST"); R[$name.pull8]=$(mbps $((BIG_BYTES * 8)) "$t")
-  R[$name.small]=$("$LOADGEN" small-push "$base" bench/small "$SMALL_PUSHES" 16 | sed -E 's/.*pushes_per_s=([0-9]+).*/\1/')
-  put_image "$base"
-  read -r R[$name.mget] R[$name.mp99] < <(wrk_rps "$base/v2/bench/app/manifests/v1")
-  read -r R[$name.tags] _ < <(wrk_rps "$base/v2/bench/app/tags/list")
-}
-
 # Server CPU time of processes and their reaped children (user + system, seconds).
 cpu_secs() {
   local total=0 p
@@ -170,11 +160,34 @@ cpu_secs() {
   echo "$total"
 }
 
+# run_suite NAME BASE PIDS_FN: throughput figures, and what they cost the servers (the
+# processes PIDS_FN prints, asked again at each step as database backends come and go):
+# CPU-seconds per GiB moved (one push, one pull, 8 parallel pulls), per 1,000 small
+# pushes, and per 1,000 GETs (manifest GET and tag list runs).
+run_suite() {
+  local name=$1 base=$2 pids=$3 t c0 c1 c2 c3 gets
+  c0=$(cpu_secs $($pids))
+  t=$(push_blob "$base" bench/big "$work/www/big.bin" "$BIG_DIGEST"); R[$name.push]=$(mbps $BIG_BYTES "$t")
+  t=$(pull_secs "$base/v2/bench/big/blobs/$BIG_DIGEST"); R[$name.pull]=$(mbps $BIG_BYTES "$t")
+  t=$(parallel_pull_secs "$base/v2/bench/big/blobs/$BIG_DIGEST"); R[$name.pull8]=$(mbps $((BIG_BYTES * 8)) "$t")
+  c1=$(cpu_secs $($pids))
+  R[$name.small]=$("$LOADGEN" small-push "$base" bench/small "$SMALL_PUSHES" 16 | sed -E 's/.*pushes_per_s=([0-9]+).*/\1/')
+  c2=$(cpu_secs $($pids))
+  put_image "$base"
+  read -r R[$name.mget] R[$name.mp99] < <(wrk_rps "$base/v2/bench/app/manifests/v1")
+  read -r R[$name.tags] _ < <(wrk_rps "$base/v2/bench/app/tags/list")
+  c3=$(cpu_secs $($pids))
+  gets=$(( (${R[$name.mget]} + ${R[$name.tags]}) * DURATION ))
+  R[$name.cpu]=$(echo "$c3 - $c0" | bc -l)
+  R[$name.cpu_gib]=$(printf '%.2f' "$(echo "($c1 - $c0) * 1024 / ($BIG_MB * 10)" | bc -l)")
+  R[$name.cpu_push]=$(printf '%.2f' "$(echo "($c2 - $c1) * 1000 / $SMALL_PUSHES" | bc -l)")
+  R[$name.cpu_get]=$(printf '%.3f' "$(echo "($c3 - $c2) * 1000 / $gets" | bc -l)")
+}
+
 echo "gatehouse store..." >&2
 start_gatehouse
-cpu0=$(cpu_secs "$GH_PID")
-run_suite gh "http://127.0.0.1:$GH_PORT"
-R[gh.cpu]=$(echo "$(cpu_secs "$GH_PID") - $cpu0" | bc -l)
+gh_pids() { echo "$GH_PID"; }
+run_suite gh "http://127.0.0.1:$GH_PORT" gh_pids
 
 # The same store on what replicas share: PostgreSQL (private cluster) and S3 (s3s-fs),
 # every server on this machine, their CPU time counted with gatehouse's.
@@ -195,9 +208,39 @@ start_scale() {
 SC_PORT=5205
 start_scale
 S3_PID=$(cat "$work/scale/s3/pid")
-cpu0=$(cpu_secs "$SC_PID" "$S3_PID" $(pg_pids))
-run_suite sc "http://127.0.0.1:$SC_PORT"
-R[sc.cpu]=$(echo "$(cpu_secs "$SC_PID" "$S3_PID" $(pg_pids)) - $cpu0" | bc -l)
+sc_pids() { echo "$SC_PID $S3_PID $(pg_pids)"; }
+run_suite sc "http://127.0.0.1:$SC_PORT" sc_pids
+
+# Two replicas over one database and bucket behind nginx balancing TCP round robin, as
+# docker-compose.scale.yml runs them (deploy/nginx-scale.conf); plain HTTP here.
+echo "two gatehouse replicas behind nginx on PostgreSQL + S3..." >&2
+psql "$PG_URL/postgres" -qc "CREATE DATABASE bench2"
+R1_PORT=5206 R2_PORT=5207 LB_PORT=5208
+start_replica() {  # PORT DIR
+  GATEHOUSE_DATABASE="$PG_URL/bench2" GATEHOUSE_BLOBS="s3://gatehouse/bench2" GATEHOUSE_S3_ENDPOINT="$S3_URL" \
+  GATEHOUSE_S3_ACCESS_KEY_ID=gatehouse-test GATEHOUSE_S3_SECRET_ACCESS_KEY=gatehouse-test-secret \
+    "$GH_BIN" store --listen 127.0.0.1:$1 --data-dir "$work/scale/$2" >"$work/scale/$2.log" 2>&1 &
+  pids+=($!); wait_port "$1"
+}
+start_replica $R1_PORT r1; R1_PID=${pids[-1]}
+start_replica $R2_PORT r2; R2_PID=${pids[-1]}
+sed -e "s/replica1:5000/127.0.0.1:$R1_PORT/" -e "s/replica2:5000/127.0.0.1:$R2_PORT/" \
+    -e "s/listen 5000;/listen 127.0.0.1:$LB_PORT;/" -e "s/worker_processes auto;/worker_processes 1;/" \
+    deploy/nginx-scale.conf >"$work/scale/lb.body"
+{ echo "load_module /usr/lib/nginx/modules/ngx_stream_module.so;"; echo "pid $work/scale/lb.pid;"
+  echo "error_log $work/scale/lb.err;"; cat "$work/scale/lb.body"; } >"$work/scale/lb.conf"
+nginx -e "$work/scale/lb.err" -c "$work/scale/lb.conf"
+LB_PID=$(cat "$work/scale/lb.pid"); pids+=("$LB_PID")
+wait_port $LB_PORT
+lb_pids() { echo "$R1_PID $R2_PID $LB_PID $(pgrep -P "$LB_PID" | tr '\n' ' ') $S3_PID $(pg_pids)"; }
+run_suite lb "http://127.0.0.1:$LB_PORT" lb_pids
+kill "$R1_PID" "$R2_PID" "$LB_PID" 2>/dev/null || true
+
+echo "post-push hook on PostgreSQL + S3..." >&2
+psql "$PG_URL/postgres" -qc "CREATE DATABASE hook"
+hook_sc=$(GATEHOUSE_DATABASE="$PG_URL/hook" GATEHOUSE_BLOBS="s3://gatehouse/hook" GATEHOUSE_S3_ENDPOINT="$S3_URL" \
+  GATEHOUSE_S3_ACCESS_KEY_ID=gatehouse-test GATEHOUSE_S3_SECRET_ACCESS_KEY=gatehouse-test-secret \
+  "$HOOKBENCH" "$work/scale/hook")
 
 # The gateway: token auth + policies in front of the in-process store.
 token_of() {  # CREDS SCOPE... -> token
@@ -228,7 +271,8 @@ basic=$(printf '%s:%s' "$PS_USER" "$PS_SECRET" | base64 -w0)
 read -r R[gw.tokens] R[gw.tp99] < <(wrk_rps "$GW/v2/token?service=gatehouse&scope=repository:bench/app:pull" "Authorization: Basic $basic")
 kill "$GW_PID" 2>/dev/null || true
 echo "distribution..." >&2
-start_distribution; run_suite dr "http://127.0.0.1:$DR_PORT"
+dr_pids() { echo "$DR_PID"; }
+start_distribution; run_suite dr "http://127.0.0.1:$DR_PORT" dr_pids
 echo "nginx..." >&2
 t=$(pull_secs "http://127.0.0.1:$NG_PORT/big.bin"); R[ng.pull]=$(mbps $BIG_BYTES "$t")
 t=$(parallel_pull_secs "http://127.0.0.1:$NG_PORT/big.bin"); R[ng.pull8]=$(mbps $((BIG_BYTES * 8)) "$t")
@@ -251,7 +295,7 @@ scripts/s3-server stop "$work/scale/s3"; scripts/pg-cluster stop "$work/scale/pg
 
 echo "post-push hook..." >&2
 hook=$("$HOOKBENCH" "$work/hook")
-hv() { echo "$hook" | tr ' ' '\n' | awk -F= -v k="$1" '$1==k{print $2}'; }
+hv() { echo "${2:-$hook}" | tr ' ' '\n' | awk -F= -v k="$1" '$1==k{print $2}'; }
 
 echo "sync and edge (main + edge processes, Distribution upstream)..." >&2
 kill "$GH_PID" 2>/dev/null || true
@@ -280,16 +324,30 @@ grow "blob pull ${BIG_MB} MiB (MiB/s)" "${R[gw.pull]}" "${R[gh.pull_again]}" "$(
 grow "tokens/s, pull-secret Basic auth (64 conns)" "${R[gw.tokens]}" "-" "" ">= 5000"
 grow "token issuance p99 (ms)" "${R[gw.tp99]}" "-" "" ""
 
-printf '\n%-44s %12s %12s %10s  %s\n' "PostgreSQL + S3 vs SQLite + files (store)" "pg+s3" "sqlite+files" "ratio" "target"
-grow "blob push ${BIG_MB} MiB (MiB/s)" "${R[sc.push]}" "${R[gh.push]}" "$(ratio "${R[sc.push]}" "${R[gh.push]}")x" ""
-grow "blob pull ${BIG_MB} MiB (MiB/s)" "${R[sc.pull]}" "${R[gh.pull]}" "$(ratio "${R[sc.pull]}" "${R[gh.pull]}")x" ""
-grow "8 parallel pulls (MiB/s total)" "${R[sc.pull8]}" "${R[gh.pull8]}" "$(ratio "${R[sc.pull8]}" "${R[gh.pull8]}")x" ""
-grow "4 KiB blob pushes/s (16 clients)" "${R[sc.small]}" "${R[gh.small]}" "$(ratio "${R[sc.small]}" "${R[gh.small]}")x" ""
-grow "manifest GET req/s (64 conns)" "${R[sc.mget]}" "${R[gh.mget]}" "$(ratio "${R[sc.mget]}" "${R[gh.mget]}")x" ""
-grow "manifest GET p99 (ms)" "${R[sc.mp99]}" "${R[gh.mp99]}" "" ""
-grow "tag list req/s (64 conns, 50 tags)" "${R[sc.tags]}" "${R[gh.tags]}" "$(ratio "${R[sc.tags]}" "${R[gh.tags]}")x" ""
-grow "server CPU-s for the whole suite above" "${R[sc.cpu]}" "${R[gh.cpu]}" "$(ratio "${R[sc.cpu]}" "${R[gh.cpu]}")x" "(pg+s3: all 3 servers)"
-grow "peak RSS pushing ${HUGE_MB} MiB (MiB)" "${R[sc.rss]}" "${R[gh.rss]}" "" "< 64 MiB"
+printf '\n%-44s %12s %12s %12s %10s %10s\n' "PostgreSQL + S3 vs SQLite + files (store)" "sqlite+files" "pg+s3" "2 replicas" "pg+s3" "2 replicas"
+srow() {  # METRIC KEY: both ratios against SQLite + files
+  printf '%-44s %12s %12s %12s %10s %10s\n' "$1" "${R[gh.$2]}" "${R[sc.$2]}" "${R[lb.$2]}" \
+    "$(ratio "${R[sc.$2]}" "${R[gh.$2]}")x" "$(ratio "${R[lb.$2]}" "${R[gh.$2]}")x"
+}
+srow "blob push ${BIG_MB} MiB (MiB/s)" push
+srow "blob pull ${BIG_MB} MiB (MiB/s)" pull
+srow "8 parallel pulls (MiB/s total)" pull8
+srow "4 KiB blob pushes/s (16 clients)" small
+srow "manifest GET req/s (64 conns)" mget
+srow "manifest GET p99 (ms)" mp99
+srow "tag list req/s (64 conns, 50 tags)" tags
+printf '%-44s %12s %12s %12s\n' "peak RSS pushing ${HUGE_MB} MiB (MiB)" "${R[gh.rss]}" "${R[sc.rss]}" "-"
+printf '%-44s %12s %12s %12s %10s\n' "200 hooked tags, mean PUT latency (ms)" "$(hv tags_hook_mean_ms)" "$(hv tags_hook_mean_ms "$hook_sc")" "-" \
+  "$(ratio "$(hv tags_hook_mean_ms "$hook_sc")" "$(hv tags_hook_mean_ms)")x"
+printf '%-44s %12s %12s %12s %10s\n' "  hooked / unhooked PUT latency" "$(hv ratio)x" "$(hv ratio "$hook_sc")x" "-" ""
+
+printf '\n%-44s %12s %12s %12s %12s\n' "server CPU-s (all server processes)" "sqlite+files" "pg+s3" "2 replicas" "distribution"
+crow() { printf '%-44s %12s %12s %12s %12s\n' "$1" "${R[gh.$2]}" "${R[sc.$2]}" "${R[lb.$2]}" "${R[dr.$2]}"; }
+crow "per GiB moved (push, pull, 8 pulls)" cpu_gib
+crow "per 1,000 4 KiB pushes" cpu_push
+crow "per 1,000 GETs (manifest, tag list)" cpu_get
+crow "whole suite" cpu
+echo "(pg+s3 counts gatehouse, PostgreSQL and the S3 server; 2 replicas adds the second replica and nginx)"
 
 printf '\n%-44s %12s %12s %10s  %s\n' "post-push hook (store API, in-process)" "with hook" "without" "ratio" "target"
 grow "copy: 10-arch index of 50-layer images (ms)" "$(hv index_copy_ms)" "-" "" "< 50 ms"

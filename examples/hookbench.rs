@@ -2,7 +2,7 @@
 //! metadata only; HTTP would only add the same constant to both sides).
 //!
 //! ```text
-//! hookbench <data-dir>
+//! hookbench <data-dir>        # SQLite + files, or what GATEHOUSE_DATABASE / _BLOBS … name
 //! ```
 //! 1. An index of 10 architectures, each image with 50 layers, pushed to a push
 //!    repository: the copy into the normal repository (a new version) is timed alone.
@@ -74,7 +74,10 @@ async fn main() {
         eprintln!("usage: hookbench <data-dir>");
         std::process::exit(2)
     });
-    let reg = Registry::open(std::path::Path::new(&dir)).await.expect("open store");
+    let mut cfg = gatehouse::config::Config::load(None, &gatehouse::config::ProcessEnv).expect("settings");
+    cfg.data_dir = dir.into();
+    let db = gatehouse::app::open_database(&cfg).await.expect("open database");
+    let reg: Registry = gatehouse::app::open_store(&cfg, &db).await.expect("open store");
 
     // 1. The copy of a 10-architecture index of 50-layer images.
     let push: RepoName = "bench/big/app/push".parse().expect("name");

@@ -53,11 +53,15 @@ impl Proc {
 
 /// Start the binary with `args`; waits for its listen address.
 fn spawn(args: &[&str], data: &Path, certs: &Path) -> Proc {
+    spawn_with_env(args, data, certs, common::backend_env(data))
+}
+
+fn spawn_with_env(args: &[&str], data: &Path, certs: &Path, env: Vec<(String, String)>) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args(args)
         .arg("--data-dir")
         .arg(data)
-        .envs(common::backend_env(data))
+        .envs(env)
         .arg("--tls-dir")
         .arg(certs)
         .env("GATEHOUSE_ADMIN_PASSWORD", PASSWORD)
@@ -88,14 +92,14 @@ fn start_main(data: &Path, certs: &Path, port: u16) -> Proc {
     spawn(&["serve", "--listen", &format!("127.0.0.1:{port}")], data, certs)
 }
 
-fn start_edge(data: &Path, certs: &Path, main: &Proc, credential: &Path) -> Proc {
+fn start_edge(data: &Path, certs: &Path, upstream: &str, credential: &Path) -> Proc {
     spawn(
         &[
             "edge",
             "--listen",
             "127.0.0.1:0",
             "--upstream",
-            &main.url(""),
+            upstream,
             "--name",
             "edge1",
             "--credential-file",
@@ -181,9 +185,8 @@ struct Topology {
     cert_dir: PathBuf,
 }
 
-async fn topology() -> Topology {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
+/// A CA and a server certificate for localhost in `certs`.
+fn make_certs(certs: &Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args([
             "certs",
@@ -198,6 +201,12 @@ async fn topology() -> Topology {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+async fn topology() -> Topology {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    make_certs(&certs);
     let main = start_main(&dir.path().join("main"), &certs, 0);
     let c = client(&certs);
     for (path, body) in [
@@ -231,7 +240,7 @@ async fn topology() -> Topology {
     assert_eq!(s, 200);
     assert!(listed.get("credential").is_none(), "the secret is shown once: {listed}");
 
-    let edge = start_edge(&dir.path().join("edge"), &certs, &main, &credential);
+    let edge = start_edge(&dir.path().join("edge"), &certs, &main.url(""), &credential);
     let (s, v) = api(
         &c,
         "PATCH",
@@ -575,7 +584,7 @@ async fn a_remote_synced_on_main_reaches_the_edge_and_a_bad_credential_is_logged
     let bad = start_edge(
         &t.dir.path().join("edge-bad"),
         &t.dir.path().join("certs"),
-        &t.main,
+        &t.main.url(""),
         &wrong,
     );
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -584,4 +593,143 @@ async fn a_remote_synced_on_main_reaches_the_edge_and_a_bad_credential_is_logged
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _ = &t.secret;
+}
+
+/// The main server as two replicas over one PostgreSQL database and one S3 bucket,
+/// behind nginx balancing TCP round robin (TLS end to end, as docker-compose.scale.yml
+/// runs it); the edge knows only the load balancer. podman pushes through the
+/// balancer (requests of one push land on either replica), the edge gets the image,
+/// a revocation made on either replica reaches the edge, and with one replica killed
+/// the next push still reaches the edge through the other.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edge_follows_a_replicated_main_server_behind_a_load_balancer() {
+    use common::scale::{LoadBalancer, SharedBackends};
+    let backends = SharedBackends::start();
+    let database = backends.database();
+    let shared = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    make_certs(&certs);
+    let replica = |name: &str| {
+        spawn_with_env(
+            &["serve", "--listen", "127.0.0.1:0"],
+            &dir.path().join(name),
+            &certs,
+            backends.replica_env(&database, shared.path()),
+        )
+    };
+    let main1 = replica("main1");
+    let main2 = replica("main2");
+    let lb = LoadBalancer::start(&[main1.port, main2.port]);
+    let main = |path: &str| format!("https://localhost:{}{path}", lb.port);
+    let main_host = format!("localhost:{}", lb.port);
+    let c = client(&certs);
+
+    for (path, body) in [
+        ("/api/v1/orgs", json!({"label": "acme"})),
+        ("/api/v1/orgs/acme/products", json!({"label": "web"})),
+    ] {
+        let (s, v) = api(&c, "POST", &main(path), Some(body)).await;
+        assert_eq!(s, 201, "{path}: {v}");
+    }
+    let (s, ps) = api(
+        &c,
+        "POST",
+        &main("/api/v1/orgs/acme/pull-secrets"),
+        Some(json!({"name": "edge-puller"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{ps}");
+    let (secret_user, secret) = (ps["username"].as_str().unwrap(), ps["secret"].as_str().unwrap());
+    let (s, reg) = api(
+        &c,
+        "POST",
+        &main("/api/v1/smart-proxies"),
+        Some(json!({"name": "edge1", "url": "https://localhost:1", "orgs": ["acme"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{reg}");
+    let credential = dir.path().join("edge1.cred");
+    std::fs::write(&credential, reg["credential"]["secret"].as_str().unwrap()).unwrap();
+    let edge = start_edge(&dir.path().join("edge"), &certs, &main(""), &credential);
+    let (s, v) = api(
+        &c,
+        "PATCH",
+        &main("/api/v1/smart-proxies/edge1"),
+        Some(json!({"url": edge.url("")})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+
+    // podman pushes through the balancer.
+    let cert_dir = dir.path().join("podman-certs");
+    std::fs::create_dir_all(&cert_dir).unwrap();
+    std::fs::copy(certs.join("ca.crt"), cert_dir.join("ca.crt")).unwrap();
+    let cd = cert_dir.to_str().unwrap();
+    let pusher = Podman::new();
+    pusher.import_files("localhost/app:1.0", &[("etc/release", b"replicated main")]);
+    pusher.run(&["login", "--cert-dir", cd, "-u", "admin", "-p", PASSWORD, &main_host]);
+    pusher.run(&[
+        "push",
+        "--cert-dir",
+        cd,
+        "localhost/app:1.0",
+        &format!("{main_host}/acme/web/app:1.0"),
+    ]);
+
+    // Both replicas serve it; the edge gets it, same digest, for the pull secret.
+    let mut digests = Vec::new();
+    for replica in [&main1, &main2] {
+        let t = token(&c, replica, secret_user, secret, "repository:acme/web/app:pull")
+            .await
+            .unwrap();
+        let (s, d) = manifest(&c, replica, &t, "acme/web/app", "1.0").await;
+        assert_eq!(s, 200);
+        digests.push(d);
+    }
+    assert_eq!(digests[0], digests[1]);
+    let held = token(&c, &edge, secret_user, secret, "repository:acme/web/app:pull")
+        .await
+        .unwrap();
+    eventually("the push reaches the edge", Duration::from_secs(30), || async {
+        manifest(&c, &edge, &held, "acme/web/app", "1.0").await == (200, digests[0].clone())
+    })
+    .await;
+    let puller = Podman::new();
+    let edge_host = edge.host();
+    puller.run(&["login", "--cert-dir", cd, "-u", secret_user, "-p", secret, &edge_host]);
+    puller.run(&["pull", "--cert-dir", cd, &format!("{edge_host}/acme/web/app:1.0")]);
+
+    // One replica dies: the balancer sends everything to the other, and the next push
+    // reaches the edge all the same.
+    drop(main1);
+    pusher.import_files("localhost/app:2.0", &[("etc/release", b"after a replica died")]);
+    pusher.run(&[
+        "push",
+        "--cert-dir",
+        cd,
+        "localhost/app:2.0",
+        &format!("{main_host}/acme/web/app:2.0"),
+    ]);
+    let t = token(&c, &main2, secret_user, secret, "repository:acme/web/app:pull")
+        .await
+        .unwrap();
+    let (s, d2) = manifest(&c, &main2, &t, "acme/web/app", "2.0").await;
+    assert_eq!(s, 200);
+    eventually("the second push reaches the edge", Duration::from_secs(30), || async {
+        manifest(&c, &edge, &held, "acme/web/app", "2.0").await == (200, d2.clone())
+    })
+    .await;
+
+    // The secret revoked through the balancer stops working at the edge.
+    let (s, v) = api(&c, "DELETE", &main("/api/v1/orgs/acme/pull-secrets/edge-puller"), None).await;
+    assert_eq!(s, 204, "{v}");
+    eventually(
+        "the revoked secret stops working at the edge",
+        Duration::from_secs(30),
+        || async { manifest(&c, &edge, &held, "acme/web/app", "1.0").await.0 == 401 },
+    )
+    .await;
+    let (_, proxy) = api(&c, "GET", &main("/api/v1/smart-proxies/edge1"), None).await;
+    assert!(proxy["last_error"].is_null(), "{proxy}");
 }

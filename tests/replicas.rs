@@ -419,26 +419,22 @@ struct ReplicaProcess {
 
 impl ReplicaProcess {
     fn start(deployment: &Deployment<'_>, data: &std::path::Path) -> Self {
+        Self::start_with_env(deployment, data, &[])
+    }
+
+    fn start_with_env(deployment: &Deployment<'_>, data: &std::path::Path, env: &[(&str, &str)]) -> Self {
         use std::io::BufRead;
-        let mut cfg = gatehouse::config::Config {
-            data_dir: data.to_owned(),
-            ..Default::default()
-        };
-        deployment
-            .backends
-            .replica(&mut cfg, &deployment.database, deployment.shared.path());
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
             .args(["serve", "--insecure-http", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .env("GATEHOUSE_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("GATEHOUSE_POLICY_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
-            .env("GATEHOUSE_DATABASE", cfg.database.unwrap())
-            .env("GATEHOUSE_BLOBS", cfg.blobs.unwrap())
-            .env("GATEHOUSE_S3_ENDPOINT", cfg.s3_endpoint.unwrap())
-            .env("GATEHOUSE_S3_ACCESS_KEY_ID", cfg.s3_access_key_id.unwrap())
-            .env("GATEHOUSE_S3_SECRET_ACCESS_KEY", cfg.s3_secret_access_key.unwrap())
-            .env("GATEHOUSE_KEYS_DIR", cfg.keys_dir.unwrap())
-            .env("GATEHOUSE_SECRETS_FILE", cfg.secrets_file.unwrap())
+            .envs(
+                deployment
+                    .backends
+                    .replica_env(&deployment.database, deployment.shared.path()),
+            )
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .spawn()
@@ -458,6 +454,13 @@ impl ReplicaProcess {
 
     fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Freeze (SIGSTOP) or thaw (SIGCONT) the process: a frozen replica claims nothing.
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: signalling a child process this test started and still owns.
+        let r = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(r, 0);
     }
 
     fn kill9(&mut self) {
@@ -705,4 +708,115 @@ async fn bad_settings_are_refused_at_start_naming_the_setting() {
     assert!(keyless.contains("setting s3_access_key_id"), "{keyless}");
     let bad_url = serve_fails(&["--blobs", "gs://x"], &[]);
     assert!(bad_url.contains("blobs"), "{bad_url}");
+}
+
+/// Jobs run exactly once across replicas: replica A claims a remote sync and dies
+/// (`kill -9`-like abort after fetching every blob, before the version); replica B,
+/// running all along, takes the job over once A's lease lapses and completes it
+/// without fetching the blobs again. One version, one job, nothing partial meanwhile.
+#[tokio::test]
+async fn a_sync_claimed_by_a_replica_that_dies_is_completed_once_by_the_other() {
+    let backends = SharedBackends::start();
+    let deployment = Deployment::new(&backends);
+    let dist = common::distribution::start_distribution();
+    let layers = vec![common::random_bytes(300_000, 31), common::random_bytes(200_000, 32)];
+    let manifest = common::distribution::push_plain(&dist.base, "library/app", "1.0", &layers).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut a = ReplicaProcess::start_with_env(
+        &deployment,
+        &data.path().join("a"),
+        &[("GATEHOUSE_FAULT", "sync_before_version")],
+    );
+    let b = ReplicaProcess::start(&deployment, &data.path().join("b"));
+    let c = http();
+    let api = async |r: &ReplicaProcess, method: &str, path: &str, body: serde_json::Value| {
+        let resp = c
+            .request(method.parse().unwrap(), r.url(path))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<serde_json::Value>().await.unwrap_or_default())
+    };
+    for (path, body) in [
+        ("/api/v1/orgs", json!({"label": "acme"})),
+        ("/api/v1/orgs/acme/products", json!({"label": "base"})),
+        (
+            "/api/v1/orgs/acme/products/base/remotes",
+            json!({"name": "app", "url": dist.base, "upstream_name": "library/app"}),
+        ),
+    ] {
+        let (status, v) = api(&a, "POST", path, body).await;
+        assert_eq!(status, 201, "{path}: {v}");
+    }
+
+    // B is frozen while the sync is queued, so A's runner is the one that claims it.
+    b.signal(libc::SIGSTOP);
+    let (status, v) = api(
+        &a,
+        "POST",
+        "/api/v1/orgs/acme/products/base/remotes/app/sync",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 202, "{v}");
+    let job = v["job"].as_i64().unwrap();
+    let exit = a.child.wait().unwrap();
+    assert!(!exit.success(), "A aborted inside the sync it claimed");
+    b.signal(libc::SIGCONT);
+
+    let (_, versions) = api(&b, "GET", "/api/v1/repositories/acme/base/app/versions", json!(null)).await;
+    assert_eq!(
+        versions["versions"].as_array().map(Vec::len),
+        Some(0),
+        "nothing partial: {versions}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let (_, j) = api(&b, "GET", &format!("/api/v1/jobs/{job}"), json!(null)).await;
+        if j["state"] == "done" {
+            break j;
+        }
+        assert!(Instant::now() < deadline, "B did not take the sync over: {j}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(done["attempts"], 2, "claimed by A, then once by B: {done}");
+    assert_eq!(done["progress"]["outcome"]["version"], 1, "{done}");
+    assert_eq!(
+        done["progress"]["outcome"]["blobs_fetched"], 0,
+        "the blobs A fetched into the shared store are kept: {done}"
+    );
+
+    // A comes back (without the fault): the done job is not run again.
+    let a = ReplicaProcess::start(&deployment, &data.path().join("a"));
+    let (_, jobs) = api(&a, "GET", "/api/v1/jobs", json!(null)).await;
+    let syncs: Vec<_> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["kind"] == "sync_remote")
+        .collect();
+    assert_eq!(syncs.len(), 1, "{jobs}");
+    let (_, versions) = api(&a, "GET", "/api/v1/repositories/acme/base/app/versions", json!(null)).await;
+    assert_eq!(versions["versions"].as_array().map(Vec::len), Some(1), "{versions}");
+    let token: serde_json::Value = c
+        .get(a.url("/v2/token?service=gatehouse&scope=repository:acme/base/app:pull"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let got = c
+        .get(a.url("/v2/acme/base/app/manifests/1.0"))
+        .header("accept", OCI_MANIFEST)
+        .bearer_auth(token["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), manifest.as_slice());
 }

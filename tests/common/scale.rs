@@ -93,6 +93,25 @@ impl SharedBackends {
         cfg.secrets_file = Some(shared.join("secrets.key"));
     }
 
+    /// The same settings as environment variables, for a `gatehouse` process.
+    pub fn replica_env(&self, database: &str, shared: &Path) -> Vec<(String, String)> {
+        let mut cfg = Config::default();
+        self.replica(&mut cfg, database, shared);
+        let path = |p: Option<PathBuf>| p.unwrap().to_string_lossy().into_owned();
+        [
+            ("GATEHOUSE_DATABASE", cfg.database.unwrap()),
+            ("GATEHOUSE_BLOBS", cfg.blobs.unwrap()),
+            ("GATEHOUSE_S3_ENDPOINT", cfg.s3_endpoint.unwrap()),
+            ("GATEHOUSE_S3_ACCESS_KEY_ID", cfg.s3_access_key_id.unwrap()),
+            ("GATEHOUSE_S3_SECRET_ACCESS_KEY", cfg.s3_secret_access_key.unwrap()),
+            ("GATEHOUSE_KEYS_DIR", path(cfg.keys_dir)),
+            ("GATEHOUSE_SECRETS_FILE", path(cfg.secrets_file)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
     /// Stop PostgreSQL (a private cluster only; the suite's shared one stays up).
     pub fn stop_database(&self) {
         assert!(self.owned, "only a private cluster is stopped");
@@ -140,5 +159,76 @@ impl Drop for SharedBackends {
                 .arg(self.dir.path().join("s3"))
                 .output();
         }
+    }
+}
+
+/// nginx (Debian's, with its stream module) running `deploy/nginx-scale.conf`, the load
+/// balancer of docker-compose.scale.yml: TCP round robin over two replicas that
+/// terminate TLS themselves. Stopped on drop.
+pub struct LoadBalancer {
+    pub port: u16,
+    child: std::process::Child,
+    _dir: TempDir,
+}
+
+impl LoadBalancer {
+    pub fn start(replica_ports: &[u16]) -> Self {
+        let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("nginx is missing: apt-get install nginx-light libnginx-mod-stream (scripts/test does)");
+        let module = "/usr/lib/nginx/modules/ngx_stream_module.so";
+        assert!(
+            Path::new(module).exists(),
+            "the nginx stream module is missing: apt-get install libnginx-mod-stream (scripts/test does)"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A free port for nginx to listen on (nginx cannot report one it picked).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        // deploy/nginx-scale.conf itself, its compose host names replaced by loopback
+        // ports; Debian's nginx loads the stream module dynamically.
+        let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx-scale.conf"))
+            .expect("read deploy/nginx-scale.conf");
+        let [one, two] = replica_ports else {
+            panic!("deploy/nginx-scale.conf balances two replicas")
+        };
+        let d = dir.path().display();
+        let conf = format!("load_module {module};\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n")
+            + &shipped
+                .replace("replica1:5000", &format!("127.0.0.1:{one}"))
+                .replace("replica2:5000", &format!("127.0.0.1:{two}"))
+                .replace("listen 5000;", &format!("listen 127.0.0.1:{port};"));
+        assert!(conf.contains(&format!("127.0.0.1:{two}")) && conf.contains(&format!(":{port};")));
+        std::fs::write(dir.path().join("nginx.conf"), conf).expect("write nginx.conf");
+        let child = Command::new(nginx)
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .args(["-g", "daemon off;"])
+            .spawn()
+            .expect("start nginx");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nginx did not listen: {}",
+                std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Self { port, child, _dir: dir }
+    }
+}
+
+impl Drop for LoadBalancer {
+    fn drop(&mut self) {
+        // SIGTERM, not SIGKILL: the master stops its workers, which would outlive it.
+        // SAFETY: signalling a child process this test started and still owns.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
     }
 }
