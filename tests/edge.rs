@@ -305,6 +305,33 @@ async fn push_to_main_pull_from_edge_through_outage_revocation_and_push_via_edge
         &edge_host,
     ]);
     puller.run(&["pull", "--cert-dir", &cd, &format!("{edge_host}/acme/web/app:2.0")]);
+    // A signature added on the main server later reaches the edge, like a push.
+    let digest = main_digest.clone().unwrap();
+    let signer = token(&t.c, &t.main, "admin", PASSWORD, "repository:acme/web/app:pull,push")
+        .await
+        .unwrap();
+    let signature = json!({"schemaVersion": 2, "type": "atomic", "name": format!("{digest}@{}", "5".repeat(32)),
+                           "content": "c2lnbmF0dXJlIGJ5dGVz"});
+    let r =
+        t.c.put(t.main.url(&format!("/extensions/v2/acme/web/app/signatures/{digest}")))
+            .bearer_auth(&signer)
+            .json(&signature)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 201);
+    eventually("the signature reaches the edge", Duration::from_secs(30), || async {
+        let r =
+            t.c.get(t.edge.url(&format!("/extensions/v2/acme/web/app/signatures/{digest}")))
+                .bearer_auth(&edge_token)
+                .send()
+                .await
+                .unwrap();
+        r.headers().get("x-registry-supports-signatures").is_some()
+            && r.json::<Value>().await.unwrap() == json!({"signatures": [signature.clone()]})
+    })
+    .await;
+
     // The main server knows the edge caught up.
     eventually("the edge reports its sync", Duration::from_secs(30), || async {
         let (_, v) = api(&t.c, "GET", &t.main.url("/api/v1/smart-proxies/edge1"), None).await;

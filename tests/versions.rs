@@ -75,16 +75,22 @@ async fn each_push_is_a_new_version_readable_at_once() {
     assert_eq!(v[0]["number"], 2);
     assert_eq!(v[0]["reason"], "push 1.1");
     // Same config blob, a new layer.
-    assert_eq!(v[0]["summary"]["added"], json!({"tags": 1, "manifests": 1, "blobs": 1}));
+    assert_eq!(
+        v[0]["summary"]["added"],
+        json!({"tags": 1, "manifests": 1, "blobs": 1, "signatures": 0})
+    );
     assert_eq!(
         v[0]["summary"]["removed"],
-        json!({"tags": 0, "manifests": 0, "blobs": 0})
+        json!({"tags": 0, "manifests": 0, "blobs": 0, "signatures": 0})
     );
     assert_eq!(
         v[0]["summary"]["present"],
-        json!({"tags": 2, "manifests": 2, "blobs": 3})
+        json!({"tags": 2, "manifests": 2, "blobs": 3, "signatures": 0})
     );
-    assert_eq!(v[1]["summary"]["added"], json!({"tags": 1, "manifests": 1, "blobs": 2}));
+    assert_eq!(
+        v[1]["summary"]["added"],
+        json!({"tags": 1, "manifests": 1, "blobs": 2, "signatures": 0})
+    );
 
     // Version detail lists its tags.
     let (_, detail) = gw
@@ -402,7 +408,7 @@ async fn content_operations_copy_remove_tag_untag() {
     let latest = &versions(&gw, "acme/prod/app").await[0];
     assert_eq!(
         latest["summary"]["present"],
-        json!({"tags": 0, "manifests": 0, "blobs": 0}),
+        json!({"tags": 0, "manifests": 0, "blobs": 0, "signatures": 0}),
         "{latest}"
     );
     assert_eq!(latest["summary"]["removed"]["blobs"], 2);

@@ -23,6 +23,12 @@ pub trait Backend: Send + Sync {
     /// Send a request whose URI is a path and query (`/v2/...`); the backend adds its
     /// own scheme and authority.
     async fn send(&self, req: Request<Body>) -> Result<Response<Body>, BackendError>;
+
+    /// Whether the backend keeps simple-signing signatures (the signature extension):
+    /// the store in this process does; a registry over HTTP may be one that does not.
+    fn supports_signatures(&self) -> bool {
+        false
+    }
 }
 
 /// The store's router, called directly.
@@ -38,6 +44,10 @@ impl InProcess {
 
 #[async_trait::async_trait]
 impl Backend for InProcess {
+    fn supports_signatures(&self) -> bool {
+        true
+    }
+
     async fn send(&self, req: Request<Body>) -> Result<Response<Body>, BackendError> {
         match self.router.clone().oneshot(req).await {
             Ok(resp) => Ok(resp),

@@ -192,6 +192,7 @@ impl Gateway {
             .route("/v2", any(registry::handle))
             .route("/v2/", any(registry::handle))
             .route("/v2/{*rest}", any(registry::handle))
+            .route("/extensions/v2/{*rest}", any(registry::handle))
             .with_state(self.clone())
     }
 

@@ -11,7 +11,7 @@ use super::scope::Access;
 use super::{Caller, Gateway, UPLOAD_GRANT_PARAM, challenge::ChallengeError};
 use crate::audit::Event;
 use crate::error::{Error, ErrorCode, Result};
-use crate::oci::{OciRoute, parse_v2_path};
+use crate::oci::{OciRoute, SIGNATURES_HEADER, parse_path, parse_v2_path};
 use crate::policy::{Action, Principal};
 use crate::store::http::API_VERSION_HEADER;
 use axum::body::Body;
@@ -40,9 +40,7 @@ pub(super) async fn handle(State(gw): State<Gateway>, req: Request) -> Response 
         });
     }
     let (parts, body) = req.into_parts();
-    let rest = parts.uri.path().strip_prefix("/v2").unwrap_or_default();
-    let rest = rest.strip_prefix('/').unwrap_or(rest).to_owned();
-    let route = parse_v2_path(&rest);
+    let route = parse_path(parts.uri.path());
     // At an edge, a manifest or blob not synced yet (just pushed, or a sync behind) is
     // read from the main server, which authorizes it.
     let read_through = match (&gw.inner.upstream, &route) {
@@ -64,6 +62,10 @@ pub(super) async fn handle(State(gw): State<Gateway>, req: Request) -> Response 
     }
     resp.headers_mut()
         .insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
+    if gw.backend().supports_signatures() {
+        resp.headers_mut()
+            .insert(SIGNATURES_HEADER, HeaderValue::from_static("1"));
+    }
     resp
 }
 
@@ -112,6 +114,7 @@ fn needs(route: &OciRoute, method: &Method) -> Option<(String, Action)> {
     use OciRoute::*;
     let name = match route {
         Tags { name } | Referrers { name, .. } | Manifest { name, .. } | Blob { name, .. } => name,
+        Signatures { name, .. } => name,
         UploadStart { name } | Upload { name, .. } => name,
         Base | Catalog => return None,
     };
@@ -184,10 +187,11 @@ async fn repository_request(gw: &Gateway, route: OciRoute, parts: request::Parts
     if matches!(route, OciRoute::UploadStart { .. }) {
         cross_mount(gw, &caller, &mut query).await;
     }
+    let prefix = route.prefix();
     let suffix = parts
         .uri
         .path()
-        .strip_prefix(&format!("/v2/{}", path.public))
+        .strip_prefix(&format!("{prefix}{}", path.public))
         .unwrap_or_default()
         .to_owned();
     let query = (!query.is_empty()).then(|| {
@@ -196,7 +200,7 @@ async fn repository_request(gw: &Gateway, route: OciRoute, parts: request::Parts
             .finish()
     });
     let build = |name: &str, body: Body| {
-        let mut uri = format!("/v2/{name}{suffix}");
+        let mut uri = format!("{prefix}{name}{suffix}");
         if let Some(q) = &query {
             uri.push('?');
             uri.push_str(q);
@@ -224,6 +228,16 @@ async fn repository_request(gw: &Gateway, route: OciRoute, parts: request::Parts
         let pushed = gw.backend().send(build(&push_name, Body::empty())?).await?;
         resp = merge_referrers(resp, pushed).await?;
     }
+    // A manifest's signatures are served from where the manifest is: the normal
+    // repository, or the push repository for content pushed by digest only.
+    if let OciRoute::Signatures { digest, .. } = &route
+        && !writes
+        && push_name != read_name
+        && !manifest_present(gw, &read_name, digest).await?
+    {
+        resp = gw.backend().send(build(&push_name, Body::empty())?).await?;
+        backend_name = push_name.clone();
+    }
     if !writes && by_digest && push_name != read_name && resp.status() == StatusCode::NOT_FOUND {
         let retry = gw.backend().send(build(&push_name, Body::empty())?).await?;
         if retry.status() != StatusCode::NOT_FOUND {
@@ -241,6 +255,14 @@ async fn repository_request(gw: &Gateway, route: OciRoute, parts: request::Parts
     }
     audit_change(gw, &caller, &parts, &route, &path, &resp);
     Ok(resp)
+}
+
+/// Whether the backend has manifest `digest` in repository `name`.
+async fn manifest_present(gw: &Gateway, name: &str, digest: &str) -> Result<bool> {
+    let req = axum::http::Request::head(format!("/v2/{name}/manifests/{digest}"))
+        .body(Body::empty())
+        .map_err(|e| Error::new(ErrorCode::InvalidRequest, e.to_string()))?;
+    Ok(gw.backend().send(req).await?.status().is_success())
 }
 
 /// Merge two referrers listings (OCI image indexes), each manifest once.
@@ -488,6 +510,7 @@ fn audit_change(
         }
         (OciRoute::Manifest { reference, .. }, &Method::DELETE) => ("delete_tag", reference),
         (OciRoute::Blob { digest, .. }, &Method::DELETE) => ("delete_blob", digest),
+        (OciRoute::Signatures { digest, .. }, &Method::PUT) => ("sign", digest),
         _ => return,
     };
     let sep = if target.contains(':') { '@' } else { ':' };

@@ -9,4 +9,4 @@ pub mod route;
 
 pub use digest::{Digest, DigestAlgorithm, Hasher};
 pub use name::{Reference, RepoName, Tag};
-pub use route::{OciRoute, parse_v2_path};
+pub use route::{EXTENSIONS_PREFIX, OciRoute, SIGNATURES_HEADER, parse_path, parse_v2_path};

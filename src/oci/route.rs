@@ -32,6 +32,44 @@ pub enum OciRoute {
         name: String,
         digest: String,
     },
+    /// `/extensions/v2/<name>/signatures/<digest>`: simple-signing signatures (the
+    /// containers/image signature extension).
+    Signatures {
+        name: String,
+        digest: String,
+    },
+}
+
+/// Where the signature extension lives.
+pub const EXTENSIONS_PREFIX: &str = "/extensions/v2/";
+
+/// Clients look for this header (value `1`) on `/v2/` answers, a 401 included, before
+/// they read or write signatures through the extension.
+pub const SIGNATURES_HEADER: &str = "x-registry-supports-signatures";
+
+impl OciRoute {
+    /// The path prefix before the repository name: `/v2/` or the extension's.
+    pub fn prefix(&self) -> &'static str {
+        match self {
+            OciRoute::Signatures { .. } => EXTENSIONS_PREFIX,
+            _ => "/v2/",
+        }
+    }
+}
+
+/// Parse a request path: `/v2/...` or `/extensions/v2/<name>/signatures/<digest>`.
+pub fn parse_path(path: &str) -> Option<OciRoute> {
+    if let Some(rest) = path.strip_prefix(EXTENSIONS_PREFIX) {
+        let (name, digest) = rest.rsplit_once("/signatures/")?;
+        return (!name.is_empty() && !digest.is_empty() && !digest.contains('/')).then(|| OciRoute::Signatures {
+            name: name.to_owned(),
+            digest: digest.to_owned(),
+        });
+    }
+    if path == "/v2" {
+        return Some(OciRoute::Base);
+    }
+    parse_v2_path(path.strip_prefix("/v2/")?)
 }
 
 /// Parse the part of the path after `/v2/` (an empty string is the base route).
@@ -89,6 +127,23 @@ pub fn parse_v2_path(rest: &str) -> Option<OciRoute> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signature_extension_paths() {
+        assert_eq!(
+            parse_path("/extensions/v2/acme/web/app/signatures/sha256:ab"),
+            Some(OciRoute::Signatures {
+                name: "acme/web/app".into(),
+                digest: "sha256:ab".into()
+            })
+        );
+        assert_eq!(parse_path("/extensions/v2/signatures/sha256:ab"), None);
+        assert_eq!(parse_path("/extensions/v2/a/signatures/"), None);
+        assert_eq!(parse_path("/extensions/v2/a/signatures/x/y"), None);
+        assert_eq!(parse_path("/v2"), Some(OciRoute::Base));
+        assert_eq!(parse_path("/v2/"), Some(OciRoute::Base));
+        assert_eq!(parse_path("/v3/"), None);
+    }
 
     fn s(x: &str) -> String {
         x.to_owned()

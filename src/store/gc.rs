@@ -102,6 +102,7 @@ pub async fn collect(reg: &Registry, grace: Duration) -> Result<GcReport, GcErro
     let mut tx = meta.begin_write().await?;
     report.blob_links_dropped = tx.drop_unused_blob_links(cutoff_ms).await?;
     report.manifests_dropped = tx.drop_unlinked_manifests(cutoff_ms).await?;
+    super::signatures::drop_unreferenced(&mut tx, cutoff_ms).await?;
     tx.claim_unreferenced_blobs(cutoff_ms).await?;
     tx.commit().await?;
 

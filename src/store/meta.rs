@@ -525,9 +525,15 @@ impl WriteTx {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Remove a manifest from a repository, with every tag that points at it.
+    /// Remove a manifest from a repository, with every tag that points at it and its
+    /// signatures.
     pub async fn unlink_manifest(&mut self, repo_id: i64, digest: &str) -> MetaResult<bool> {
         sqlx::query("DELETE FROM tags WHERE repository_id = $1 AND digest = $2")
+            .bind(repo_id)
+            .bind(digest)
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query("DELETE FROM repository_signatures WHERE repository_id = $1 AND manifest_digest = $2")
             .bind(repo_id)
             .bind(digest)
             .execute(&mut *self.tx)

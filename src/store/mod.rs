@@ -20,6 +20,7 @@ pub mod meta;
 pub mod object_blobs;
 pub mod on_demand;
 mod shared_uploads;
+pub mod signatures;
 pub mod uploads;
 pub mod versions;
 

@@ -27,6 +27,9 @@ pub struct Counts {
     pub tags: i64,
     pub manifests: i64,
     pub blobs: i64,
+    /// Simple-signing signatures (absent from summaries older than them).
+    #[serde(default)]
+    pub signatures: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +60,10 @@ pub enum PushChange {
         tag: String,
     },
     DeleteManifest {
+        digest: String,
+    },
+    /// Bring the push repository's signatures of `digest` along.
+    Sign {
         digest: String,
     },
 }
@@ -150,6 +157,7 @@ impl Delta {
             tags: n("tag"),
             manifests: n("manifest"),
             blobs: n("blob"),
+            signatures: n("signature"),
         }
     }
 }
@@ -171,9 +179,15 @@ async fn current_tag(tx: &mut WriteTx, repo_id: i64, tag: &str) -> MetaResult<Op
 pub(crate) async fn apply_change(tx: &mut WriteTx, job: &PostPushJob, keep: u64) -> MetaResult<Option<i64>> {
     let normal_id = job.normal_id;
     let mut delta = Delta::default();
+    let push_id = tx.repository_id(&job.push_repository).await?;
     let reason = match &job.change {
         PushChange::Push { digest, tags } => {
             add_manifest(tx, normal_id, digest, tags, &mut delta).await?;
+            if let Some(push_id) = push_id {
+                for m in closure(tx, digest).await? {
+                    copy_signatures(tx, push_id, normal_id, &m, &mut delta).await?;
+                }
+            }
             if tags.is_empty() {
                 format!("push {digest}")
             } else {
@@ -187,6 +201,15 @@ pub(crate) async fn apply_change(tx: &mut WriteTx, job: &PostPushJob, keep: u64)
         PushChange::DeleteManifest { digest } => {
             remove_manifest_and_orphans(tx, normal_id, digest, &mut delta).await?;
             format!("delete manifest {digest}")
+        }
+        PushChange::Sign { digest } => {
+            // Only where the manifest is: a signature never outlives what it signs.
+            if let Some(push_id) = push_id
+                && tx.manifest_is_linked(normal_id, digest).await?
+            {
+                copy_signatures(tx, push_id, normal_id, digest, &mut delta).await?;
+            }
+            format!("sign {digest}")
         }
     };
     record_version(tx, normal_id, &job.normal_repository, &reason, &delta, keep).await
@@ -247,6 +270,14 @@ async fn add_manifest(
     Ok(())
 }
 
+/// Link into `to` the signatures `from` has of `manifest`, recording them in `delta`.
+async fn copy_signatures(tx: &mut WriteTx, from: i64, to: i64, manifest: &str, delta: &mut Delta) -> MetaResult<()> {
+    for d in super::signatures::copy_links(tx, from, to, manifest).await? {
+        delta.added.push(("signature", d, manifest.to_owned()));
+    }
+    Ok(())
+}
+
 /// Remove a tag (only the tag); whether it existed.
 async fn remove_tag(tx: &mut WriteTx, repo_id: i64, tag: &str, delta: &mut Delta) -> MetaResult<bool> {
     let Some(old) = current_tag(tx, repo_id, tag).await? else {
@@ -267,6 +298,9 @@ async fn unlink_manifest(tx: &mut WriteTx, repo_id: i64, digest: &str, delta: &m
         .await?;
     for r in tags {
         delta.removed.push(("tag", r.get(0), digest.to_owned()));
+    }
+    for d in super::signatures::unlink_all(tx, repo_id, digest).await? {
+        delta.removed.push(("signature", d, digest.to_owned()));
     }
     let unlinked = tx.unlink_manifest(repo_id, digest).await?;
     if unlinked {
@@ -470,6 +504,7 @@ async fn record_version(
             tags: previous.tags + added.tags - removed.tags,
             manifests: previous.manifests + added.manifests - removed.manifests,
             blobs: previous.blobs + added.blobs - removed.blobs,
+            signatures: previous.signatures + added.signatures - removed.signatures,
         },
     };
     let now = now_ms();
@@ -587,10 +622,15 @@ async fn replace_content(tx: &mut WriteTx, repo_id: i64, content: &[(String, Str
         "DELETE FROM tags WHERE repository_id = $1",
         "DELETE FROM repository_manifests WHERE repository_id = $1",
         "DELETE FROM repository_blobs WHERE repository_id = $1",
+        "DELETE FROM repository_signatures WHERE repository_id = $1",
     ] {
         sqlx::query(sql).bind(repo_id).execute(tx.conn()).await?;
     }
     for (k, key, digest) in content {
+        if k == "signature" {
+            super::signatures::link_digest(tx, repo_id, key, digest).await?;
+            continue;
+        }
         let q = match k.as_str() {
             "tag" => sqlx::query("INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4)")
                 .bind(repo_id)
@@ -627,6 +667,9 @@ pub struct SyncedContent {
     pub mirror: bool,
     /// Blobs may be absent locally when a remote serves them (`remote_blobs`).
     pub on_demand: bool,
+    /// The remote's simple-signing signatures of what it serves; `None` when it has no
+    /// signature API (the repository then keeps the signatures it has).
+    pub signatures: Option<Vec<super::signatures::Signature>>,
 }
 
 /// The (kind, key, digest) rows of a repository's current content.
@@ -657,6 +700,7 @@ async fn set_content(
         match k {
             "tag" => "tag",
             "manifest" => "manifest",
+            "signature" => "signature",
             _ => "blob",
         }
     };
@@ -932,6 +976,8 @@ impl Registry {
             let kind: String = r.get(0);
             let item = if kind == "tag" {
                 json!({ "kind": kind, "name": r.get::<String, _>(1), "digest": r.get::<String, _>(2) })
+            } else if kind == "signature" {
+                json!({ "kind": kind, "digest": r.get::<String, _>(1), "manifest": r.get::<String, _>(2) })
             } else {
                 json!({ "kind": kind, "digest": r.get::<String, _>(2) })
             };
@@ -975,8 +1021,24 @@ impl Registry {
         }
         let mut tags: BTreeMap<String, String> = BTreeMap::new();
         let mut roots: BTreeSet<String> = found.untagged.iter().cloned().collect();
+        let current = current_rows(&mut tx, repo_id).await?;
+        // Signatures (digest, manifest): the remote's, plus those the repository has
+        // unless a mirror takes exactly the remote's; kept where their manifest is.
+        let mut signatures: BTreeSet<(String, String)> = BTreeSet::new();
+        if !found.mirror || found.signatures.is_none() {
+            signatures.extend(
+                current
+                    .iter()
+                    .filter(|r| r.0 == "signature")
+                    .map(|r| (r.1.clone(), r.2.clone())),
+            );
+        }
+        for sig in found.signatures.iter().flatten() {
+            super::signatures::record(&mut tx, sig).await?;
+            signatures.insert((sig.digest.clone(), sig.manifest_digest.clone()));
+        }
         if !found.mirror {
-            for (kind, key, digest) in current_rows(&mut tx, repo_id).await? {
+            for (kind, key, digest) in current {
                 match kind.as_str() {
                     "tag" => {
                         tags.insert(key, digest);
@@ -1006,11 +1068,17 @@ impl Registry {
                 .await?;
             blobs.extend(rows.into_iter().map(|r| r.get::<String, _>(0)));
         }
+        let signatures: Vec<(String, String, String)> = signatures
+            .into_iter()
+            .filter(|(_, m)| manifests.contains(m))
+            .map(|(d, m)| ("signature".to_owned(), d, m))
+            .collect();
         let target: Vec<(String, String, String)> = tags
             .into_iter()
             .map(|(t, d)| ("tag".to_owned(), t, d))
             .chain(manifests.into_iter().map(|m| ("manifest".to_owned(), m.clone(), m)))
             .chain(blobs.into_iter().map(|b| ("blob".to_owned(), b.clone(), b)))
+            .chain(signatures)
             .collect();
         let created = set_content(&mut tx, repo_id, normal, target, reason, self.version_retention()).await?;
         tx.commit().await?;

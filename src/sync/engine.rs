@@ -11,10 +11,11 @@
 use super::upstream::{FetchedManifest, Upstream, UpstreamError};
 use crate::oci::Digest;
 use crate::store::Registry;
+use crate::store::signatures::Signature;
 use crate::store::versions::SyncedContent;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -298,10 +299,15 @@ pub async fn sync_repository(
     }
 
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "sync: blobs fetched");
+    let signatures = fetch_signatures(up, repo, &tags).await?;
     crate::fault::point("sync_before_version");
     progress.phase("recording version");
     // Nothing new and every tag where it was: no transaction at all.
-    if fetched.is_empty() && untagged.is_empty() {
+    let signatures_known = match &signatures {
+        Some(sigs) => registry.signatures_present(req.normal, sigs).await?,
+        None => true,
+    };
+    if fetched.is_empty() && untagged.is_empty() && signatures_known {
         let current = registry.tag_map(req.normal).await?;
         let unchanged = if req.mirror {
             current == tags
@@ -319,9 +325,34 @@ pub async fn sync_repository(
         untagged,
         mirror: req.mirror,
         on_demand: req.on_demand.is_some(),
+        signatures,
     };
     outcome.version = registry.apply_sync(req.normal, &content, &req.reason).await?;
     Ok(outcome)
+}
+
+/// The simple-signing signatures of the tagged manifests, through the remote's
+/// signature extension; `None` when it has none (one request tells).
+async fn fetch_signatures(
+    up: &Upstream,
+    repo: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<Option<Vec<Signature>>, SyncError> {
+    let digests: BTreeSet<String> = tags.values().cloned().collect();
+    let mut digests = digests.into_iter();
+    let Some(first) = digests.next() else {
+        return Ok(None);
+    };
+    let Some(mut all) = up.signatures(repo, &first).await? else {
+        return Ok(None);
+    };
+    let rest: Vec<Option<Vec<Signature>>> = stream::iter(digests)
+        .map(|d| async move { up.signatures(repo, &d).await })
+        .buffer_unordered(HEAD_CONCURRENCY)
+        .try_collect()
+        .await?;
+    all.extend(rest.into_iter().flatten().flatten());
+    Ok(Some(all))
 }
 
 /// Download one blob into the store: staged while hashed, verified, committed unlinked

@@ -9,6 +9,7 @@
 use crate::oci::media;
 use crate::store::blobs::ByteStream;
 use crate::store::manifests::MAX_MANIFEST_BYTES;
+use crate::store::signatures::Signature;
 use futures_util::{StreamExt, TryStreamExt};
 use reqwest::header::{ACCEPT, HeaderMap, LINK, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode};
@@ -255,6 +256,37 @@ impl Upstream {
         }
         let res = self.check(res, &format!("referrers of {digest}")).await?;
         Ok(Some(read_json(res, MAX_MANIFEST_BYTES).await?))
+    }
+
+    /// The simple-signing signatures of manifest `digest` through the signature
+    /// extension (each checked to name that manifest), or `None` when the remote does
+    /// not offer the extension (Distribution answers 404 to the path).
+    pub async fn signatures(&self, repo: &str, digest: &str) -> UpstreamResult<Option<Vec<Signature>>> {
+        let res = self
+            .send(
+                Method::GET,
+                &format!("/extensions/v2/{repo}/signatures/{digest}"),
+                &pull_scope(repo),
+                Some("application/json"),
+            )
+            .await?;
+        if res.status() == StatusCode::NOT_FOUND || res.status() == StatusCode::METHOD_NOT_ALLOWED {
+            return Ok(None);
+        }
+        let res = self.check(res, &format!("signatures of {digest}")).await?;
+        let doc = read_json(res, MAX_MANIFEST_BYTES).await?;
+        let manifest: crate::oci::Digest = digest
+            .parse()
+            .map_err(|_| UpstreamError::Invalid(format!("not a digest: {digest}")))?;
+        let mut out = Vec::new();
+        for sig in doc["signatures"].as_array().into_iter().flatten() {
+            let body = serde_json::to_vec(sig).map_err(|e| UpstreamError::Invalid(e.to_string()))?;
+            let parsed = crate::store::signatures::parse_put(&body, &manifest).map_err(|e| {
+                UpstreamError::Invalid(format!("a signature of {digest} from the remote: {}", e.message))
+            })?;
+            out.push(parsed);
+        }
+        Ok(Some(out))
     }
 
     /// A blob's bytes as a stream (not yet verified: the caller hashes while storing).

@@ -101,6 +101,19 @@ impl TestGateway {
         self.dir.path().join("certs/ca.crt")
     }
 
+    /// An HTTP client for `url(…)`: over TLS it trusts the gateway's development CA.
+    pub fn client(&self) -> reqwest::Client {
+        if !self.tls {
+            return super::http();
+        }
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(self.ca_cert()).expect("CA")).expect("CA pem");
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .tls_certs_merge([ca])
+            .build()
+            .expect("client")
+    }
+
     /// The token keys, to forge tokens with the real key in attack tests.
     pub fn keyring(&self) -> Keyring {
         Keyring::load_or_create(&self.dir.path().join("data/keys")).expect("keys")
@@ -214,7 +227,7 @@ impl TestGateway {
         for s in scopes {
             url.query_pairs_mut().append_pair("scope", s);
         }
-        let mut req = super::http().get(url);
+        let mut req = self.client().get(url);
         if let Some((u, p)) = creds {
             req = req.basic_auth(u, Some(p));
         }

@@ -5,10 +5,11 @@
 mod blobs;
 mod listing;
 mod manifests;
+mod signatures;
 mod uploads;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::oci::{OciRoute, RepoName, parse_v2_path};
+use crate::oci::{OciRoute, RepoName, SIGNATURES_HEADER, parse_path};
 use crate::store::Registry;
 use crate::store::blobs::ByteStream;
 use axum::Router;
@@ -22,12 +23,14 @@ use futures_util::{StreamExt, TryStreamExt};
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 pub use manifests::VERSION_HEADER;
 
-/// The store's router: every `/v2` path goes through `dispatch`.
+/// The store's router: every `/v2` path, and the signature extension, go through
+/// `dispatch`.
 pub fn router(registry: Registry) -> Router {
     Router::new()
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
+        .route("/extensions/v2/{*rest}", any(dispatch))
         .with_state(registry)
 }
 
@@ -60,14 +63,12 @@ impl Req {
 }
 
 async fn dispatch(State(reg): State<Registry>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let rest = uri.path().strip_prefix("/v2").unwrap_or_default();
-    let rest = rest.strip_prefix('/').unwrap_or(rest);
     let query = uri
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
     let req = Req { method, headers, query };
-    let mut resp = match parse_v2_path(rest) {
+    let mut resp = match parse_path(uri.path()) {
         Some(route) => route_request(&reg, route, req, body)
             .await
             .unwrap_or_else(IntoResponse::into_response),
@@ -75,6 +76,8 @@ async fn dispatch(State(reg): State<Registry>, method: Method, uri: Uri, headers
     };
     resp.headers_mut()
         .insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
+    resp.headers_mut()
+        .insert(SIGNATURES_HEADER, HeaderValue::from_static("1"));
     resp
 }
 
@@ -98,6 +101,10 @@ async fn route_request(reg: &Registry, route: OciRoute, req: Req, body: Body) ->
         (Upload { name, id }, Method::PATCH) => uploads::patch(reg, &repo(&name)?, &id, &req, body).await,
         (Upload { name, id }, Method::PUT) => uploads::put(reg, &repo(&name)?, &id, &req, body).await,
         (Upload { name, id }, Method::DELETE) => uploads::cancel(reg, &repo(&name)?, &id).await,
+        (Signatures { name, digest }, Method::GET | Method::HEAD) => {
+            signatures::get(reg, &repo(&name)?, &digest, &req).await
+        }
+        (Signatures { name, digest }, Method::PUT) => signatures::put(reg, &repo(&name)?, &digest, body).await,
         (_, method) => Err(Error::new(
             ErrorCode::Unsupported,
             format!("method {method} is not supported on this endpoint"),

@@ -1,0 +1,604 @@
+//! Simple-signing (GPG) signatures through the signature extension API, with the real
+//! clients and real keys: skopeo signs on push (`--sign-by`, a key made by gpg in a
+//! temporary GNUPGHOME), podman verifies on pull against a policy.json `signedBy` the
+//! key (files in temp dirs passed by flags, never /etc). Signatures are content: they
+//! make a version, leave with their manifest and come back with a rollback.
+
+mod common;
+
+use common::clients::Podman;
+use common::gateway::{ADMIN_PASSWORD, TestGateway, USER_PASSWORD};
+use common::{OCI_MANIFEST, http};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A GPG home with one signing key (RSA, no passphrase), made by Debian's gpg.
+struct Gpg {
+    home: tempfile::TempDir,
+    email: String,
+}
+
+impl Gpg {
+    fn new(email: &str) -> Self {
+        let found = Command::new("gpg")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found,
+            "gpg is required (apt-get install -y gpg; the README test command does)"
+        );
+        // Short path: gpg-agent's socket path must fit a sockaddr_un.
+        let home = tempfile::Builder::new().prefix("gh-gpg").tempdir_in("/tmp").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let gpg = Self {
+            home,
+            email: email.to_owned(),
+        };
+        let out = gpg.run(&[
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-generate-key",
+            &format!("Test Signer <{email}>"),
+            "rsa2048",
+            "sign",
+            "never",
+        ]);
+        assert!(out.status.success(), "gpg key generation: {}", text(&out));
+        gpg
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("gpg")
+            .env("GNUPGHOME", self.home.path())
+            .args(args)
+            .output()
+            .expect("run gpg")
+    }
+
+    /// The armored public key, written to `dir`; its path.
+    fn export(&self, dir: &Path) -> PathBuf {
+        let out = self.run(&["--armor", "--export", &self.email]);
+        assert!(out.status.success(), "{}", text(&out));
+        let path = dir.join(format!("{}.gpg", self.email));
+        std::fs::write(&path, out.stdout).unwrap();
+        path
+    }
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", self.home.path())
+            .args(["--kill", "gpg-agent"])
+            .output();
+    }
+}
+
+/// skopeo with a private registries.d and policy, signing with `gpg`'s key.
+fn skopeo_copy(gpg: Option<&Gpg>, config: &Path, cert_dir: &Path, creds: &str, src: &str, dst: &str) -> Output {
+    let mut cmd = Command::new("skopeo");
+    cmd.arg("--registries.d")
+        .arg(config.join("registries.d"))
+        .arg("--policy")
+        .arg(config.join("insecure-policy.json"))
+        .arg("copy")
+        .arg("--dest-cert-dir")
+        .arg(cert_dir)
+        .args(["--dest-creds", creds]);
+    if let Some(g) = gpg {
+        cmd.env("GNUPGHOME", g.home.path()).args(["--sign-by", &g.email]);
+    }
+    cmd.args([src, dst]).output().expect("run skopeo")
+}
+
+/// An image in an OCI layout: a config and one layer (a tar with a file unique to `seed`).
+fn layout(dir: &Path, seed: u64) {
+    let config = common::config_blob("amd64");
+    let mut layer = tar::Builder::new(Vec::new());
+    let data = common::random_bytes(2048, seed);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    layer.append_data(&mut header, "etc/marker", data.as_slice()).unwrap();
+    let layer = layer.into_inner().unwrap();
+    let manifest = common::image_manifest(&config, &[&layer], json!({}));
+    common::write_oci_layout(dir, &[&config, &layer], &[(&manifest, OCI_MANIFEST, "1.0")]);
+}
+
+struct Site {
+    gw: TestGateway,
+    dir: tempfile::TempDir,
+    cert_dir: PathBuf,
+    config: PathBuf,
+}
+
+async fn site() -> Site {
+    let gw = TestGateway::start_tls().await;
+    gw.create_org("acme").await;
+    gw.create_product("acme", "web", false).await;
+    gw.create_member("dev", "acme", "pusher", Some("web")).await;
+    gw.create_member("watcher", "acme", "viewer", Some("web")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cert_dir = dir.path().join("certs");
+    std::fs::create_dir_all(&cert_dir).unwrap();
+    std::fs::copy(gw.ca_cert(), cert_dir.join("ca.crt")).unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(config.join("registries.d")).unwrap();
+    std::fs::write(
+        config.join("insecure-policy.json"),
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    Site {
+        gw,
+        dir,
+        cert_dir,
+        config,
+    }
+}
+
+impl Site {
+    /// Push the image of `seed` as acme/web/app:`tag`, signed by `gpg` if given.
+    fn push(&self, gpg: Option<&Gpg>, seed: u64, tag: &str) {
+        let src = self.dir.path().join(format!("layout-{tag}"));
+        layout(&src, seed);
+        let out = skopeo_copy(
+            gpg,
+            &self.config,
+            &self.cert_dir,
+            &format!("dev:{USER_PASSWORD}"),
+            &format!("oci:{}:1.0", src.display()),
+            &format!("docker://{}/acme/web/app:{tag}", self.gw.host()),
+        );
+        assert!(out.status.success(), "skopeo copy --sign-by: {}", text(&out));
+    }
+
+    /// A policy.json that requires signatures by `keys` for acme/web.
+    fn policy(&self, name: &str, keys: &[&Path]) -> PathBuf {
+        let reqs: Vec<Value> = keys
+            .iter()
+            .map(|k| json!({"type": "signedBy", "keyType": "GPGKeys", "keyPath": k}))
+            .collect();
+        let policy = json!({
+            "default": [{"type": "reject"}],
+            "transports": {"docker": {format!("{}/acme/web", self.gw.host()): reqs}}
+        });
+        let path = self.config.join(name);
+        std::fs::write(&path, policy.to_string()).unwrap();
+        path
+    }
+
+    fn pull(&self, policy: &Path, tag: &str) -> Output {
+        let p = Podman::new();
+        let cd = self.cert_dir.to_str().unwrap();
+        let image = format!("{}/acme/web/app:{tag}", self.gw.host());
+        p.run(&[
+            "login",
+            "--cert-dir",
+            cd,
+            "-u",
+            "watcher",
+            "-p",
+            USER_PASSWORD,
+            &self.gw.host(),
+        ]);
+        p.try_run(&[
+            "pull",
+            "--cert-dir",
+            cd,
+            "--signature-policy",
+            policy.to_str().unwrap(),
+            &image,
+        ])
+    }
+
+    async fn digest(&self, tag: &str) -> String {
+        let token = self
+            .gw
+            .token(Some(("watcher", USER_PASSWORD)), &["repository:acme/web/app:pull"])
+            .await;
+        let r = self
+            .gw
+            .client()
+            .head(self.gw.url(&format!("/v2/acme/web/app/manifests/{tag}")))
+            .header("accept", OCI_MANIFEST)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{tag}");
+        r.headers()["docker-content-digest"].to_str().unwrap().to_owned()
+    }
+
+    async fn signatures(&self, digest: &str) -> Vec<Value> {
+        let token = self
+            .gw
+            .token(Some(("watcher", USER_PASSWORD)), &["repository:acme/web/app:pull"])
+            .await;
+        let r = self
+            .gw
+            .client()
+            .get(self.gw.url(&format!("/extensions/v2/acme/web/app/signatures/{digest}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        v["signatures"].as_array().unwrap().clone()
+    }
+
+    async fn versions(&self) -> Vec<Value> {
+        let v = self
+            .gw
+            .admin("GET", "/api/v1/repositories/acme/web/app/versions", json!(null))
+            .await;
+        v["versions"].as_array().unwrap().clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn skopeo_signs_on_push_and_podman_verifies_on_pull() {
+    let site = site().await;
+    let dev = Gpg::new("dev@acme.example");
+    let stranger = Gpg::new("stranger@elsewhere.example");
+    let keys = site.dir.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let dev_key = dev.export(&keys);
+    let policy = site.policy("policy.json", &[&dev_key]);
+
+    // Signed by dev on push; podman, requiring dev's signature, pulls it.
+    tokio::task::block_in_place(|| site.push(Some(&dev), 1, "1.0"));
+    let digest = site.digest("1.0").await;
+    let sigs = site.signatures(&digest).await;
+    assert_eq!(sigs.len(), 1, "{sigs:?}");
+    assert_eq!(sigs[0]["type"], "atomic");
+    assert_eq!(sigs[0]["schemaVersion"], 2);
+    assert!(sigs[0]["name"].as_str().unwrap().starts_with(&format!("{digest}@")));
+    let out = tokio::task::block_in_place(|| site.pull(&policy, "1.0"));
+    assert!(
+        out.status.success(),
+        "a pull signed by the required key: {}",
+        text(&out)
+    );
+
+    // Unsigned, or signed by another key: refused by the client's policy.
+    tokio::task::block_in_place(|| site.push(None, 2, "2.0"));
+    let out = tokio::task::block_in_place(|| site.pull(&policy, "2.0"));
+    assert!(!out.status.success(), "an unsigned image is refused");
+    assert!(text(&out).contains("signature"), "{}", text(&out));
+    tokio::task::block_in_place(|| site.push(Some(&stranger), 3, "3.0"));
+    let out = tokio::task::block_in_place(|| site.pull(&policy, "3.0"));
+    assert!(!out.status.success(), "an image signed by another key is refused");
+
+    // A tampered signature (valid base64, not a valid signature): refused too.
+    let d4 = {
+        tokio::task::block_in_place(|| site.push(None, 4, "4.0"));
+        site.digest("4.0").await
+    };
+    let push_token = site
+        .gw
+        .token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull,push"])
+        .await;
+    let mut tampered = base64_decode(sigs[0]["content"].as_str().unwrap());
+    let mid = tampered.len() / 2;
+    tampered[mid] ^= 0xff;
+    let r = site
+        .gw
+        .client()
+        .put(site.gw.url(&format!("/extensions/v2/acme/web/app/signatures/{d4}")))
+        .bearer_auth(&push_token)
+        .json(
+            &json!({"schemaVersion": 2, "type": "atomic", "name": format!("{d4}@{}", "0".repeat(32)),
+                      "content": base64_encode(&tampered)}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let out = tokio::task::block_in_place(|| site.pull(&policy, "4.0"));
+    assert!(!out.status.success(), "a tampered signature is refused");
+
+    // Signatures are content: signing made a version that counts it.
+    let versions = site.versions().await;
+    let signed = versions
+        .iter()
+        .find(|v| v["reason"] == format!("sign {digest}"))
+        .unwrap_or_else(|| panic!("no version for the signature: {versions:?}"));
+    assert_eq!(signed["summary"]["added"]["signatures"], 1, "{signed}");
+    let latest = &versions[0];
+    assert_eq!(latest["summary"]["present"]["signatures"], 3, "{latest}");
+
+    // Rolled back to before the signature, it is gone; forward again, it is back.
+    let before = signed["number"].as_i64().unwrap() - 1;
+    let after = signed["number"].as_i64().unwrap();
+    for (version, expected) in [(before, 0), (after, 1)] {
+        let (s, v) = site
+            .gw
+            .api(
+                "POST",
+                "/api/v1/repositories/acme/web/app/rollback",
+                ("admin", ADMIN_PASSWORD),
+                Some(json!({"version": version})),
+            )
+            .await;
+        assert!(s.is_success(), "{v}");
+        assert_eq!(
+            site.signatures(&digest).await.len(),
+            expected,
+            "after rollback to {version}"
+        );
+    }
+    let out = tokio::task::block_in_place(|| site.pull(&policy, "1.0"));
+    assert!(
+        out.status.success(),
+        "verified again after the rollback: {}",
+        text(&out)
+    );
+
+    // Removing the manifest removes its signatures.
+    let del = site
+        .gw
+        .token(
+            Some(("admin", ADMIN_PASSWORD)),
+            &["repository:acme/web/app:pull,delete"],
+        )
+        .await;
+    let r = site
+        .gw
+        .client()
+        .delete(site.gw.url(&format!("/v2/acme/web/app/manifests/{digest}")))
+        .bearer_auth(&del)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert!(site.signatures(&digest).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_extension_api_answers_as_clients_expect() {
+    let gw = TestGateway::start().await;
+    gw.create_org("acme").await;
+    gw.create_member("dev", "acme", "pusher", None).await;
+    gw.create_member("watcher", "acme", "viewer", None).await;
+    let c = http();
+
+    // The header is on the /v2/ answer clients ping, the 401 included.
+    let r = c.get(gw.url("/v2/")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["x-registry-supports-signatures"], "1");
+
+    let push = gw
+        .token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull,push"])
+        .await;
+    let (status, manifest) = common::gateway::push_image_with(&gw, &push, "acme/web/app", "1.0", 9).await;
+    assert_eq!(status, 201);
+    let digest = common::digest(&manifest);
+    let url = gw.url(&format!("/extensions/v2/acme/web/app/signatures/{digest}"));
+
+    // Without a token: the registry's challenge, for the pull scope.
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("repository:acme/web/app:pull"),
+        "{:?}",
+        r.headers()
+    );
+
+    // None yet: an empty list, not a 404.
+    let view = gw
+        .token(Some(("watcher", USER_PASSWORD)), &["repository:acme/web/app:pull"])
+        .await;
+    let r = c.get(&url).bearer_auth(&view).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"signatures": []}));
+    let other = common::digest(b"no such manifest");
+    let r = c
+        .get(gw.url(&format!("/extensions/v2/acme/web/app/signatures/{other}")))
+        .bearer_auth(&view)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"signatures": []}));
+
+    let sig = |name: String, content: &[u8]| json!({"schemaVersion": 2, "type": "atomic", "name": name, "content": base64_encode(content)});
+    let good = sig(format!("{digest}@{}", "a1".repeat(16)), b"signature bytes");
+
+    // A viewer cannot write.
+    let r = c.put(&url).bearer_auth(&view).json(&good).send().await.unwrap();
+    assert_eq!(r.status(), 401, "pull scope only: the client is challenged for push");
+
+    // Bad bodies say which field is wrong, and store nothing.
+    for (body, field) in [
+        (sig(format!("{other}@{}", "a1".repeat(16)), b"x"), "name"),
+        (sig(format!("{digest}@short"), b"x"), "name"),
+        (
+            json!({"schemaVersion": 2, "type": "atomic", "name": format!("{digest}@{}", "a1".repeat(16)), "content": "%%%"}),
+            "content",
+        ),
+        (
+            json!({"schemaVersion": 2, "type": "cosign", "name": format!("{digest}@{}", "a1".repeat(16)), "content": "eA=="}),
+            "type",
+        ),
+    ] {
+        let r = c.put(&url).bearer_auth(&push).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["errors"][0]["code"], "INVALID_REQUEST", "{e}");
+        assert_eq!(e["errors"][0]["detail"]["field"], field, "{e}");
+    }
+    let r = c.put(&url).bearer_auth(&push).body("not json").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c
+        .put(gw.url(&format!("/extensions/v2/acme/web/app/signatures/{other}")))
+        .bearer_auth(&push)
+        .json(&sig(format!("{other}@{}", "a1".repeat(16)), b"x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "a signature of a manifest that is not there");
+    assert_eq!(common::error_code(r).await, "MANIFEST_UNKNOWN");
+
+    // One per PUT; the same one twice is kept once.
+    for _ in 0..2 {
+        let r = c.put(&url).bearer_auth(&push).json(&good).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let r = c.get(&url).bearer_auth(&view).send().await.unwrap();
+    assert_eq!(r.headers()["x-registry-supports-signatures"], "1");
+    let list: Value = r.json().await.unwrap();
+    assert_eq!(list, json!({"signatures": [good]}));
+
+    // Audited as a signing.
+    let audit = gw.admin("GET", "/api/v1/audit", json!(null)).await;
+    let events = audit["events"].as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["action"] == "sign" && e["target"] == format!("acme/web/app@{digest}") && e["actor"] == "dev"),
+        "{audit}"
+    );
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+/// A remote on another gatehouse brings its signatures (through the extension API),
+/// a signature added upstream later arrives with the next sync as a new version, and
+/// a sync with nothing new records nothing.
+#[tokio::test]
+async fn a_remote_on_another_gatehouse_syncs_its_signatures() {
+    let upstream = TestGateway::start().await;
+    upstream.create_org("vendor").await;
+    let push = upstream
+        .token(
+            Some(("admin", ADMIN_PASSWORD)),
+            &["repository:vendor/tools/cli:pull,push"],
+        )
+        .await;
+    let (status, manifest) = common::gateway::push_image_with(&upstream, &push, "vendor/tools/cli", "1.0", 5).await;
+    assert_eq!(status, 201);
+    let digest = common::digest(&manifest);
+    let put = async |suffix: &str, content: &[u8]| {
+        let r = http()
+            .put(upstream.url(&format!("/extensions/v2/vendor/tools/cli/signatures/{digest}")))
+            .bearer_auth(&push)
+            .json(
+                &json!({"schemaVersion": 2, "type": "atomic", "name": format!("{digest}@{suffix}"),
+                          "content": base64_encode(content)}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    };
+    put(&"1".repeat(32), b"first signature").await;
+    let (user, secret, _) = upstream
+        .create_pull_secret("vendor", json!({"name": "mirror", "products": ["tools"]}))
+        .await;
+
+    let gw = TestGateway::start().await;
+    gw.create_org("acme").await;
+    gw.create_product("acme", "base", false).await;
+    let (status, v) = gw
+        .api(
+            "POST",
+            "/api/v1/orgs/acme/products/base/remotes",
+            ("admin", ADMIN_PASSWORD),
+            Some(
+                json!({"name": "cli", "url": upstream.url(""), "upstream_name": "vendor/tools/cli",
+                        "username": user, "password": secret, "mirror": true}),
+            ),
+        )
+        .await;
+    assert!(status.is_success(), "{v}");
+    let sync = async || {
+        let (_, v) = gw
+            .api(
+                "POST",
+                "/api/v1/orgs/acme/products/base/remotes/cli/sync",
+                ("admin", ADMIN_PASSWORD),
+                None,
+            )
+            .await;
+        let id = v["job"].as_i64().unwrap();
+        loop {
+            let (_, job) = gw
+                .api("GET", &format!("/api/v1/jobs/{id}"), ("admin", ADMIN_PASSWORD), None)
+                .await;
+            if job["state"] == "done" || job["state"] == "failed" {
+                assert_eq!(job["state"], "done", "{job}");
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    let signatures = async || {
+        let token = gw
+            .token(Some(("admin", ADMIN_PASSWORD)), &["repository:acme/base/cli:pull"])
+            .await;
+        let v: Value = http()
+            .get(gw.url(&format!("/extensions/v2/acme/base/cli/signatures/{digest}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut contents: Vec<Vec<u8>> = v["signatures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| base64_decode(s["content"].as_str().unwrap()))
+            .collect();
+        contents.sort();
+        contents
+    };
+
+    let job = sync().await;
+    assert_eq!(job["progress"]["outcome"]["version"], 1, "{job}");
+    assert_eq!(signatures().await, vec![b"first signature".to_vec()]);
+
+    // Nothing new: no version.
+    let job = sync().await;
+    assert!(job["progress"]["outcome"]["version"].is_null(), "{job}");
+
+    // A signature added upstream later comes with the next sync.
+    put(&"2".repeat(32), b"second signature").await;
+    let job = sync().await;
+    assert_eq!(job["progress"]["outcome"]["version"], 2, "{job}");
+    assert_eq!(
+        signatures().await,
+        vec![b"first signature".to_vec(), b"second signature".to_vec()]
+    );
+    let v = gw
+        .admin("GET", "/api/v1/repositories/acme/base/cli/versions", json!(null))
+        .await;
+    assert_eq!(v["versions"][0]["summary"]["added"]["signatures"], 1, "{v}");
+    assert_eq!(v["versions"][0]["summary"]["present"]["signatures"], 2, "{v}");
+}
