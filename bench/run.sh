@@ -160,28 +160,34 @@ cpu_secs() {
   echo "$total"
 }
 
-# run_suite NAME BASE PIDS_FN: throughput figures, and what they cost the servers (the
-# processes PIDS_FN prints, asked again at each step as database backends come and go):
-# CPU-seconds per GiB moved (one push, one pull, 8 parallel pulls), per 1,000 small
-# pushes, and per 1,000 GETs (manifest GET and tag list runs).
+# run_suite NAME BASE PIDS_FN [OWN_PIDS_FN]: throughput figures, and what they cost the
+# servers (the processes PIDS_FN prints, asked again at each step as database backends
+# come and go; OWN_PIDS_FN: gatehouse's own among them): CPU-seconds per GiB moved (one
+# push, one pull, 8 parallel pulls), per 1,000 small pushes, and per 1,000 GETs
+# (manifest GET and tag list runs).
 run_suite() {
-  local name=$1 base=$2 pids=$3 t c0 c1 c2 c3 gets
-  c0=$(cpu_secs $($pids))
+  local name=$1 base=$2 pids=$3 own=${4:-$3} t gets
+  local -a c o
+  c[0]=$(cpu_secs $($pids)); o[0]=$(cpu_secs $($own))
   t=$(push_blob "$base" bench/big "$work/www/big.bin" "$BIG_DIGEST"); R[$name.push]=$(mbps $BIG_BYTES "$t")
   t=$(pull_secs "$base/v2/bench/big/blobs/$BIG_DIGEST"); R[$name.pull]=$(mbps $BIG_BYTES "$t")
   t=$(parallel_pull_secs "$base/v2/bench/big/blobs/$BIG_DIGEST"); R[$name.pull8]=$(mbps $((BIG_BYTES * 8)) "$t")
-  c1=$(cpu_secs $($pids))
+  c[1]=$(cpu_secs $($pids)); o[1]=$(cpu_secs $($own))
   R[$name.small]=$("$LOADGEN" small-push "$base" bench/small "$SMALL_PUSHES" 16 | sed -E 's/.*pushes_per_s=([0-9]+).*/\1/')
-  c2=$(cpu_secs $($pids))
+  c[2]=$(cpu_secs $($pids)); o[2]=$(cpu_secs $($own))
   put_image "$base"
   read -r R[$name.mget] R[$name.mp99] < <(wrk_rps "$base/v2/bench/app/manifests/v1")
   read -r R[$name.tags] _ < <(wrk_rps "$base/v2/bench/app/tags/list")
-  c3=$(cpu_secs $($pids))
+  c[3]=$(cpu_secs $($pids)); o[3]=$(cpu_secs $($own))
   gets=$(( (${R[$name.mget]} + ${R[$name.tags]}) * DURATION ))
-  R[$name.cpu]=$(echo "$c3 - $c0" | bc -l)
-  R[$name.cpu_gib]=$(printf '%.2f' "$(echo "($c1 - $c0) * 1024 / ($BIG_MB * 10)" | bc -l)")
-  R[$name.cpu_push]=$(printf '%.2f' "$(echo "($c2 - $c1) * 1000 / $SMALL_PUSHES" | bc -l)")
-  R[$name.cpu_get]=$(printf '%.3f' "$(echo "($c3 - $c2) * 1000 / $gets" | bc -l)")
+  R[$name.cpu]=$(echo "${c[3]} - ${c[0]}" | bc -l)
+  per() { printf "%.${4}f" "$(echo "($2 - $1) * $3" | bc -l)"; }
+  R[$name.cpu_gib]=$(per "${c[0]}" "${c[1]}" "1024 / ($BIG_MB * 10)" 2)
+  R[$name.cpu_push]=$(per "${c[1]}" "${c[2]}" "1000 / $SMALL_PUSHES" 2)
+  R[$name.cpu_get]=$(per "${c[2]}" "${c[3]}" "1000 / $gets" 3)
+  R[$name.own_gib]=$(per "${o[0]}" "${o[1]}" "1024 / ($BIG_MB * 10)" 2)
+  R[$name.own_push]=$(per "${o[1]}" "${o[2]}" "1000 / $SMALL_PUSHES" 2)
+  R[$name.own_get]=$(per "${o[2]}" "${o[3]}" "1000 / $gets" 3)
 }
 
 echo "gatehouse store..." >&2
@@ -209,7 +215,8 @@ SC_PORT=5205
 start_scale
 S3_PID=$(cat "$work/scale/s3/pid")
 sc_pids() { echo "$SC_PID $S3_PID $(pg_pids)"; }
-run_suite sc "http://127.0.0.1:$SC_PORT" sc_pids
+sc_own() { echo "$SC_PID"; }
+run_suite sc "http://127.0.0.1:$SC_PORT" sc_pids sc_own
 
 # Two replicas over one database and bucket behind nginx balancing TCP round robin, as
 # docker-compose.scale.yml runs them (deploy/nginx-scale.conf); plain HTTP here.
@@ -233,7 +240,8 @@ nginx -e "$work/scale/lb.err" -c "$work/scale/lb.conf"
 LB_PID=$(cat "$work/scale/lb.pid"); pids+=("$LB_PID")
 wait_port $LB_PORT
 lb_pids() { echo "$R1_PID $R2_PID $LB_PID $(pgrep -P "$LB_PID" | tr '\n' ' ') $S3_PID $(pg_pids)"; }
-run_suite lb "http://127.0.0.1:$LB_PORT" lb_pids
+lb_own() { echo "$R1_PID $R2_PID"; }
+run_suite lb "http://127.0.0.1:$LB_PORT" lb_pids lb_own
 kill "$R1_PID" "$R2_PID" "$LB_PID" 2>/dev/null || true
 
 echo "post-push hook on PostgreSQL + S3..." >&2
@@ -347,7 +355,11 @@ crow "per GiB moved (push, pull, 8 pulls)" cpu_gib
 crow "per 1,000 4 KiB pushes" cpu_push
 crow "per 1,000 GETs (manifest, tag list)" cpu_get
 crow "whole suite" cpu
-echo "(pg+s3 counts gatehouse, PostgreSQL and the S3 server; 2 replicas adds the second replica and nginx)"
+crow "  gatehouse's own, per GiB moved" own_gib
+crow "  gatehouse's own, per 1,000 4 KiB pushes" own_push
+crow "  gatehouse's own, per 1,000 GETs" own_get
+echo "(pg+s3 counts gatehouse, PostgreSQL and the S3 server (s3s-fs); 2 replicas adds the second"
+echo " replica and nginx; \"gatehouse's own\" counts only the gatehouse processes)"
 
 printf '\n%-44s %12s %12s %10s  %s\n' "post-push hook (store API, in-process)" "with hook" "without" "ratio" "target"
 grow "copy: 10-arch index of 50-layer images (ms)" "$(hv index_copy_ms)" "-" "" "< 50 ms"
