@@ -247,60 +247,9 @@ impl From<crate::oci::name::ReferenceError> for Error {
     }
 }
 
-impl From<crate::store::meta::MetaError> for Error {
-    fn from(e: crate::store::meta::MetaError) -> Self {
-        match e {
-            crate::store::meta::MetaError::Db(db) => db.into(),
-        }
-    }
-}
-
-impl From<crate::store::blobs::BlobError> for Error {
-    fn from(e: crate::store::blobs::BlobError) -> Self {
-        match e {
-            crate::store::blobs::BlobError::NotFound => Self::code(ErrorCode::BlobUnknown),
-            crate::store::blobs::BlobError::Unavailable(e) => {
-                tracing::warn!(error = %e, "blob storage unavailable");
-                Self::new(ErrorCode::Unavailable, "the blob storage is unavailable; retry shortly")
-                    .with_header(header::RETRY_AFTER, "1")
-            }
-            other => Self::internal(&other),
-        }
-    }
-}
-
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Self::internal(&e)
-    }
-}
-
-impl From<crate::gateway::backend::BackendError> for Error {
-    fn from(e: crate::gateway::backend::BackendError) -> Self {
-        tracing::error!(error = %e, "forwarding to the backend failed");
-        Self::code(ErrorCode::Unavailable)
-    }
-}
-
-impl From<crate::identity::IdentityError> for Error {
-    fn from(e: crate::identity::IdentityError) -> Self {
-        match e {
-            crate::identity::IdentityError::NotFound(m) => Self::new(ErrorCode::NameUnknown, m),
-            crate::identity::IdentityError::Db(db) => db.into(),
-            other => Self::internal(&other),
-        }
-    }
-}
-
-impl From<crate::gateway::token::TokenError> for Error {
-    fn from(e: crate::gateway::token::TokenError) -> Self {
-        Self::internal(&e)
-    }
-}
-
-impl From<crate::gateway::scope::ScopeError> for Error {
-    fn from(e: crate::gateway::scope::ScopeError) -> Self {
-        Self::new(ErrorCode::InvalidRequest, e.to_string())
     }
 }
 

@@ -1,7 +1,7 @@
 use clap::Parser;
 use gatehouse::cli::{CertsCommand, Cli, Command, EdgeArgs, KeysCommand, ServeArgs, StoreArgs};
 use gatehouse::config::{Config, parse_duration};
-use gatehouse::gateway::credentials::Secret;
+use gatehouse::identity::credentials::Secret;
 use gatehouse::{server, store, tls};
 use std::net::SocketAddr;
 use std::path::Path;

@@ -10,8 +10,8 @@ mod proxies;
 mod remotes;
 
 use crate::audit::Event;
-use crate::gateway::credentials::Secret;
 use crate::gateway::{AuthFailure, Gateway};
+use crate::identity::credentials::Secret;
 use crate::identity::{NewPullSecret, valid_label};
 use crate::policy::{Action, Principal, Resource};
 use axum::extract::rejection::JsonRejection;

@@ -104,3 +104,11 @@ impl Backend for Http {
         Ok(resp.map(Body::new))
     }
 }
+
+/// How the registry path reports it (the OCI error format).
+impl From<BackendError> for crate::error::Error {
+    fn from(e: BackendError) -> Self {
+        tracing::error!(error = %e, "forwarding to the backend failed");
+        Self::code(crate::error::ErrorCode::Unavailable)
+    }
+}

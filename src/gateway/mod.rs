@@ -14,7 +14,6 @@
 
 pub mod backend;
 pub mod challenge;
-pub mod credentials;
 pub mod edge;
 pub mod mapping;
 mod registry;
@@ -611,7 +610,7 @@ impl Gateway {
                 Err(e) => Err(AuthFailure::Internal(e)),
             };
         }
-        let creds = credentials::parse_basic(value).map_err(|_| AuthFailure::Malformed)?;
+        let creds = crate::identity::credentials::parse_basic(value).map_err(|_| AuthFailure::Malformed)?;
         let Some(creds) = creds else {
             return Ok(None);
         };

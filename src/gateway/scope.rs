@@ -93,6 +93,13 @@ pub fn parse_scopes<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Vec
     Ok(out)
 }
 
+/// How the registry path reports it (the OCI error format).
+impl From<ScopeError> for crate::error::Error {
+    fn from(e: ScopeError) -> Self {
+        Self::new(crate::error::ErrorCode::InvalidRequest, e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -296,5 +296,12 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// How the registry path reports it (the OCI error format).
+impl From<TokenError> for crate::error::Error {
+    fn from(e: TokenError) -> Self {
+        Self::internal(&e)
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -7,12 +7,12 @@
 //! token (the grant is the intersection of what was asked and what policy allows).
 
 use super::Gateway;
-use super::credentials::{Secret, parse_basic};
 use super::mapping::RepoPath;
 use super::scope::{Access, parse_scopes};
 use super::token::{self, Claims, Expiry};
 use crate::audit::Event;
 use crate::error::{Error, ErrorCode, Result};
+use crate::identity::credentials::{Secret, parse_basic};
 use crate::identity::{Account, AccountKind};
 use crate::policy::{Action, Principal};
 use axum::body::Bytes;

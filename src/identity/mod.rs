@@ -7,13 +7,14 @@
 //! at once on any change made through this process), which is what makes a revoked
 //! pull secret stop working on its next request rather than when its token expires.
 
+pub mod credentials;
 pub mod proxies;
 mod records;
 
 use crate::db::{Database, now_ms};
-use crate::gateway::credentials::{Secret, hash_password, validate_account_name, verify_password};
 use crate::policy::{Principal, Role, RoleBinding};
 use base64::Engine;
+use credentials::{Secret, hash_password, validate_account_name, verify_password};
 use moka::sync::Cache;
 use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest as _, Sha256};
@@ -66,6 +67,18 @@ pub enum IdentityError {
     NotFound(String),
     #[error("hashing a credential failed")]
     Hash,
+}
+
+/// On the registry path an identity failure is an OCI error.
+impl From<IdentityError> for crate::error::Error {
+    fn from(e: IdentityError) -> Self {
+        use crate::error::{Error, ErrorCode};
+        match e {
+            IdentityError::NotFound(m) => Error::new(ErrorCode::NameUnknown, m),
+            IdentityError::Db(db) => db.into(),
+            other => Error::internal(&other),
+        }
+    }
 }
 
 pub type IdResult<T> = Result<T, IdentityError>;

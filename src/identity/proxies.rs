@@ -5,7 +5,7 @@
 
 use super::{IdResult, Identities, IdentityError, check_label, random_secret};
 use crate::db::now_ms;
-use crate::gateway::credentials::Secret;
+use crate::identity::credentials::Secret;
 use serde::Serialize;
 use sqlx::Row;
 
@@ -81,7 +81,7 @@ fn proxy(r: sqlx::any::AnyRow) -> SmartProxy {
 }
 
 fn check_url(url: &str) -> IdResult<()> {
-    if crate::sync::upstream::is_base_url(url) {
+    if crate::oci::is_base_url(url) {
         Ok(())
     } else {
         Err(IdentityError::Invalid(

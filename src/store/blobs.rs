@@ -192,3 +192,21 @@ impl BlobStore for FsBlobStore {
         Ok(found)
     }
 }
+
+/// How the registry path reports it (the OCI error format).
+impl From<BlobError> for crate::error::Error {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::NotFound => Self::code(crate::error::ErrorCode::BlobUnknown),
+            BlobError::Unavailable(e) => {
+                tracing::warn!(error = %e, "blob storage unavailable");
+                Self::new(
+                    crate::error::ErrorCode::Unavailable,
+                    "the blob storage is unavailable; retry shortly",
+                )
+                .with_header(axum::http::header::RETRY_AFTER, "1")
+            }
+            other => Self::internal(&other),
+        }
+    }
+}

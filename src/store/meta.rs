@@ -613,3 +613,12 @@ impl WriteTx {
         Ok(())
     }
 }
+
+/// How the registry path reports it (the OCI error format).
+impl From<MetaError> for crate::error::Error {
+    fn from(e: MetaError) -> Self {
+        match e {
+            MetaError::Db(db) => db.into(),
+        }
+    }
+}

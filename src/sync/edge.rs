@@ -16,8 +16,8 @@ use super::engine::{Progress, SyncError, SyncRequest, TagFilter, sync_repository
 use super::proxies::REPLICATED_TABLES;
 use super::upstream::{Endpoint, Upstream, UpstreamError};
 use crate::error::chain as error_chain;
-use crate::gateway::credentials::Secret;
 use crate::gateway::mapping::{self, RepoPath};
+use crate::identity::credentials::Secret;
 use crate::identity::proxies::PROXY_USER_PREFIX;
 use serde_json::{Value, json};
 use std::sync::Arc;

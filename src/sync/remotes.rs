@@ -119,7 +119,7 @@ fn field(field: &'static str, message: impl Into<String>) -> RemoteError {
 /// Check what a caller sent; fields absent from an update keep their value.
 fn validate(f: &RemoteFields) -> Result<(), RemoteError> {
     if let Some(url) = &f.url
-        && !super::upstream::is_base_url(url)
+        && !crate::oci::is_base_url(url)
     {
         return Err(field(
             "url",

@@ -523,12 +523,6 @@ fn parse_challenge(header: &str) -> (String, HashMap<String, String>) {
     (scheme.to_owned(), params)
 }
 
-/// Whether `url` is a registry's base URL: `https://host[:port]` (or `http://`), no path.
-pub fn is_base_url(url: &str) -> bool {
-    (url.starts_with("https://") || url.starts_with("http://"))
-        && reqwest::Url::parse(url).is_ok_and(|u| u.host().is_some() && (u.path() == "/" || u.path().is_empty()))
-}
-
 /// An HTTP client for remotes: system roots plus `extra_ca_pem`, bounded connect time.
 pub fn http_client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()

@@ -47,7 +47,7 @@ impl TestGateway {
         adjust(&mut cfg);
         let app = gatehouse::app::build(
             &cfg,
-            Some(gatehouse::gateway::credentials::Secret::new(ADMIN_PASSWORD)),
+            Some(gatehouse::identity::credentials::Secret::new(ADMIN_PASSWORD)),
             tls,
         )
         .await
