@@ -38,7 +38,7 @@ pub enum BuildError {
     #[error(transparent)]
     Backend(#[from] crate::gateway::backend::BackendError),
     #[error(transparent)]
-    Secrets(#[from] crate::sync::secrets::SecretError),
+    Secrets(#[from] crate::secrets::SecretError),
     #[error("edge: {0}")]
     Edge(String),
 }
@@ -236,7 +236,16 @@ async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError
             s.enqueue_edge_sync(None, None).await?;
             admin::edge_router(gateway.clone(), s.clone())
         }
-        _ => admin::router(gateway.clone(), syncer.clone()),
+        _ => {
+            let signing = match &registry {
+                Some(_) => Some(crate::signing::SigningKeys::new(
+                    db.clone(),
+                    Arc::new(crate::secrets::SecretBox::open_or_create(&cfg.secrets_file())?),
+                )),
+                None => None,
+            };
+            admin::router(gateway.clone(), syncer.clone(), signing)
+        }
     };
     let router = server::with_request_log(gateway.router().merge(api));
     Ok(App {

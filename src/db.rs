@@ -70,7 +70,7 @@ fn migrator(engine: Engine) -> Migrator {
     let migration = |version, name: &'static str, sql: &'static str| {
         Migration::new(version, name.into(), MigrationType::Simple, sql.into_sql_str(), false)
     };
-    let files: [(&'static str, &'static str); 7] = match engine {
+    let files: [(&'static str, &'static str); 8] = match engine {
         Engine::Sqlite => [
             ("store", include_str!("../migrations/sqlite/0001_store.sql")),
             ("identity", include_str!("../migrations/sqlite/0002_identity.sql")),
@@ -85,6 +85,10 @@ fn migrator(engine: Engine) -> Migrator {
                 include_str!("../migrations/sqlite/0006_shared_uploads.sql"),
             ),
             ("signatures", include_str!("../migrations/sqlite/0007_signatures.sql")),
+            (
+                "signing_keys",
+                include_str!("../migrations/sqlite/0008_signing_keys.sql"),
+            ),
         ],
         Engine::Postgres => [
             ("store", include_str!("../migrations/postgres/0001_store.sql")),
@@ -100,6 +104,10 @@ fn migrator(engine: Engine) -> Migrator {
                 include_str!("../migrations/postgres/0006_shared_uploads.sql"),
             ),
             ("signatures", include_str!("../migrations/postgres/0007_signatures.sql")),
+            (
+                "signing_keys",
+                include_str!("../migrations/postgres/0008_signing_keys.sql"),
+            ),
         ],
     };
     Migrator::with_migrations(

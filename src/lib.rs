@@ -13,6 +13,9 @@
 //!   or S3-compatible object storage, upload sessions, GC);
 //! - `sync`: pulling content from other registries into normal repositories: remotes,
 //!   and edge sites (smart proxies) mirroring this server;
+//! - `signing`: organisations' signing keys, and image signatures made with them;
+//! - `secrets`: what must be kept recoverable (remote passwords, private keys), sealed
+//!   at rest with a key outside the database;
 //! - `db`: the metadata database shared by the domains above (SQLite, or PostgreSQL
 //!   shared by replicas, with change announcements between them);
 //! - `oci`: digests, names, references and the `/v2/` route parser;
@@ -30,7 +33,9 @@ pub mod gateway;
 pub mod identity;
 pub mod oci;
 pub mod policy;
+pub mod secrets;
 pub mod server;
+pub mod signing;
 pub mod store;
 pub mod sync;
 pub mod tls;

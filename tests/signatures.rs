@@ -349,6 +349,37 @@ async fn skopeo_signs_on_push_and_podman_verifies_on_pull() {
         text(&out)
     );
 
+    // A copy into another repository carries the signatures.
+    let (s, v) = site
+        .gw
+        .api(
+            "POST",
+            "/api/v1/repositories/acme/web/copied/copy",
+            ("admin", ADMIN_PASSWORD),
+            Some(json!({"from": "acme/web/app", "tags": ["1.0"]})),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let token = site
+        .gw
+        .token(Some(("watcher", USER_PASSWORD)), &["repository:acme/web/copied:pull"])
+        .await;
+    let copied: Value = site
+        .gw
+        .client()
+        .get(
+            site.gw
+                .url(&format!("/extensions/v2/acme/web/copied/signatures/{digest}")),
+        )
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(copied["signatures"].as_array().map(Vec::len), Some(1), "{copied}");
+
     // Removing the manifest removes its signatures.
     let del = site
         .gw
@@ -601,4 +632,251 @@ async fn a_remote_on_another_gatehouse_syncs_its_signatures() {
         .await;
     assert_eq!(v["versions"][0]["summary"]["added"]["signatures"], 1, "{v}");
     assert_eq!(v["versions"][0]["summary"]["present"]["signatures"], 2, "{v}");
+}
+
+/// An organisation's own key, made by gatehouse: org admins create it, members download
+/// its public key, a pusher signs a tag with it for the public name, and podman, with
+/// that key in its policy, accepts the pull. An imported GPG secret key signs too; a
+/// public-only key and another organisation's key cannot.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_org_key_signs_for_the_public_name_and_podman_verifies_it() {
+    let site = site().await;
+    let gw = &site.gw;
+    gw.create_member("acme-admin", "acme", "org_admin", None).await;
+    tokio::task::block_in_place(|| site.push(None, 11, "1.0"));
+    tokio::task::block_in_place(|| site.push(None, 12, "2.0"));
+    let admin = ("acme-admin", USER_PASSWORD);
+
+    // Org admins create keys; viewers may not.
+    let (s, v) = gw
+        .api(
+            "POST",
+            "/api/v1/orgs/acme/signing-keys",
+            ("watcher", USER_PASSWORD),
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(s, 403, "{v}");
+    let (s, key) = gw
+        .api(
+            "POST",
+            "/api/v1/orgs/acme/signing-keys",
+            admin,
+            Some(json!({"name": "release", "type": "gpg"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{key}");
+    assert_eq!(key["type"], "gpg");
+    assert_eq!(key["can_sign"], true);
+    assert_eq!(key["fingerprint"].as_str().unwrap().len(), 40, "{key}");
+    assert!(
+        key["public_key"]
+            .as_str()
+            .unwrap()
+            .contains("BEGIN PGP PUBLIC KEY BLOCK")
+    );
+    assert!(!key.to_string().contains("PRIVATE"), "{key}");
+    let (s, v) = gw
+        .api(
+            "POST",
+            "/api/v1/orgs/acme/signing-keys",
+            admin,
+            Some(json!({"name": "release"})),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    let (s, v) = gw
+        .api(
+            "POST",
+            "/api/v1/orgs/acme/signing-keys",
+            admin,
+            Some(json!({"name": "Bad Name"})),
+        )
+        .await;
+    assert_eq!((s.as_u16(), v["error"]["field"].as_str()), (400, Some("name")), "{v}");
+    let (s, v) = gw
+        .api(
+            "POST",
+            "/api/v1/orgs/acme/signing-keys",
+            admin,
+            Some(json!({"name": "k", "type": "cosign"})),
+        )
+        .await;
+    assert_eq!((s.as_u16(), v["error"]["field"].as_str()), (400, Some("type")), "{v}");
+
+    // Members list keys and download the armored public key for their policy.json.
+    let (s, list) = gw
+        .api(
+            "GET",
+            "/api/v1/orgs/acme/signing-keys",
+            ("watcher", USER_PASSWORD),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(list["signing_keys"][0]["name"], "release", "{list}");
+    let r = gw
+        .client()
+        .get(gw.url("/api/v1/orgs/acme/signing-keys/release?format=armored"))
+        .basic_auth("watcher", Some(USER_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/pgp-keys");
+    let armored = r.text().await.unwrap();
+    assert_eq!(armored, key["public_key"].as_str().unwrap());
+    let keys = site.dir.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let release_pub = keys.join("release.asc");
+    std::fs::write(&release_pub, &armored).unwrap();
+    let policy = site.policy("release-policy.json", &[&release_pub]);
+
+    let out = tokio::task::block_in_place(|| site.pull(&policy, "1.0"));
+    assert!(!out.status.success(), "not signed yet");
+
+    // A pusher signs 1.0 for the name users pull: one new version.
+    let (s, v) = gw
+        .api(
+            "POST",
+            "/api/v1/repositories/acme/web/app/sign",
+            ("dev", USER_PASSWORD),
+            Some(json!({"tags": ["1.0"], "key": "release", "registry": gw.host()})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert!(v["version"].is_number(), "{v}");
+    let versions = site.versions().await;
+    assert_eq!(versions[0]["reason"], "sign 1.0 with release", "{versions:?}");
+    assert_eq!(versions[0]["summary"]["added"]["signatures"], 1);
+    let out = tokio::task::block_in_place(|| site.pull(&policy, "1.0"));
+    assert!(out.status.success(), "signed by the org's key: {}", text(&out));
+    let out = tokio::task::block_in_place(|| site.pull(&policy, "2.0"));
+    assert!(!out.status.success(), "2.0 was not signed");
+
+    // A viewer cannot sign; an unknown tag or key says which field is wrong.
+    let (s, _) = gw
+        .api(
+            "POST",
+            "/api/v1/repositories/acme/web/app/sign",
+            ("watcher", USER_PASSWORD),
+            Some(json!({"tags": ["2.0"], "key": "release", "registry": gw.host()})),
+        )
+        .await;
+    assert_eq!(s, 404, "no repository the viewer may push to");
+    let (s, v) = gw
+        .api(
+            "POST",
+            "/api/v1/repositories/acme/web/app/sign",
+            ("dev", USER_PASSWORD),
+            Some(json!({"tags": ["2.0"], "key": "nope", "registry": gw.host()})),
+        )
+        .await;
+    assert_eq!((s.as_u16(), v["error"]["field"].as_str()), (400, Some("key")), "{v}");
+    let (s, _) = gw
+        .api(
+            "POST",
+            "/api/v1/repositories/acme/web/app/sign",
+            ("dev", USER_PASSWORD),
+            Some(json!({"tags": ["9.9"], "key": "release", "registry": gw.host()})),
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    // Another organisation's key cannot sign acme's content.
+    gw.create_org("globex").await;
+    let (s, _) = gw
+        .api(
+            "POST",
+            "/api/v1/orgs/globex/signing-keys",
+            ("admin", ADMIN_PASSWORD),
+            Some(json!({"name": "theirs"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, v) = gw
+        .api(
+            "POST",
+            "/api/v1/repositories/acme/web/app/sign",
+            ("admin", ADMIN_PASSWORD),
+            Some(json!({"tags": ["2.0"], "key": "theirs", "registry": gw.host()})),
+        )
+        .await;
+    assert_eq!((s.as_u16(), v["error"]["field"].as_str()), (400, Some("key")), "{v}");
+
+    // An imported GPG secret key signs; podman verifies with gpg's export of it.
+    let gpg = Gpg::new("ci@acme.example");
+    let secret = gpg.run(&["--armor", "--export-secret-keys", "ci@acme.example"]);
+    assert!(secret.status.success());
+    let (s, imported) = gw
+        .api(
+            "POST",
+            "/api/v1/orgs/acme/signing-keys",
+            admin,
+            Some(json!({"name": "ci", "key": String::from_utf8(secret.stdout).unwrap()})),
+        )
+        .await;
+    assert_eq!(s, 201, "{imported}");
+    assert_eq!(imported["can_sign"], true);
+    let (s, v) = gw
+        .api(
+            "POST",
+            "/api/v1/repositories/acme/web/app/sign",
+            ("dev", USER_PASSWORD),
+            Some(json!({"tags": ["2.0"], "key": "ci", "registry": gw.host()})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let ci_policy = site.policy("ci-policy.json", &[&gpg.export(&keys)]);
+    let out = tokio::task::block_in_place(|| site.pull(&ci_policy, "2.0"));
+    assert!(out.status.success(), "signed by the imported key: {}", text(&out));
+
+    // A public key alone verifies only.
+    let (s, public_only) = gw
+        .api(
+            "POST",
+            "/api/v1/orgs/acme/signing-keys",
+            admin,
+            Some(json!({"name": "outside", "key": std::fs::read_to_string(keys.join("ci@acme.example.gpg")).unwrap()})),
+        )
+        .await;
+    assert_eq!(s, 201, "{public_only}");
+    assert_eq!(public_only["can_sign"], false);
+    let (s, v) = gw
+        .api(
+            "POST",
+            "/api/v1/repositories/acme/web/app/sign",
+            ("dev", USER_PASSWORD),
+            Some(json!({"tags": ["2.0"], "key": "outside", "registry": gw.host()})),
+        )
+        .await;
+    assert_eq!((s.as_u16(), v["error"]["field"].as_str()), (400, Some("key")), "{v}");
+    let (s, v) = gw
+        .api(
+            "POST",
+            "/api/v1/orgs/acme/signing-keys",
+            admin,
+            Some(json!({"name": "junk", "key": "-----BEGIN PGP PRIVATE KEY BLOCK-----\nnope\n"})),
+        )
+        .await;
+    assert_eq!((s.as_u16(), v["error"]["field"].as_str()), (400, Some("key")), "{v}");
+
+    // Private keys are sealed at rest.
+    let sealed: Vec<Option<String>> = sqlx::query_scalar("SELECT private_sealed FROM signing_keys")
+        .fetch_all(&gw.app_db.write_pool())
+        .await
+        .unwrap();
+    assert!(sealed.iter().flatten().count() >= 2);
+    assert!(
+        sealed.iter().flatten().all(|s| !s.contains("PGP PRIVATE KEY")),
+        "{sealed:?}"
+    );
+
+    // Deleting a key keeps the signatures made with it (they are content).
+    let (s, _) = gw
+        .api("DELETE", "/api/v1/orgs/acme/signing-keys/release", admin, None)
+        .await;
+    assert_eq!(s, 204);
+    let digest = site.digest("1.0").await;
+    assert_eq!(site.signatures(&digest).await.len(), 1);
 }

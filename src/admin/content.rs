@@ -8,7 +8,9 @@
 //! - `POST …/remove {"tags"?, "digests"?, "force"?}`: remove tags (only the tags) or
 //!   manifests (with the tags on them and their blobs nothing else references; refused
 //!   while an index in the repository lists one, unless forced);
-//! - `POST …/tag {"digest", "tag"}`, `POST …/untag {"tag"}`.
+//! - `POST …/tag {"digest", "tag"}`, `POST …/untag {"tag"}`;
+//! - `POST …/sign {"tags"?, "digests"?, "key", "registry"?}`: simple signing signatures
+//!   by one of the organisation's keys, naming the public repository.
 //!
 //! Each operation is one new version, or nothing at all when it is refused.
 //! - `GET /api/v1/jobs?state=&limit=`, `GET /api/v1/events?after=&limit=` (global admins).
@@ -17,19 +19,22 @@ use super::{Admin, ApiError, ApiResult};
 use crate::gateway::Gateway;
 use crate::gateway::mapping::RepoPath;
 use crate::policy::Action;
+use crate::signing::SigningKeys;
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-const OPS: &[&str] = &["versions", "rollback", "copy", "remove", "tag", "untag", "import"];
+const OPS: &[&str] = &[
+    "versions", "rollback", "copy", "remove", "tag", "untag", "import", "sign",
+];
 
 fn split(rest: &str) -> ApiResult<(RepoPath, Vec<&str>)> {
     let parts: Vec<&str> = rest.trim_matches('/').split('/').collect();
     let at = parts.iter().position(|p| OPS.contains(p)).ok_or_else(|| {
-        ApiError::not_found("use …/versions, …/versions/{n}, …/rollback, …/copy, …/remove, …/tag or …/untag")
+        ApiError::not_found("use …/versions, …/versions/{n}, …/rollback, …/copy, …/remove, …/tag, …/untag or …/sign")
     })?;
     let name = parts[..at].join("/");
     let path = RepoPath::parse(&name).map_err(|e| ApiError::invalid("repository", &e.message))?;
@@ -129,6 +134,107 @@ struct UntagRequest {
     tag: String,
 }
 
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct SignRequest {
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    digests: Vec<String>,
+    /// The organisation's signing key.
+    key: String,
+    /// The registry host clients pull from (`host[:port]`); by default the `public_url`
+    /// setting's, else the host this request was sent to.
+    #[serde(default)]
+    registry: Option<String>,
+}
+
+impl SignRequest {
+    fn targets(&self) -> Vec<String> {
+        self.tags.iter().chain(&self.digests).cloned().collect()
+    }
+}
+
+/// The registry host signatures name: what clients put before the repository name.
+fn registry_host(gw: &Gateway, headers: &HeaderMap, given: Option<&str>) -> ApiResult<String> {
+    let host = match given {
+        Some(h) => h.to_owned(),
+        None => match gw.settings().public_url.as_deref() {
+            Some(url) => url.split("://").nth(1).unwrap_or(url).trim_end_matches('/').to_owned(),
+            None => headers
+                .get(axum::http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .ok_or_else(|| ApiError::invalid("registry", "give the registry host clients pull from"))?,
+        },
+    };
+    let ok = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    if !ok {
+        return Err(ApiError::invalid("registry", "a host name with an optional port"));
+    }
+    Ok(host)
+}
+
+/// One `Sign` operation per tag or digest: a simple signing signature by the org's key
+/// for the public name clients pull (never the push repository's).
+async fn sign_ops(
+    gw: &Gateway,
+    keys: &SigningKeys,
+    reg: &crate::store::Registry,
+    path: &RepoPath,
+    headers: &HeaderMap,
+    req: SignRequest,
+) -> ApiResult<Vec<crate::store::versions::ContentOp>> {
+    if req.tags.is_empty() && req.digests.is_empty() {
+        return Err(ApiError::invalid("tags", "give tags or digests to sign"));
+    }
+    // The key must be the repository's organisation's.
+    keys.get(&path.org, &req.key).await.map_err(|_| {
+        ApiError::invalid(
+            "key",
+            &format!("organisation {} has no signing key {:?}", path.org, req.key),
+        )
+    })?;
+    let host = registry_host(gw, headers, req.registry.as_deref())?;
+    let normal = path.backend_name();
+    let mut targets = Vec::new();
+    for t in &req.tags {
+        check_tag(t)?;
+        let d = reg
+            .resolve_tag(&normal, t)
+            .await?
+            .ok_or_else(|| ApiError::not_found(&format!("{} has no tag {t}", path.public)))?;
+        targets.push((d, format!("{host}/{}:{t}", path.public)));
+    }
+    for d in &req.digests {
+        check_digest(d)?;
+        if !reg.has_manifest(&normal, d).await? {
+            return Err(ApiError::not_found(&format!("{} has no manifest {d}", path.public)));
+        }
+        targets.push((d.clone(), format!("{host}/{}", path.public)));
+    }
+    let mut ops = Vec::new();
+    for (digest, reference) in targets {
+        let content = keys.sign(&path.org, &req.key, &digest, &reference).await?;
+        let mut suffix = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut suffix)
+            .map_err(|_| ApiError::internal(&"no randomness"))?;
+        ops.push(crate::store::versions::ContentOp::Sign {
+            signature: crate::store::signatures::Signature {
+                digest: crate::oci::Digest::sha256_of(&content).to_string(),
+                name: format!("{digest}@{}", hex::encode(suffix)),
+                manifest_digest: digest,
+                content,
+            },
+        });
+    }
+    Ok(ops)
+}
+
 fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> ApiResult<T> {
     serde_json::from_value(v).map_err(|e| ApiError::invalid("body", &e.to_string()))
 }
@@ -150,9 +256,11 @@ const MAX_JSON: usize = 1024 * 1024;
 
 pub(super) async fn post_repository(
     State(gw): State<Gateway>,
+    keys: Option<Extension<SigningKeys>>,
     a: Admin,
     Path(rest): Path<String>,
     Query(query): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
     raw: axum::body::Body,
 ) -> ApiResult {
     let (path, tail) = split(&rest)?;
@@ -160,7 +268,7 @@ pub(super) async fn post_repository(
         [op] if *op != "versions" => *op,
         _ => {
             return Err(ApiError::not_found(
-                "use …/rollback, …/copy, …/remove, …/tag, …/untag or …/import",
+                "use …/rollback, …/copy, …/remove, …/tag, …/untag, …/sign or …/import",
             ));
         }
     };
@@ -211,8 +319,12 @@ pub(super) async fn post_repository(
                     .await?
                     .ok_or_else(|| ApiError::not_found(&format!("{} has no tag {t}", src.public)))?;
                 ops.push(ContentOp::Add {
-                    digest: d,
+                    digest: d.clone(),
                     tags: vec![t.clone()],
+                });
+                ops.push(ContentOp::CopySignatures {
+                    from: src_name.clone(),
+                    digest: d,
                 });
             }
             for d in &req.digests {
@@ -223,6 +335,10 @@ pub(super) async fn post_repository(
                 ops.push(ContentOp::Add {
                     digest: d.clone(),
                     tags: Vec::new(),
+                });
+                ops.push(ContentOp::CopySignatures {
+                    from: src_name.clone(),
+                    digest: d.clone(),
                 });
             }
             // The destination may not exist yet: it is created like on a first push.
@@ -251,6 +367,14 @@ pub(super) async fn post_repository(
                 });
             }
             (ops, "remove".to_owned())
+        }
+        "sign" => {
+            let Some(Extension(keys)) = keys else {
+                return Err(ApiError::not_found("signing needs the in-process store"));
+            };
+            let req: SignRequest = parse(body)?;
+            let ops = sign_ops(&gw, &keys, reg, &path, &headers, req.clone()).await?;
+            (ops, format!("sign {} with {}", req.targets().join(", "), req.key))
         }
         "tag" => {
             let req: TagRequest = parse(body)?;

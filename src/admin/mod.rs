@@ -8,6 +8,7 @@ mod content;
 mod error;
 mod proxies;
 mod remotes;
+mod signing;
 
 use crate::audit::Event;
 use crate::gateway::{AuthFailure, Gateway};
@@ -28,8 +29,19 @@ use std::net::SocketAddr;
 
 type ApiResult<T = Response> = Result<T, ApiError>;
 
-pub fn router(gw: Gateway, sync: Option<crate::sync::Syncer>) -> Router {
+pub fn router(gw: Gateway, sync: Option<crate::sync::Syncer>, signing: Option<crate::signing::SigningKeys>) -> Router {
     let mut router = Router::new();
+    if signing.is_some() {
+        router = router
+            .route(
+                "/api/v1/orgs/{org}/signing-keys",
+                get(signing::list).post(signing::create),
+            )
+            .route(
+                "/api/v1/orgs/{org}/signing-keys/{name}",
+                get(signing::show).delete(signing::delete),
+            );
+    }
     if let Some(sync) = sync {
         router = router
             .route(
@@ -61,7 +73,7 @@ pub fn router(gw: Gateway, sync: Option<crate::sync::Syncer>) -> Router {
             )
             .layer(axum::Extension(sync));
     }
-    router
+    router = router
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/users", get(list_users).post(create_user))
         .route("/api/v1/users/{username}", delete(delete_user))
@@ -93,7 +105,12 @@ pub fn router(gw: Gateway, sync: Option<crate::sync::Syncer>) -> Router {
                 .put(content::put_distribution)
                 .delete(content::delete_distribution),
         )
-        .route("/api/v1/events", get(content::list_events))
+        .route("/api/v1/events", get(content::list_events));
+    // Outside every route added above, so that the content API can sign.
+    if let Some(keys) = signing {
+        router = router.layer(axum::Extension(keys));
+    }
+    router
         .fallback(|| async { ApiError::not_found("no such API endpoint") })
         .with_state(gw)
 }

@@ -406,6 +406,16 @@ pub enum ContentOp {
         digest: String,
         force: bool,
     },
+    /// Add a signature of a manifest the repository holds.
+    Sign {
+        signature: super::signatures::Signature,
+    },
+    /// Bring along the signatures repository `from` has of `digest` and its closure
+    /// (after `Add` of the same digest: a copy carries its signatures).
+    CopySignatures {
+        from: String,
+        digest: String,
+    },
 }
 
 /// Remove a manifest as `ContentOp::RemoveManifest` says.
@@ -926,6 +936,28 @@ impl Registry {
                 }
                 ContentOp::RemoveManifest { digest, force } => {
                     remove_manifest(&mut tx, repo_id, digest, *force, &mut delta).await?;
+                }
+                ContentOp::Sign { signature } => {
+                    let manifest = &signature.manifest_digest;
+                    if !tx.manifest_is_linked(repo_id, manifest).await? {
+                        return Err(Error::new(
+                            ErrorCode::ManifestUnknown,
+                            format!("{normal} has no manifest {manifest}"),
+                        )
+                        .with_detail(json!({ "digest": manifest })));
+                    }
+                    if super::signatures::link(&mut tx, repo_id, signature).await? {
+                        delta
+                            .added
+                            .push(("signature", signature.digest.clone(), manifest.clone()));
+                    }
+                }
+                ContentOp::CopySignatures { from, digest } => {
+                    if let Some(from_id) = tx.repository_id(from).await? {
+                        for m in closure(&mut tx, digest).await? {
+                            copy_signatures(&mut tx, from_id, repo_id, &m, &mut delta).await?;
+                        }
+                    }
                 }
             }
         }

@@ -4,19 +4,18 @@
 //! notifying edges after content changes) and from the edge (`edge`: mirroring the
 //! main server and its authorization data), and the runner that executes all of it as
 //! jobs from the outbox (`runner`). Secrets sent to other registries are sealed at rest
-//! (`secrets`).
+//! (`crate::secrets`).
 
 pub mod edge;
 pub mod engine;
 pub mod proxies;
 pub mod remotes;
 mod runner;
-pub mod secrets;
 pub mod upstream;
 
 use crate::gateway::Gateway;
+use crate::secrets::{SecretBox, SecretError};
 use crate::store::Registry;
-use secrets::{SecretBox, SecretError};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;

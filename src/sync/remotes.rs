@@ -104,7 +104,7 @@ pub enum RemoteError {
     #[error(transparent)]
     Db(#[from] sqlx::Error),
     #[error(transparent)]
-    Secret(#[from] super::secrets::SecretError),
+    Secret(#[from] crate::secrets::SecretError),
     #[error("{0}")]
     Store(crate::error::Error),
 }

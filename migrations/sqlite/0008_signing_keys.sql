@@ -1,0 +1,15 @@
+-- Organisations' signing keys. kind: 'gpg' (an OpenPGP key: public_key is the armored
+-- certificate, fingerprint its v4 fingerprint in upper-case hex). The private key, when
+-- gatehouse holds it, is sealed with the secrets key (never stored in clear, never
+-- returned); a key imported public-only can verify but not sign.
+CREATE TABLE signing_keys (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    org            TEXT   NOT NULL,
+    name           TEXT   NOT NULL,
+    kind           TEXT   NOT NULL,
+    fingerprint    TEXT   NOT NULL,
+    public_key     TEXT   NOT NULL,
+    private_sealed TEXT,
+    created_at     BIGINT NOT NULL,
+    UNIQUE (org, name)
+);

@@ -1,0 +1,149 @@
+//! Organisations' signing keys:
+//! - `GET /api/v1/orgs/{org}/signing-keys` (members), `POST` `{"name", "type": "gpg",
+//!   "identity"?}` to generate one or `{"name", "key"}` to import an armored secret or
+//!   public key (org admins);
+//! - `GET …/signing-keys/{name}` (members): the key as JSON, or its armored public key
+//!   with `?format=armored` or `Accept: application/pgp-keys` (for `policy.json`);
+//! - `DELETE …/signing-keys/{name}` (org admins).
+//!
+//! Private keys are never shown; the answers carry the fingerprint and public key.
+
+use super::{Admin, ApiError, ApiResult};
+use crate::gateway::Gateway;
+use crate::signing::{KIND_GPG, SigningError, SigningKeys};
+use axum::Json;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+impl From<SigningError> for ApiError {
+    fn from(e: SigningError) -> Self {
+        match e {
+            SigningError::Invalid(field, why) => ApiError::invalid(field, &why),
+            SigningError::NotFound(name) => ApiError::not_found(&format!("no signing key {name:?}")),
+            SigningError::Exists(name) => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("signing key {name:?} exists already"),
+            ),
+            SigningError::PublicOnly(name) => ApiError::invalid(
+                "key",
+                &format!("signing key {name:?} holds no private key (it was imported to verify only)"),
+            ),
+            SigningError::Db(db) => crate::error::Error::from(db).into(),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+/// Members of the organisation (and global admins) see its keys.
+async fn require_member(gw: &Gateway, a: &Admin, org: &str) -> ApiResult<()> {
+    if !(a.is_global_admin() || a.has_binding_in(org)) || gw.identities().org(org).await?.is_none() {
+        return Err(ApiError::not_found(&format!("no organisation {org:?}")));
+    }
+    Ok(())
+}
+
+pub(super) async fn list(
+    State(gw): State<Gateway>,
+    Extension(keys): Extension<SigningKeys>,
+    a: Admin,
+    Path(org): Path<String>,
+) -> ApiResult {
+    require_member(&gw, &a, &org).await?;
+    Ok(Json(json!({ "signing_keys": keys.list(&org).await? })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewKey {
+    name: String,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    identity: Option<String>,
+    /// An armored key to import instead of generating one.
+    #[serde(default)]
+    key: Option<String>,
+}
+
+pub(super) async fn create(
+    State(gw): State<Gateway>,
+    Extension(keys): Extension<SigningKeys>,
+    a: Admin,
+    Path(org): Path<String>,
+    body: Result<Json<NewKey>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    a.require_manage(&gw, &org).await?;
+    let Json(req) = body.map_err(ApiError::from_json_rejection)?;
+    match req.kind.as_deref() {
+        None | Some(KIND_GPG) => {}
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "type",
+                &format!("{other:?} is not a supported key type; use \"gpg\""),
+            ));
+        }
+    }
+    let key = match (&req.key, &req.identity) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "identity",
+                "an imported key has its own identity; give key or identity, not both",
+            ));
+        }
+        (Some(armored), None) => keys.import(&org, &req.name, armored).await?,
+        (None, identity) => keys.create(&org, &req.name, identity.as_deref()).await?,
+    };
+    let how = if req.key.is_some() { "imported" } else { "generated" };
+    a.audit(
+        &gw,
+        "create_signing_key",
+        Some(&org),
+        format!("signing key {} ({how}, {})", key.name, key.fingerprint),
+    );
+    Ok((StatusCode::CREATED, Json(key)).into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct Format {
+    format: Option<String>,
+}
+
+pub(super) async fn show(
+    State(gw): State<Gateway>,
+    Extension(keys): Extension<SigningKeys>,
+    a: Admin,
+    Path((org, name)): Path<(String, String)>,
+    Query(format): Query<Format>,
+    headers: HeaderMap,
+) -> ApiResult {
+    require_member(&gw, &a, &org).await?;
+    let key = keys.get(&org, &name).await?;
+    let wants_armor = format.format.as_deref() == Some("armored")
+        || headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("application/pgp-keys"));
+    if wants_armor {
+        return Ok(([(header::CONTENT_TYPE, "application/pgp-keys")], key.public_key).into_response());
+    }
+    if let Some(f) = format.format.as_deref().filter(|f| *f != "json") {
+        return Err(ApiError::invalid("format", &format!("{f:?}: use json or armored")));
+    }
+    Ok(Json(key).into_response())
+}
+
+pub(super) async fn delete(
+    State(gw): State<Gateway>,
+    Extension(keys): Extension<SigningKeys>,
+    a: Admin,
+    Path((org, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    a.require_manage(&gw, &org).await?;
+    keys.delete(&org, &name).await?;
+    a.audit(&gw, "delete_signing_key", Some(&org), format!("signing key {name}"));
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
