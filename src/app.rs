@@ -184,6 +184,15 @@ async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError
             max_events: cfg.audit_max_events,
         },
     );
+    // Signatures live in the store, so signing keys come with it (at an edge: the main
+    // server's public keys, copied with the authorization data, to check requirements).
+    let signing = match &registry {
+        Some(_) => Some(crate::signing::SigningKeys::new(
+            db.clone(),
+            Arc::new(crate::secrets::SecretBox::open_or_create(&cfg.secrets_file())?),
+        )),
+        None => None,
+    };
     let gateway = Gateway::new(gateway::Parts {
         settings: gateway::Settings {
             service: cfg.service.clone(),
@@ -201,6 +210,7 @@ async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError
         backend,
         audit,
         versioned: registry.clone(),
+        signing: signing.clone(),
         upstream,
     });
     db.watch_changes({
@@ -236,16 +246,7 @@ async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError
             s.enqueue_edge_sync(None, None).await?;
             admin::edge_router(gateway.clone(), s.clone())
         }
-        _ => {
-            let signing = match &registry {
-                Some(_) => Some(crate::signing::SigningKeys::new(
-                    db.clone(),
-                    Arc::new(crate::secrets::SecretBox::open_or_create(&cfg.secrets_file())?),
-                )),
-                None => None,
-            };
-            admin::router(gateway.clone(), syncer.clone(), signing)
-        }
+        _ => admin::router(gateway.clone(), syncer.clone(), signing),
     };
     let router = server::with_request_log(gateway.router().merge(api));
     Ok(App {

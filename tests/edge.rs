@@ -432,6 +432,42 @@ async fn push_to_main_pull_from_edge_through_outage_revocation_and_push_via_edge
     })
     .await;
     assert_eq!(manifest(&t.c, &t.edge, &admin_edge, "acme/web/app", "2.0").await.0, 200);
+
+    // The product comes to require a signature by the org's key: the edge, which gets
+    // the public key with the authorization data, refuses 2.0 until it is signed on the
+    // main server, then serves it.
+    let (s, v) = api(
+        &t.c,
+        "POST",
+        &main.url("/api/v1/orgs/acme/signing-keys"),
+        Some(json!({"name": "release"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = api(
+        &t.c,
+        "PATCH",
+        &main.url("/api/v1/orgs/acme/products/web"),
+        Some(json!({"require_signed_by": ["release"]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    eventually("the edge enforces the requirement", Duration::from_secs(30), || async {
+        manifest(&t.c, &t.edge, &admin_edge, "acme/web/app", "2.0").await.0 == 403
+    })
+    .await;
+    let (s, v) = api(
+        &t.c,
+        "POST",
+        &main.url("/api/v1/repositories/acme/web/app/sign"),
+        Some(json!({"tags": ["2.0"], "key": "release", "registry": edge_host})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    eventually("the signed tag is served at the edge", Duration::from_secs(30), || async {
+        manifest(&t.c, &t.edge, &admin_edge, "acme/web/app", "2.0").await.0 == 200
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -880,3 +880,162 @@ async fn an_org_key_signs_for_the_public_name_and_podman_verifies_it() {
     let digest = site.digest("1.0").await;
     assert_eq!(site.signatures(&digest).await.len(), 1);
 }
+
+/// A product that requires signatures by its organisation's keys: a manifest no
+/// accepted key signed is refused (403 DENIED naming the keys) to everyone, global
+/// administrators included, whatever the client's own policy; platforms of a signed
+/// index are pulled by digest; tags and blobs stay readable; lifting the requirement
+/// lets everything through again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_product_requiring_signatures_refuses_what_its_keys_did_not_sign() {
+    let site = site().await;
+    let gw = &site.gw;
+    gw.create_member("acme-admin", "acme", "org_admin", None).await;
+    let admin = ("acme-admin", USER_PASSWORD);
+    let (s, _) = gw
+        .api(
+            "POST",
+            "/api/v1/orgs/acme/signing-keys",
+            admin,
+            Some(json!({"name": "release"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let push = gw
+        .token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull,push"])
+        .await;
+    // 1.0 has a real layer, for podman; the rest are pushed raw.
+    tokio::task::block_in_place(|| site.push(None, 21, "1.0"));
+    let mut images = vec![Vec::new()];
+    for (tag, seed) in [("2.0", 22), ("a", 23), ("b", 24)] {
+        let (s, m) = common::gateway::push_image_with(gw, &push, "acme/web/app", tag, seed).await;
+        assert_eq!(s, 201);
+        images.push(m);
+    }
+    // An index of image "a" only, tagged "multi".
+    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": common::digest(&images[2]), "size": images[2].len(),
+                       "platform": {"architecture": "amd64", "os": "linux"}}]});
+    let r = gw
+        .client()
+        .put(gw.url("/v2/acme/web/app/manifests/multi"))
+        .bearer_auth(&push)
+        .header("content-type", "application/vnd.oci.image.index.v1+json")
+        .body(index.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (s, v) = gw
+        .api(
+            "POST",
+            "/api/v1/repositories/acme/web/app/sign",
+            ("dev", USER_PASSWORD),
+            Some(json!({"tags": ["1.0", "multi"], "key": "release", "registry": gw.host()})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+
+    // Only keys of the organisation can be required.
+    let (s, v) = gw
+        .api(
+            "PATCH",
+            "/api/v1/orgs/acme/products/web",
+            admin,
+            Some(json!({"require_signed_by": ["nope"]})),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), v["error"]["field"].as_str()),
+        (400, Some("require_signed_by")),
+        "{v}"
+    );
+    let (s, v) = gw
+        .api(
+            "PATCH",
+            "/api/v1/orgs/acme/products/web",
+            admin,
+            Some(json!({"require_signed_by": ["release"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["require_signed_by"], json!(["release"]));
+
+    let get = async |who: (&str, &str), reference: &str| {
+        let token = gw.token(Some(who), &["repository:acme/web/app:pull"]).await;
+        let r = gw
+            .client()
+            .get(gw.url(&format!("/v2/acme/web/app/manifests/{reference}")))
+            .header(
+                "accept",
+                format!("{OCI_MANIFEST}, application/vnd.oci.image.index.v1+json"),
+            )
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.unwrap_or_default())
+    };
+    let viewer = ("watcher", USER_PASSWORD);
+    assert_eq!(get(viewer, "1.0").await.0, 200, "signed by release");
+    let (status, body) = get(viewer, "2.0").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["errors"][0]["code"], "DENIED");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("not signed by an accepted key (release)"), "{message}");
+    assert_eq!(get(("admin", ADMIN_PASSWORD), "2.0").await.0, 403, "global admins too");
+    assert_eq!(get(viewer, "multi").await.0, 200, "the signed index");
+    assert_eq!(
+        get(viewer, &common::digest(&images[2])).await.0,
+        200,
+        "a platform of the signed index, by digest"
+    );
+    assert_eq!(
+        get(viewer, &common::digest(&images[3])).await.0,
+        403,
+        "b is in no signed index"
+    );
+
+    // Tags and blobs are not manifests: still readable.
+    let token = gw.token(Some(viewer), &["repository:acme/web/app:pull"]).await;
+    let r = gw
+        .client()
+        .get(gw.url("/v2/acme/web/app/tags/list"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // podman, with a policy that accepts anything, is refused by the registry.
+    let insecure = site.config.join("insecure-policy.json");
+    let out = tokio::task::block_in_place(|| site.pull(&insecure, "1.0"));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = tokio::task::block_in_place(|| site.pull(&insecure, "2.0"));
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not signed by an accepted key"), "{}", text(&out));
+
+    // The refusal is audited.
+    let audit = gw.admin("GET", "/api/v1/audit", json!(null)).await;
+    assert!(
+        audit["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["outcome"] == "denied" && e["detail"].as_str().unwrap_or("").contains("not signed")),
+        "{audit}"
+    );
+
+    // Lifted: everything pulls again.
+    let (s, v) = gw
+        .api(
+            "PATCH",
+            "/api/v1/orgs/acme/products/web",
+            admin,
+            Some(json!({"require_signed_by": []})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(get(viewer, "2.0").await.0, 200);
+}

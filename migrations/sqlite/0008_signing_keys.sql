@@ -13,3 +13,7 @@ CREATE TABLE signing_keys (
     created_at     BIGINT NOT NULL,
     UNIQUE (org, name)
 );
+
+-- A product's signing requirement: a JSON array of the organisation's key names, one of
+-- which must have signed a manifest for it to be pulled; NULL: none.
+ALTER TABLE products ADD COLUMN require_signed_by TEXT;

@@ -388,7 +388,10 @@ struct NewProduct {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProductUpdate {
-    public: bool,
+    #[serde(default)]
+    public: Option<bool>,
+    #[serde(default)]
+    require_signed_by: Option<Vec<String>>,
 }
 
 async fn list_products(State(gw): State<Gateway>, a: Admin, Path(org): Path<String>) -> ApiResult {
@@ -420,13 +423,34 @@ async fn update_product(
 ) -> ApiResult {
     a.require_manage(&gw, &org).await?;
     let upd = body(json)?;
-    let p = gw.identities().set_product_public(&org, &product, upd.public).await?;
+    if upd.public.is_none() && upd.require_signed_by.is_none() {
+        return Err(ApiError::invalid("public", "give public or require_signed_by"));
+    }
+    if let Some(keys) = &upd.require_signed_by {
+        let known = match gw.signing_keys() {
+            Some(k) => k.list(&org).await?,
+            None => Vec::new(),
+        };
+        if let Some(missing) = keys.iter().find(|k| !known.iter().any(|s| &s.name == *k)) {
+            return Err(ApiError::invalid(
+                "require_signed_by",
+                &format!("organisation {org} has no signing key {missing:?}"),
+            ));
+        }
+    }
+    let p = gw
+        .identities()
+        .update_product(&org, &product, upd.public, upd.require_signed_by.as_deref())
+        .await?;
     gw.changed();
     a.audit(
         &gw,
         "update_product",
         Some(&org),
-        format!("{org}/{product} public={}", upd.public),
+        format!(
+            "{org}/{product} public={} require_signed_by={:?}",
+            p.public, p.require_signed_by
+        ),
     );
     to_json(p)
 }

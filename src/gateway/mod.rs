@@ -18,6 +18,7 @@ pub mod edge;
 pub mod mapping;
 mod registry;
 pub mod scope;
+mod signed;
 pub mod token;
 mod token_service;
 
@@ -79,6 +80,9 @@ struct Inner {
     /// The store in this process, when it is the backend: pushes then land in push
     /// repositories whose content is copied into versioned normal repositories.
     versioned: Option<crate::store::Registry>,
+    signing: Option<crate::signing::SigningKeys>,
+    /// Which accepted keys signed a manifest (see `signed`).
+    signed: signed::Caches,
     upstream: Option<edge::UpstreamLink>,
     /// When the main server's keys were last fetched on an unknown key id (ms).
     keys_refreshed: std::sync::atomic::AtomicU64,
@@ -142,6 +146,9 @@ pub struct Parts {
     pub backend: Arc<dyn Backend>,
     pub audit: AuditLog,
     pub versioned: Option<crate::store::Registry>,
+    /// Signing keys, to check products' signing requirements (with the store in this
+    /// process only: signatures live there).
+    pub signing: Option<crate::signing::SigningKeys>,
     /// At an edge: the main server (tokens first, writes always go there).
     pub upstream: Option<edge::UpstreamLink>,
 }
@@ -158,6 +165,8 @@ impl Gateway {
                 backend: p.backend,
                 audit: p.audit,
                 versioned: p.versioned,
+                signing: p.signing,
+                signed: signed::Caches::default(),
                 upstream: p.upstream,
                 keys_refreshed: std::sync::atomic::AtomicU64::new(0),
                 pairs: Cache::builder().max_capacity(100_000).build(),
@@ -212,6 +221,10 @@ impl Gateway {
     }
 
     /// The in-process store, when pushes go through push and normal repositories.
+    pub fn signing_keys(&self) -> Option<&crate::signing::SigningKeys> {
+        self.inner.signing.as_ref()
+    }
+
     pub fn versioned(&self) -> Option<&crate::store::Registry> {
         self.inner.versioned.as_ref()
     }
@@ -483,19 +496,15 @@ impl Gateway {
         allowed
     }
 
-    /// The policy resource for a repository path (its product's `public` flag looked up).
+    /// The policy resource for a repository path (its product's settings looked up).
     pub(crate) async fn resource(&self, path: &RepoPath) -> Result<Resource, Error> {
-        let public = self
-            .inner
-            .identities
-            .product(&path.org, &path.product)
-            .await?
-            .is_some_and(|p| p.public);
+        let product = self.inner.identities.product(&path.org, &path.product).await?;
         Ok(Resource::Repository {
             org: path.org.clone(),
             product: path.product.clone(),
             name: path.name.clone(),
-            public,
+            public: product.as_ref().is_some_and(|p| p.public),
+            require_signed_by: product.map(|p| p.require_signed_by).unwrap_or_default(),
         })
     }
 

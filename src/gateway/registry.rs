@@ -147,7 +147,7 @@ async fn repository_request(gw: &Gateway, route: OciRoute, parts: request::Parts
         _ => None,
     };
     let caller = authenticate(gw, &parts, upload.map(|id| (path.public.as_str(), id))).await?;
-    authorize(gw, &caller, &parts, &path, action).await?;
+    let resource = authorize(gw, &caller, &parts, &path, action).await?;
     if action == Action::Push && gw.identities().ensure_product(&path.org, &path.product).await? {
         let (actor, kind) = caller.actor();
         gw.audit().record(
@@ -246,6 +246,28 @@ async fn repository_request(gw: &Gateway, route: OciRoute, parts: request::Parts
         }
     }
 
+    // A product that requires signatures: the manifest must be signed by one of its keys.
+    if action == Action::Pull && matches!(route, OciRoute::Manifest { .. }) {
+        // Only what is needed of the answer: it is not Sync, so not held across an await.
+        let found = resp.status().is_success();
+        let digest = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let check = super::signed::check_manifest(gw, &caller.principal, &resource, &backend_name, found, digest);
+        if let Err(e) = check.await {
+            let (actor, kind) = caller.actor();
+            gw.audit().record(
+                Event::new(actor, kind, "pull", path.public.clone())
+                    .org(&path.org)
+                    .outcome("denied")
+                    .remote(remote(&parts))
+                    .detail(&e.message),
+            );
+            return Err(e);
+        }
+    }
     rewrite_headers(resp.headers_mut(), &backend_name, &path.public);
     if matches!(route, OciRoute::UploadStart { .. } | OciRoute::Upload { .. }) {
         attach_upload_grant(gw, &caller, &path, resp.headers_mut(), grant.as_deref());
@@ -367,7 +389,7 @@ async fn authorize(
     parts: &request::Parts,
     path: &RepoPath,
     action: Action,
-) -> Result<()> {
+) -> Result<crate::policy::Resource> {
     let scope = scope_for(&path.public, action);
     if caller.claims.is_none() {
         return Err(gw.challenge(&parts.headers, Some(&scope), None));
@@ -391,7 +413,7 @@ async fn authorize(
         deny("policy");
         return Err(Error::code(ErrorCode::Denied));
     }
-    Ok(())
+    Ok(resource)
 }
 
 /// A cross-repository mount needs pull on the source; without it the mount parameters

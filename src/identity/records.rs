@@ -27,6 +27,9 @@ pub struct Product {
     pub org: String,
     pub label: String,
     pub public: bool,
+    /// Signing keys of the organisation, one of which must have signed a manifest for
+    /// it to be pulled (empty: no requirement).
+    pub require_signed_by: Vec<String>,
     pub created_at: i64,
 }
 
@@ -82,6 +85,10 @@ pub(super) fn product(r: AnyRow) -> Product {
         label: r.get(1),
         public: r.get::<i64, _>(2) != 0,
         created_at: r.get(3),
+        require_signed_by: r
+            .get::<Option<String>, _>(4)
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default(),
     }
 }
 

@@ -80,6 +80,9 @@ pub enum Resource {
         product: String,
         name: String,
         public: bool,
+        /// The product's signing requirement: keys one of which must have signed a
+        /// manifest for it to be pulled (empty: none).
+        require_signed_by: Vec<String>,
     },
     Org {
         org: String,
@@ -199,13 +202,28 @@ impl Authorizer {
     /// Whether `principal` may do `action` on `resource`. Anything that cannot be
     /// evaluated is a denial.
     pub fn is_allowed(&self, principal: &Principal, action: Action, resource: &Resource) -> bool {
+        self.decide(principal, action, resource, Context::empty())
+    }
+
+    /// `is_allowed` for pulling one manifest: the context carries `signed_by`, the
+    /// names of the keys (of those the product requires) that verifiably signed it.
+    pub fn is_allowed_to_pull_signed(&self, principal: &Principal, resource: &Resource, signed_by: &[String]) -> bool {
+        let signers =
+            RestrictedExpression::new_set(signed_by.iter().map(|k| RestrictedExpression::new_string(k.clone())));
+        let Ok(context) = Context::from_pairs([("signed_by".to_owned(), signers)]) else {
+            return false;
+        };
+        self.decide(principal, Action::Pull, resource, context)
+    }
+
+    fn decide(&self, principal: &Principal, action: Action, resource: &Resource, context: Context) -> bool {
         let Some((principal_uid, resource_uid, entities)) = build_entities(principal, resource) else {
             return false;
         };
         let Some(action_uid) = uid("Action", action.as_str()) else {
             return false;
         };
-        let Ok(request) = Request::new(principal_uid, action_uid, resource_uid, Context::empty(), None) else {
+        let Ok(request) = Request::new(principal_uid, action_uid, resource_uid, context, None) else {
             return false;
         };
         let policies = self.policies();
@@ -226,6 +244,7 @@ fn build_entities(principal: &Principal, resource: &Resource) -> Option<(EntityU
             product,
             name,
             public,
+            require_signed_by,
         } => {
             let org_uid = uid("Org", org)?;
             let product_uid = uid("Product", &format!("{org}/{product}"))?;
@@ -242,6 +261,14 @@ fn build_entities(principal: &Principal, resource: &Resource) -> Option<(EntityU
                     ("org", RestrictedExpression::new_entity_uid(org_uid)),
                     ("product", RestrictedExpression::new_entity_uid(product_uid.clone())),
                     ("public", RestrictedExpression::new_bool(*public)),
+                    (
+                        "require_signed_by",
+                        RestrictedExpression::new_set(
+                            require_signed_by
+                                .iter()
+                                .map(|k| RestrictedExpression::new_string(k.clone())),
+                        ),
+                    ),
                 ],
                 vec![product_uid],
             )?);

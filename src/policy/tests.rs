@@ -11,6 +11,7 @@ fn repo(org: &str, product: &str, public: bool) -> Resource {
         product: product.into(),
         name: "app".into(),
         public,
+        require_signed_by: Vec::new(),
     }
 }
 
@@ -177,4 +178,43 @@ fn a_broken_file_is_refused_and_the_previous_policies_stay() {
 fn an_empty_directory_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     assert!(matches!(Policies::load_dir(dir.path()), Err(PolicyError::Empty(_))));
+}
+
+#[test]
+fn a_product_that_requires_signatures_refuses_manifests_no_accepted_key_signed() {
+    let a = shipped();
+    let viewer = user(&[("acme", None, Role::Viewer)]);
+    let signed_repo = Resource::Repository {
+        org: "acme".into(),
+        product: "web".into(),
+        name: "app".into(),
+        public: false,
+        require_signed_by: vec!["release".into(), "ci".into()],
+    };
+    assert!(
+        a.is_allowed(&viewer, Action::Pull, &signed_repo),
+        "tags and blobs: no manifest in question"
+    );
+    assert!(a.is_allowed_to_pull_signed(&viewer, &signed_repo, &["ci".into()]));
+    assert!(!a.is_allowed_to_pull_signed(&viewer, &signed_repo, &[]));
+    let admin = Principal::User {
+        name: "root".into(),
+        global_admin: true,
+        bindings: vec![],
+    };
+    assert!(
+        !a.is_allowed_to_pull_signed(&admin, &signed_repo, &[]),
+        "global administrators are held to it too"
+    );
+    let edge = Principal::SmartProxy {
+        name: "edge1".into(),
+        orgs: vec!["acme".into()],
+        products: vec![],
+    };
+    assert!(
+        a.is_allowed_to_pull_signed(&edge, &signed_repo, &[]),
+        "edges mirror everything and enforce it themselves"
+    );
+    // No requirement: the context changes nothing.
+    assert!(a.is_allowed_to_pull_signed(&viewer, &repo("acme", "web", false), &[]));
 }

@@ -276,7 +276,7 @@ impl SigningKeys {
         let sql = format!("SELECT {COLUMNS} FROM signing_keys WHERE org = $1 ORDER BY name");
         Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(org)
-            .fetch_all(&self.db.read)
+            .fetch_all(&self.db.read.clone())
             .await?
             .into_iter()
             .map(key_row)
@@ -288,7 +288,7 @@ impl SigningKeys {
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(org)
             .bind(name)
-            .fetch_optional(&self.db.read)
+            .fetch_optional(&self.db.read.clone())
             .await?
             .map(key_row)
             .ok_or_else(|| SigningError::NotFound(name.to_owned()))
@@ -316,7 +316,7 @@ impl SigningKeys {
             sqlx::query("SELECT private_sealed FROM signing_keys WHERE org = $1 AND name = $2")
                 .bind(org)
                 .bind(name)
-                .fetch_optional(&self.db.read)
+                .fetch_optional(&self.db.read.clone())
                 .await?
                 .map(|r| r.get(0));
         let sealed = match sealed {

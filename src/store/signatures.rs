@@ -226,6 +226,24 @@ impl Registry {
         Ok(linked(&mut conn, repo_id, &manifest.to_string()).await?)
     }
 
+    /// The indexes in `repo` that list manifest `digest` as a child.
+    pub async fn indexes_listing(&self, repo: &str, digest: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query(
+            "SELECT mc.manifest_digest FROM manifest_children mc \
+             JOIN repository_manifests rm ON rm.digest = mc.manifest_digest \
+             JOIN repositories r ON r.id = rm.repository_id \
+             WHERE r.name = $1 AND mc.child_digest = $2",
+        )
+        .bind(repo)
+        .bind(digest)
+        .fetch_all(&self.meta().reader().clone())
+        .await
+        .map_err(super::meta::MetaError::from)?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect())
+    }
+
     /// Whether every one of `sigs` is linked into `repo`.
     pub async fn signatures_present(&self, repo: &str, sigs: &[Signature]) -> Result<bool> {
         let pool = self.meta().reader().clone();

@@ -19,7 +19,14 @@ pub const NOTIFY_PROXY: &str = "notify_proxy";
 const BACKLOG_COUNT_LIMIT: i64 = 100_000;
 
 /// The identity tables an edge replicates, in the order they are inserted.
-pub const REPLICATED_TABLES: [&str; 5] = ["orgs", "products", "users", "role_bindings", "pull_secrets"];
+pub const REPLICATED_TABLES: [&str; 6] = [
+    "orgs",
+    "products",
+    "users",
+    "role_bindings",
+    "pull_secrets",
+    "signing_keys",
+];
 
 /// `($first, $first+1, …)` for an `IN` list of `n` parameters; `(NULL)`, which matches
 /// nothing, for none.
@@ -58,7 +65,7 @@ impl Syncer {
         let products: Vec<String> = proxy.mirrors.iter().filter(|m| m.contains('/')).cloned().collect();
         let whole: Vec<String> = proxy.mirrors.iter().filter(|m| !m.contains('/')).cloned().collect();
         let in_orgs = placeholders(1, orgs.len());
-        let queries: [(String, Vec<&String>); 5] = [
+        let queries: [(String, Vec<&String>); 6] = [
             (
                 format!("SELECT * FROM orgs WHERE label IN {in_orgs}"),
                 orgs.iter().collect(),
@@ -84,6 +91,14 @@ impl Syncer {
             ),
             (
                 format!("SELECT * FROM pull_secrets WHERE org IN {in_orgs}"),
+                orgs.iter().collect(),
+            ),
+            // Public keys only: an edge checks signatures, it never signs.
+            (
+                format!(
+                    "SELECT id, org, name, kind, fingerprint, public_key, created_at FROM signing_keys \
+                     WHERE org IN {in_orgs}"
+                ),
                 orgs.iter().collect(),
             ),
         ];

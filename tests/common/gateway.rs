@@ -270,7 +270,7 @@ pub fn claims_of(token: &str) -> Value {
 /// Push a small image (config + one layer + manifest) with a bearer token; returns the
 /// manifest PUT's status, and the manifest bytes.
 pub async fn push_image_with(gw: &TestGateway, token: &str, repo: &str, tag: &str, seed: u64) -> (StatusCode, Vec<u8>) {
-    let c = super::http();
+    let c = gw.client();
     let config = super::config_blob("amd64");
     let layer = super::random_bytes(2048, seed);
     for blob in [&config, &layer] {

@@ -1,0 +1,149 @@
+//! Products' signing requirements on the pull path. When a product requires signatures
+//! (`require_signed_by`), a manifest pull asks which of the required keys signed the
+//! manifest, or an index in the repository that lists it (clients sign what they push,
+//! an index; its platforms are pulled by digest), and the policies decide with those
+//! signers in context.
+//!
+//! Verification is cached: a signature and a key never change, so whether one verifies
+//! with the other, and which manifest it then names, is kept by their digests. The
+//! signers of a manifest are kept a few seconds when there are some, so a signature
+//! removed stops counting within that time; a refusal is always recomputed, so a
+//! signature just added counts at once.
+
+use super::Gateway;
+use crate::error::{Error, ErrorCode};
+use crate::oci::{Digest, RepoName};
+use crate::policy::{Principal, Resource};
+use moka::sync::Cache;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a non-empty signer set is trusted without looking again.
+const SIGNERS_TTL: Duration = Duration::from_secs(5);
+
+pub(super) struct Caches {
+    /// (signature digest, key fingerprint) → the manifest it validly names, or `None`
+    /// when it does not verify with that key.
+    verified: Cache<(String, String), Option<String>>,
+    /// (backend repository, manifest digest, required keys) → the keys that signed it.
+    signers: Cache<(String, String, Vec<String>), Arc<Vec<String>>>,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Self {
+            verified: Cache::builder().max_capacity(100_000).build(),
+            signers: Cache::builder().max_capacity(100_000).time_to_live(SIGNERS_TTL).build(),
+        }
+    }
+}
+
+impl Gateway {
+    /// Which of `required` (signing keys of `org`) signed manifest `digest` in backend
+    /// repository `repo`, directly or through an index there that lists it.
+    async fn signers(
+        &self,
+        org: &str,
+        repo: &str,
+        digest: &str,
+        required: &[String],
+    ) -> Result<Arc<Vec<String>>, Error> {
+        let key = (repo.to_owned(), digest.to_owned(), required.to_vec());
+        if let Some(hit) = self.inner.signed.signers.get(&key) {
+            return Ok(hit);
+        }
+        let (Some(keys), Some(reg)) = (self.signing_keys(), self.versioned()) else {
+            return Ok(Arc::new(Vec::new()));
+        };
+        let mut accepted = Vec::new();
+        for name in required {
+            match keys.get(org, name).await {
+                Ok(k) => accepted.push(k),
+                Err(crate::signing::SigningError::NotFound(_)) => {}
+                Err(e) => return Err(Error::new(ErrorCode::Unavailable, format!("signing keys: {e}"))),
+            }
+        }
+        let name: RepoName = repo.parse()?;
+        let mut candidates = vec![digest.to_owned()];
+        candidates.extend(reg.indexes_listing(repo, digest).await?);
+        let mut found = BTreeSet::new();
+        for manifest in &candidates {
+            let d: Digest = manifest.parse()?;
+            for sig in reg.signatures(&name, &d).await? {
+                for k in &accepted {
+                    if found.contains(&k.name) {
+                        continue;
+                    }
+                    let cache_key = (sig.digest.clone(), k.fingerprint.clone());
+                    let names = match self.inner.signed.verified.get(&cache_key) {
+                        Some(names) => names,
+                        None => {
+                            let (public, content) = (k.public_key.clone(), sig.content.clone());
+                            let names = tokio::task::spawn_blocking(move || {
+                                crate::signing::verify(&public, &content)
+                                    .ok()
+                                    .map(|c| c.manifest_digest)
+                            })
+                            .await
+                            .ok()
+                            .flatten();
+                            self.inner.signed.verified.insert(cache_key, names.clone());
+                            names
+                        }
+                    };
+                    if names.as_deref() == Some(manifest.as_str()) {
+                        found.insert(k.name.clone());
+                    }
+                }
+            }
+        }
+        let signers = Arc::new(found.into_iter().collect::<Vec<_>>());
+        if !signers.is_empty() {
+            self.inner.signed.signers.insert(key, signers.clone());
+        }
+        Ok(signers)
+    }
+}
+
+/// Refuse a manifest (`digest`, found in backend repository `repo` when `found`) that
+/// none of the keys its product requires signed, unless the policies allow it anyway.
+pub(super) async fn check_manifest(
+    gw: &Gateway,
+    principal: &Principal,
+    resource: &Resource,
+    repo: &str,
+    found: bool,
+    digest: Option<String>,
+) -> Result<(), Error> {
+    let Resource::Repository {
+        org, require_signed_by, ..
+    } = resource
+    else {
+        return Ok(());
+    };
+    if require_signed_by.is_empty() || !found {
+        return Ok(());
+    }
+    let accepted = require_signed_by.join(", ");
+    let Some(digest) = digest else {
+        return Err(Error::new(
+            ErrorCode::Denied,
+            format!("cannot tell which manifest this is, so not whether an accepted key ({accepted}) signed it"),
+        ));
+    };
+    let signers = gw.signers(org, repo, &digest, require_signed_by).await?;
+    if gw
+        .inner
+        .authorizer
+        .is_allowed_to_pull_signed(principal, resource, &signers)
+    {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorCode::Denied,
+        format!("manifest {digest} is not signed by an accepted key ({accepted})"),
+    )
+    .with_detail(json!({ "digest": digest, "require_signed_by": require_signed_by })))
+}
