@@ -193,6 +193,9 @@ async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError
         )),
         None => None,
     };
+    if let (Some(r), Some(s), Role::Main { .. }) = (&registry, &signing, &role) {
+        r.set_signer(Arc::new(s.clone()));
+    }
     let gateway = Gateway::new(gateway::Parts {
         settings: gateway::Settings {
             service: cfg.service.clone(),

@@ -261,3 +261,84 @@ async fn a_sync_killed_before_its_version_completes_after_restart() {
         .unwrap();
     assert_eq!(got.bytes().await.unwrap().as_ref(), manifest.as_slice());
 }
+
+/// A product that signs on push, the server killed inside the copy (after signing,
+/// before the commit): after a restart the copy runs again and its version has the
+/// tag and a signature that verifies with the organisation's key, never one without
+/// the other.
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_inside_a_signing_copy_leaves_copy_and_signature_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut crashed = start(dir.path(), Some("post_push_before_commit"));
+    let c = http();
+    let post = |path: &str, body: Value| {
+        c.request(reqwest::Method::POST, crashed.url(path))
+            .basic_auth("admin", Some(PASSWORD))
+            .json(&body)
+            .send()
+    };
+    assert!(
+        post("/api/v1/orgs", json!({"label": "acme"}))
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    assert!(
+        post("/api/v1/orgs/acme/products", json!({"label": "web"}))
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let key: Value = post("/api/v1/orgs/acme/signing-keys", json!({"name": "release"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = c
+        .patch(crashed.url("/api/v1/orgs/acme/products/web"))
+        .basic_auth("admin", Some(PASSWORD))
+        .json(&json!({"sign_on_push": "release"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let manifest = push_until_crash(&mut crashed).await;
+    drop(crashed);
+
+    let srv = start(dir.path(), None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let versions = loop {
+        let v = srv.api("/api/v1/repositories/acme/web/app/versions").await;
+        if v["versions"].as_array().is_some_and(|a| !a.is_empty()) {
+            break v["versions"].as_array().unwrap().clone();
+        }
+        assert!(Instant::now() < deadline, "no version after restart: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(versions.len(), 1, "{versions:?}");
+    assert_eq!(versions[0]["reason"], "push 1.0 (signed with release)");
+    assert_eq!(versions[0]["summary"]["present"]["signatures"], 1);
+    let token = srv.token().await;
+    let digest = common::digest(&manifest);
+    let sigs: Value = http()
+        .get(srv.url(&format!("/extensions/v2/acme/web/app/signatures/{digest}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sigs = sigs["signatures"].as_array().unwrap();
+    assert_eq!(sigs.len(), 1, "one signature, not one per attempt: {sigs:?}");
+    use base64::Engine;
+    let content = base64::engine::general_purpose::STANDARD
+        .decode(sigs[0]["content"].as_str().unwrap())
+        .unwrap();
+    let claim = gatehouse::signing::verify(key["public_key"].as_str().unwrap(), &content).unwrap();
+    assert_eq!(claim.manifest_digest, digest);
+    assert!(claim.docker_reference.ends_with("/acme/web/app:1.0"), "{claim:?}");
+}

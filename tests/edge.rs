@@ -464,9 +464,11 @@ async fn push_to_main_pull_from_edge_through_outage_revocation_and_push_via_edge
     )
     .await;
     assert_eq!(s, 201, "{v}");
-    eventually("the signed tag is served at the edge", Duration::from_secs(30), || async {
-        manifest(&t.c, &t.edge, &admin_edge, "acme/web/app", "2.0").await.0 == 200
-    })
+    eventually(
+        "the signed tag is served at the edge",
+        Duration::from_secs(30),
+        || async { manifest(&t.c, &t.edge, &admin_edge, "acme/web/app", "2.0").await.0 == 200 },
+    )
     .await;
 }
 

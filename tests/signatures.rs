@@ -1039,3 +1039,96 @@ async fn a_product_requiring_signatures_refuses_what_its_keys_did_not_sign() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(get(viewer, "2.0").await.0, 200);
 }
+
+/// A product that signs on push: the post-push copy signs each pushed tag with the
+/// organisation's key, for the name clients pull, in the same version; podman verifies
+/// it with the key's public part. A client cannot ask for signing itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_product_that_signs_on_push_signs_in_the_copy() {
+    let site = site().await;
+    let gw = &site.gw;
+    gw.create_member("acme-admin", "acme", "org_admin", None).await;
+    let admin = ("acme-admin", USER_PASSWORD);
+    let (s, key) = gw
+        .api(
+            "POST",
+            "/api/v1/orgs/acme/signing-keys",
+            admin,
+            Some(json!({"name": "release"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, v) = gw
+        .api(
+            "PATCH",
+            "/api/v1/orgs/acme/products/web",
+            admin,
+            Some(json!({"sign_on_push": "nope"})),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), v["error"]["field"].as_str()),
+        (400, Some("sign_on_push")),
+        "{v}"
+    );
+    let (s, v) = gw
+        .api(
+            "PATCH",
+            "/api/v1/orgs/acme/products/web",
+            admin,
+            Some(json!({"sign_on_push": "release"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["sign_on_push"], "release");
+
+    tokio::task::block_in_place(|| site.push(None, 31, "1.0"));
+    let versions = site.versions().await;
+    assert_eq!(
+        versions.len(),
+        1,
+        "one version: the copy and its signature: {versions:?}"
+    );
+    assert_eq!(versions[0]["reason"], "push 1.0 (signed with release)");
+    assert_eq!(versions[0]["summary"]["added"]["signatures"], 1);
+    let keys = site.dir.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let public = keys.join("release.asc");
+    std::fs::write(&public, key["public_key"].as_str().unwrap()).unwrap();
+    let policy = site.policy("policy.json", &[&public]);
+    let out = tokio::task::block_in_place(|| site.pull(&policy, "1.0"));
+    assert!(out.status.success(), "signed on push: {}", text(&out));
+
+    // Another product, not signing on push: a client's forged header signs nothing.
+    let (s, _) = gw
+        .api(
+            "PATCH",
+            "/api/v1/orgs/acme/products/web",
+            admin,
+            Some(json!({"sign_on_push": ""})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let push = gw
+        .token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull,push"])
+        .await;
+    let (s, m) = common::gateway::push_image_with(gw, &push, "acme/web/app", "2.0", 32).await;
+    assert_eq!(s, 201);
+    let r = gw
+        .client()
+        .put(gw.url("/v2/acme/web/app/manifests/2.1"))
+        .bearer_auth(&push)
+        .header("content-type", OCI_MANIFEST)
+        .header(
+            "x-gatehouse-sign-on-push",
+            format!("acme release {}/acme/web/app", gw.host()),
+        )
+        .body(m.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(site.signatures(&common::digest(&m)).await.is_empty());
+    let versions = site.versions().await;
+    assert_eq!(versions[0]["reason"], "push 2.1", "{versions:?}");
+}

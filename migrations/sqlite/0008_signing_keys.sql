@@ -17,3 +17,6 @@ CREATE TABLE signing_keys (
 -- A product's signing requirement: a JSON array of the organisation's key names, one of
 -- which must have signed a manifest for it to be pulled; NULL: none.
 ALTER TABLE products ADD COLUMN require_signed_by TEXT;
+
+-- The signing key the post-push copy signs pushed tags with; NULL: none.
+ALTER TABLE products ADD COLUMN sign_on_push TEXT;

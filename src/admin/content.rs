@@ -159,14 +159,9 @@ impl SignRequest {
 fn registry_host(gw: &Gateway, headers: &HeaderMap, given: Option<&str>) -> ApiResult<String> {
     let host = match given {
         Some(h) => h.to_owned(),
-        None => match gw.settings().public_url.as_deref() {
-            Some(url) => url.split("://").nth(1).unwrap_or(url).trim_end_matches('/').to_owned(),
-            None => headers
-                .get(axum::http::header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-                .ok_or_else(|| ApiError::invalid("registry", "give the registry host clients pull from"))?,
-        },
+        None => gw
+            .registry_host(headers)
+            .ok_or_else(|| ApiError::invalid("registry", "give the registry host clients pull from"))?,
     };
     let ok = !host.is_empty()
         && host.len() <= 255
@@ -220,16 +215,8 @@ async fn sign_ops(
     let mut ops = Vec::new();
     for (digest, reference) in targets {
         let content = keys.sign(&path.org, &req.key, &digest, &reference).await?;
-        let mut suffix = [0u8; 16];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut suffix)
-            .map_err(|_| ApiError::internal(&"no randomness"))?;
         ops.push(crate::store::versions::ContentOp::Sign {
-            signature: crate::store::signatures::Signature {
-                digest: crate::oci::Digest::sha256_of(&content).to_string(),
-                name: format!("{digest}@{}", hex::encode(suffix)),
-                manifest_digest: digest,
-                content,
-            },
+            signature: crate::store::signatures::new_signature(&digest, content),
         });
     }
     Ok(ops)

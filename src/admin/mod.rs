@@ -392,6 +392,9 @@ struct ProductUpdate {
     public: Option<bool>,
     #[serde(default)]
     require_signed_by: Option<Vec<String>>,
+    /// A signing key of the organisation; `""` stops signing on push.
+    #[serde(default)]
+    sign_on_push: Option<String>,
 }
 
 async fn list_products(State(gw): State<Gateway>, a: Admin, Path(org): Path<String>) -> ApiResult {
@@ -423,24 +426,41 @@ async fn update_product(
 ) -> ApiResult {
     a.require_manage(&gw, &org).await?;
     let upd = body(json)?;
-    if upd.public.is_none() && upd.require_signed_by.is_none() {
-        return Err(ApiError::invalid("public", "give public or require_signed_by"));
+    if upd.public.is_none() && upd.require_signed_by.is_none() && upd.sign_on_push.is_none() {
+        return Err(ApiError::invalid(
+            "public",
+            "give public, require_signed_by or sign_on_push",
+        ));
     }
-    if let Some(keys) = &upd.require_signed_by {
-        let known = match gw.signing_keys() {
-            Some(k) => k.list(&org).await?,
-            None => Vec::new(),
-        };
-        if let Some(missing) = keys.iter().find(|k| !known.iter().any(|s| &s.name == *k)) {
-            return Err(ApiError::invalid(
-                "require_signed_by",
-                &format!("organisation {org} has no signing key {missing:?}"),
-            ));
-        }
+    let known = match gw.signing_keys() {
+        Some(k) => k.list(&org).await?,
+        None => Vec::new(),
+    };
+    if let Some(keys) = &upd.require_signed_by
+        && let Some(missing) = keys.iter().find(|k| !known.iter().any(|s| &s.name == *k))
+    {
+        return Err(ApiError::invalid(
+            "require_signed_by",
+            &format!("organisation {org} has no signing key {missing:?}"),
+        ));
+    }
+    if let Some(key) = upd.sign_on_push.as_deref().filter(|k| !k.is_empty())
+        && !known.iter().any(|s| s.name == key && s.can_sign)
+    {
+        return Err(ApiError::invalid(
+            "sign_on_push",
+            &format!("organisation {org} has no signing key {key:?} that can sign"),
+        ));
     }
     let p = gw
         .identities()
-        .update_product(&org, &product, upd.public, upd.require_signed_by.as_deref())
+        .update_product(
+            &org,
+            &product,
+            upd.public,
+            upd.require_signed_by.as_deref(),
+            upd.sign_on_push.as_deref(),
+        )
         .await?;
     gw.changed();
     a.audit(
@@ -448,8 +468,8 @@ async fn update_product(
         "update_product",
         Some(&org),
         format!(
-            "{org}/{product} public={} require_signed_by={:?}",
-            p.public, p.require_signed_by
+            "{org}/{product} public={} require_signed_by={:?} sign_on_push={:?}",
+            p.public, p.require_signed_by, p.sign_on_push
         ),
     );
     to_json(p)

@@ -221,6 +221,18 @@ impl Gateway {
     }
 
     /// The in-process store, when pushes go through push and normal repositories.
+    /// The registry host clients pull from (what signatures name): the `public_url`
+    /// setting's, else the host this request was sent to.
+    pub fn registry_host(&self, headers: &axum::http::HeaderMap) -> Option<String> {
+        match self.inner.settings.public_url.as_deref() {
+            Some(url) => Some(url.split("://").nth(1).unwrap_or(url).trim_end_matches('/').to_owned()),
+            None => headers
+                .get(axum::http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        }
+    }
+
     pub fn signing_keys(&self) -> Option<&crate::signing::SigningKeys> {
         self.inner.signing.as_ref()
     }

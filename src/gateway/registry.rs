@@ -194,6 +194,27 @@ async fn repository_request(gw: &Gateway, route: OciRoute, parts: request::Parts
         .strip_prefix(&format!("{prefix}{}", path.public))
         .unwrap_or_default()
         .to_owned();
+    // A product that signs on push: the store's post-push copy signs the pushed tags
+    // for the name clients pull.
+    let sign_on_push = match (&route, action) {
+        (OciRoute::Manifest { .. }, Action::Push) => gw
+            .identities()
+            .product(&path.org, &path.product)
+            .await?
+            .and_then(|p| p.sign_on_push)
+            .and_then(|key| {
+                let host = gw.registry_host(&parts.headers)?;
+                Some(
+                    crate::store::signatures::SignOnPush {
+                        org: path.org.clone(),
+                        key,
+                        reference: format!("{host}/{}", path.public),
+                    }
+                    .to_header(),
+                )
+            }),
+        _ => None,
+    };
     let query = (!query.is_empty()).then(|| {
         form_urlencoded::Serializer::new(String::new())
             .extend_pairs(&query)
@@ -207,10 +228,14 @@ async fn repository_request(gw: &Gateway, route: OciRoute, parts: request::Parts
         }
         let mut fwd = axum::http::Request::builder().method(parts.method.clone()).uri(uri);
         for (k, v) in &parts.headers {
-            // The caller's token is for us, not for the backend.
-            if k != header::AUTHORIZATION && k != header::HOST {
+            // The caller's token is for us, not for the backend; gatehouse's own
+            // headers are ours to set, never a client's.
+            if k != header::AUTHORIZATION && k != header::HOST && !k.as_str().starts_with("x-gatehouse-") {
                 fwd = fwd.header(k, v);
             }
+        }
+        if let Some(sign) = &sign_on_push {
+            fwd = fwd.header(crate::store::signatures::SignOnPush::HEADER, sign);
         }
         fwd.body(body)
             .map_err(|e| Error::new(ErrorCode::InvalidRequest, e.to_string()))

@@ -102,6 +102,7 @@ impl Identities {
             label: label.to_owned(),
             public,
             require_signed_by: Vec::new(),
+            sign_on_push: None,
             created_at: now,
         })
     }
@@ -128,13 +129,15 @@ impl Identities {
 
     /// Change a product's settings: `public` (anonymous pull), `require_signed_by`
     /// (the organisation's signing keys of which one must have signed a manifest for it
-    /// to be pulled; empty: no requirement; the caller checks that the keys exist).
+    /// to be pulled; empty: no requirement), `sign_on_push` (the key pushed tags are
+    /// signed with; empty: none). The caller checks that the keys exist.
     pub async fn update_product(
         &self,
         org: &str,
         label: &str,
         public: Option<bool>,
         require_signed_by: Option<&[String]>,
+        sign_on_push: Option<&str>,
     ) -> IdResult<Product> {
         let mut tx = self.db().begin_write().await?;
         let exists = sqlx::query("SELECT 1 FROM products WHERE org = $1 AND label = $2")
@@ -165,6 +168,14 @@ impl Identities {
                 .execute(&mut *tx)
                 .await?;
         }
+        if let Some(key) = sign_on_push {
+            sqlx::query("UPDATE products SET sign_on_push = $1 WHERE org = $2 AND label = $3")
+                .bind((!key.is_empty()).then_some(key))
+                .bind(org)
+                .bind(label)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         self.invalidate();
         self.product(org, label)
@@ -178,7 +189,7 @@ impl Identities {
             return Ok(p);
         }
         let row = sqlx::query(
-            "SELECT org, label, public, created_at, require_signed_by FROM products WHERE org = $1 AND label = $2",
+            "SELECT org, label, public, created_at, require_signed_by, sign_on_push FROM products WHERE org = $1 AND label = $2",
         )
         .bind(org)
         .bind(label)
@@ -192,7 +203,7 @@ impl Identities {
     pub async fn products(&self, org: &str) -> IdResult<Vec<Product>> {
         self.require_org(org).await?;
         let rows = sqlx::query(
-            "SELECT org, label, public, created_at, require_signed_by FROM products WHERE org = $1 ORDER BY label",
+            "SELECT org, label, public, created_at, require_signed_by, sign_on_push FROM products WHERE org = $1 ORDER BY label",
         )
         .bind(org)
         .fetch_all(&self.db().read)

@@ -30,6 +30,8 @@ pub struct Product {
     /// Signing keys of the organisation, one of which must have signed a manifest for
     /// it to be pulled (empty: no requirement).
     pub require_signed_by: Vec<String>,
+    /// The organisation's signing key the post-push copy signs pushed tags with.
+    pub sign_on_push: Option<String>,
     pub created_at: i64,
 }
 
@@ -89,6 +91,7 @@ pub(super) fn product(r: AnyRow) -> Product {
             .get::<Option<String>, _>(4)
             .and_then(|s| serde_json::from_str(&s).ok())
             .unwrap_or_default(),
+        sign_on_push: r.get(5),
     }
 }
 

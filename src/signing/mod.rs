@@ -335,6 +335,21 @@ impl SigningKeys {
     }
 }
 
+#[async_trait::async_trait]
+impl crate::store::signatures::ImageSigner for SigningKeys {
+    async fn sign(
+        &self,
+        org: &str,
+        key: &str,
+        manifest_digest: &str,
+        reference: &str,
+    ) -> std::result::Result<Vec<u8>, String> {
+        SigningKeys::sign(self, org, key, manifest_digest, reference)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 fn verify_raw(public: &SignedPublicKey, signature: &[u8]) -> Result<()> {
     let mut msg = Message::from_bytes(signature).map_err(pgp_err)?;
     msg.as_data_vec().map_err(pgp_err)?;

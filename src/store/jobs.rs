@@ -118,7 +118,7 @@ impl Registry {
         if claimed.rows_affected() == 0 {
             return Ok(None);
         }
-        let version = apply_change(&mut tx, job, self.version_retention()).await?;
+        let version = apply_change(&mut tx, job, self.version_retention(), self.signer()).await?;
         crate::fault::point("post_push_before_commit");
         tx.commit().await?;
         if let Some(v) = version {

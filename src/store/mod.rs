@@ -59,6 +59,8 @@ struct Inner {
     blob_redirect_ms: std::sync::atomic::AtomicU64,
     /// Fetches blobs an on_demand sync left at their remote.
     remote_blobs: std::sync::OnceLock<Arc<dyn on_demand::RemoteBlobSource>>,
+    /// Signs inside the post-push copy, for products that sign on push.
+    signer: std::sync::OnceLock<Arc<dyn signatures::ImageSigner>>,
     /// When blobs live in object storage, upload sessions are staged there too, so that
     /// any replica continues any session.
     shared_staging: Option<Arc<object_blobs::ObjectBlobStore>>,
@@ -184,6 +186,7 @@ impl Registry {
                 version_retention: std::sync::atomic::AtomicU64::new(0),
                 blob_redirect_ms: std::sync::atomic::AtomicU64::new(0),
                 remote_blobs: std::sync::OnceLock::new(),
+                signer: std::sync::OnceLock::new(),
                 shared_staging,
                 session_hashes: moka::sync::Cache::builder()
                     .max_capacity(10_000)
@@ -199,6 +202,15 @@ impl Registry {
         self.inner
             .version_retention
             .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// What signs the copies of products that sign on push (set once, at start).
+    pub fn set_signer(&self, signer: Arc<dyn signatures::ImageSigner>) {
+        let _ = self.inner.signer.set(signer);
+    }
+
+    pub(crate) fn signer(&self) -> Option<&dyn signatures::ImageSigner> {
+        self.inner.signer.get().map(|s| s.as_ref())
     }
 
     pub(crate) fn version_retention(&self) -> u64 {
@@ -508,6 +520,20 @@ impl Registry {
         body: &[u8],
         extra_tags: Vec<Tag>,
     ) -> Result<PushedManifest> {
+        self.put_manifest_signed(repo, reference, content_type, body, extra_tags, None)
+            .await
+    }
+
+    /// `put_manifest`, the post-push copy signing the pushed tags as `sign` says.
+    pub async fn put_manifest_signed(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: &[u8],
+        extra_tags: Vec<Tag>,
+        sign: Option<signatures::SignOnPush>,
+    ) -> Result<PushedManifest> {
         let parsed = manifests::parse(content_type, body)?;
         let digest = match reference {
             Reference::Digest(want) => {
@@ -596,7 +622,7 @@ impl Registry {
                     digest: d.clone(),
                     tags: tags.iter().map(|t| t.as_str().to_owned()).collect(),
                 };
-                Some(versions::enqueue_post_push(&mut tx, repo.as_str(), n, change).await?)
+                Some(versions::enqueue_post_push(&mut tx, repo.as_str(), n, change, sign).await?)
             }
             _ => None,
         };
@@ -659,7 +685,7 @@ impl Registry {
                     },
                     Reference::Digest(d) => versions::PushChange::DeleteManifest { digest: d.to_string() },
                 };
-                Some(versions::enqueue_post_push(&mut tx, repo.as_str(), n, change).await?)
+                Some(versions::enqueue_post_push(&mut tx, repo.as_str(), n, change, None).await?)
             }
             _ => None,
         };

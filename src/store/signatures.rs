@@ -18,6 +18,67 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::Row;
 
+/// Makes the signatures of products that sign on push, inside the post-push copy (the
+/// `signing` module implements it; the store only knows that it signs).
+#[async_trait::async_trait]
+pub trait ImageSigner: Send + Sync {
+    /// A simple signing signature by `org`'s key `key` of `manifest_digest` pulled as
+    /// `reference`.
+    async fn sign(
+        &self,
+        org: &str,
+        key: &str,
+        manifest_digest: &str,
+        reference: &str,
+    ) -> std::result::Result<Vec<u8>, String>;
+}
+
+/// What the post-push copy of a product that signs on push signs with: the
+/// organisation's key, and the public name (`registry/org/product/name`) each tag is
+/// appended to. The gateway passes it with the manifest PUT (clients cannot: it
+/// removes the header from what they send).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignOnPush {
+    pub org: String,
+    pub key: String,
+    pub reference: String,
+}
+
+impl SignOnPush {
+    pub const HEADER: &'static str = "x-gatehouse-sign-on-push";
+
+    pub fn to_header(&self) -> String {
+        format!("{} {} {}", self.org, self.key, self.reference)
+    }
+
+    pub fn from_header(value: &str) -> Option<Self> {
+        let mut parts = value.split_whitespace();
+        let (org, key, reference) = (parts.next()?, parts.next()?, parts.next()?);
+        parts.next().is_none().then(|| Self {
+            org: org.to_owned(),
+            key: key.to_owned(),
+            reference: reference.to_owned(),
+        })
+    }
+}
+
+/// A signature made here of `manifest_digest`, named as clients name theirs.
+pub fn new_signature(manifest_digest: &str, content: Vec<u8>) -> Signature {
+    let mut suffix = [0u8; 16];
+    // The name only has to be unique among the manifest's signatures; should the
+    // system's randomness fail, the content's digest still makes it so.
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut suffix).is_err() {
+        let d = Digest::sha256_of(&content).to_string();
+        suffix.copy_from_slice(&d.as_bytes()[7..23]);
+    }
+    Signature {
+        digest: Digest::sha256_of(&content).to_string(),
+        manifest_digest: manifest_digest.to_owned(),
+        name: format!("{manifest_digest}@{}", hex::encode(suffix)),
+        content,
+    }
+}
+
 /// Larger bodies are refused: a signature is a few hundred bytes.
 pub const MAX_SIGNATURE_BYTES: usize = 64 * 1024;
 /// Signatures kept per manifest and repository.
@@ -305,7 +366,7 @@ impl Registry {
                 let change = PushChange::Sign {
                     digest: sig.manifest_digest.clone(),
                 };
-                Some(versions::enqueue_post_push(&mut tx, repo.as_str(), normal, change).await?)
+                Some(versions::enqueue_post_push(&mut tx, repo.as_str(), normal, change, None).await?)
             }
             _ => None,
         };

@@ -75,6 +75,9 @@ pub struct PostPushJob {
     /// The normal repository's id (repositories are never renumbered).
     pub normal_id: i64,
     pub change: PushChange,
+    /// Sign the pushed tags in the copy (products that sign on push).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign: Option<super::signatures::SignOnPush>,
 }
 
 pub const POST_PUSH_JOB: &str = "post_push";
@@ -108,12 +111,14 @@ pub(crate) async fn enqueue_post_push(
     push: &str,
     normal_id: i64,
     change: PushChange,
+    sign: Option<super::signatures::SignOnPush>,
 ) -> MetaResult<(i64, PostPushJob)> {
     let job = PostPushJob {
         push_repository: push.to_owned(),
         normal_repository: repository_name(tx, normal_id).await?,
         normal_id,
         change,
+        sign,
     };
     Ok((enqueue(tx, POST_PUSH_JOB, &json!(job)).await?, job))
 }
@@ -176,7 +181,12 @@ async fn current_tag(tx: &mut WriteTx, repo_id: i64, tag: &str) -> MetaResult<Op
 /// Apply a push repository's change to its normal repository and record a version.
 /// Returns the new version number, or `None` when nothing changed (a re-run).
 /// Costs work in proportion to the change, not to the repository.
-pub(crate) async fn apply_change(tx: &mut WriteTx, job: &PostPushJob, keep: u64) -> MetaResult<Option<i64>> {
+pub(crate) async fn apply_change(
+    tx: &mut WriteTx,
+    job: &PostPushJob,
+    keep: u64,
+    signer: Option<&dyn super::signatures::ImageSigner>,
+) -> MetaResult<Option<i64>> {
     let normal_id = job.normal_id;
     let mut delta = Delta::default();
     let push_id = tx.repository_id(&job.push_repository).await?;
@@ -188,11 +198,23 @@ pub(crate) async fn apply_change(tx: &mut WriteTx, job: &PostPushJob, keep: u64)
                     copy_signatures(tx, push_id, normal_id, &m, &mut delta).await?;
                 }
             }
-            if tags.is_empty() {
+            let mut reason = if tags.is_empty() {
                 format!("push {digest}")
             } else {
                 format!("push {}", tags.join(", "))
+            };
+            if let Some(spec) = &job.sign {
+                // Signed in the copy's own transaction: a crash leaves either the copy
+                // with its signatures or neither.
+                match sign_tags(tx, normal_id, digest, tags, spec, signer, &mut delta).await? {
+                    Ok(()) => reason.push_str(&format!(" (signed with {})", spec.key)),
+                    Err(why) => {
+                        tracing::warn!(repository = %job.normal_repository, key = %spec.key, error = %why, "sign on push failed");
+                        reason.push_str(&format!(" (not signed with {}: {why})", spec.key));
+                    }
+                }
             }
+            reason
         }
         PushChange::DeleteTag { tag } => {
             remove_tag(tx, normal_id, tag, &mut delta).await?;
@@ -268,6 +290,34 @@ async fn add_manifest(
         }
     }
     Ok(())
+}
+
+/// Sign each of `tags` (pointing at `digest`) as `spec` says, into repository `repo_id`.
+/// The outer error is the database's; the inner one why nothing could be signed.
+async fn sign_tags(
+    tx: &mut WriteTx,
+    repo_id: i64,
+    digest: &str,
+    tags: &[String],
+    spec: &super::signatures::SignOnPush,
+    signer: Option<&dyn super::signatures::ImageSigner>,
+    delta: &mut Delta,
+) -> MetaResult<Result<(), String>> {
+    let Some(signer) = signer else {
+        return Ok(Err("no signing service in this process".to_owned()));
+    };
+    for tag in tags {
+        let reference = format!("{}:{tag}", spec.reference);
+        let content = match signer.sign(&spec.org, &spec.key, digest, &reference).await {
+            Ok(c) => c,
+            Err(why) => return Ok(Err(why)),
+        };
+        let sig = super::signatures::new_signature(digest, content);
+        if super::signatures::link(tx, repo_id, &sig).await? {
+            delta.added.push(("signature", sig.digest, digest.to_owned()));
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// Link into `to` the signatures `from` has of `manifest`, recording them in `delta`.

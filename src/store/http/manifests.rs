@@ -7,6 +7,7 @@ use crate::oci::{Digest, Reference, RepoName, Tag};
 use crate::store::Registry;
 use crate::store::manifests::MAX_MANIFEST_BYTES;
 use crate::store::meta::StoredManifest;
+use crate::store::signatures::SignOnPush;
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
@@ -121,8 +122,9 @@ pub(super) async fn put(reg: &Registry, repo: &RepoName, reference: &str, req: &
     let body = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
         .await
         .map_err(|_| too_large())?;
+    let sign = req.header(SignOnPush::HEADER).and_then(SignOnPush::from_header);
     let pushed = reg
-        .put_manifest(repo, &reference, content_type.as_deref(), &body, extra_tags)
+        .put_manifest_signed(repo, &reference, content_type.as_deref(), &body, extra_tags, sign)
         .await?;
 
     let mut headers = vec![
