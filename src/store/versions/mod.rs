@@ -9,6 +9,10 @@
 //! Work caused by a push is recorded as a job (the outbox) in the push's own
 //! transaction; `jobs` runs it. Running a job twice is harmless: a copy that changes
 //! nothing records no version, and the job is marked done in the copy's transaction.
+//!
+//! Here: the model, recording versions, reading them, rollback. `changes`: what changes
+//! a normal repository (the post-push copy, content operations); `distributions`: names
+//! served from a version; `synced`: what a sync found becoming a version.
 
 use super::Registry;
 use super::meta::{MetaResult, WriteTx, now_ms};
@@ -17,6 +21,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+mod changes;
+mod distributions;
+mod synced;
+
+pub use changes::ContentOp;
+pub(crate) use changes::apply_change;
+pub use distributions::Distribution;
+pub use synced::SyncedContent;
+use synced::remote_blob_known;
 
 pub const KIND_PUSH: &str = "push";
 pub const KIND_NORMAL: &str = "normal";
@@ -178,215 +192,6 @@ async fn current_tag(tx: &mut WriteTx, repo_id: i64, tag: &str) -> MetaResult<Op
     )
 }
 
-/// Apply a push repository's change to its normal repository and record a version.
-/// Returns the new version number, or `None` when nothing changed (a re-run).
-/// Costs work in proportion to the change, not to the repository.
-pub(crate) async fn apply_change(
-    tx: &mut WriteTx,
-    job: &PostPushJob,
-    keep: u64,
-    signer: Option<&dyn super::signatures::ImageSigner>,
-) -> MetaResult<Option<i64>> {
-    let normal_id = job.normal_id;
-    let mut delta = Delta::default();
-    let push_id = tx.repository_id(&job.push_repository).await?;
-    let reason = match &job.change {
-        PushChange::Push { digest, tags } => {
-            add_manifest(tx, normal_id, digest, tags, &mut delta).await?;
-            if let Some(push_id) = push_id {
-                for m in closure(tx, digest).await? {
-                    copy_signatures(tx, push_id, normal_id, &m, &mut delta).await?;
-                }
-            }
-            let mut reason = if tags.is_empty() {
-                format!("push {digest}")
-            } else {
-                format!("push {}", tags.join(", "))
-            };
-            if let Some(spec) = &job.sign {
-                // Signed in the copy's own transaction: a crash leaves either the copy
-                // with its signatures or neither.
-                match sign_tags(tx, normal_id, digest, tags, spec, signer, &mut delta).await? {
-                    Ok(()) => reason.push_str(&format!(" (signed with {})", spec.key)),
-                    Err(why) => {
-                        tracing::warn!(repository = %job.normal_repository, key = %spec.key, error = %why, "sign on push failed");
-                        reason.push_str(&format!(" (not signed with {}: {why})", spec.key));
-                    }
-                }
-            }
-            reason
-        }
-        PushChange::DeleteTag { tag } => {
-            remove_tag(tx, normal_id, tag, &mut delta).await?;
-            format!("delete tag {tag}")
-        }
-        PushChange::DeleteManifest { digest } => {
-            remove_manifest_and_orphans(tx, normal_id, digest, &mut delta).await?;
-            format!("delete manifest {digest}")
-        }
-        PushChange::Sign { digest } => {
-            // Only where the manifest is: a signature never outlives what it signs.
-            if let Some(push_id) = push_id
-                && tx.manifest_is_linked(normal_id, digest).await?
-            {
-                copy_signatures(tx, push_id, normal_id, digest, &mut delta).await?;
-            }
-            format!("sign {digest}")
-        }
-    };
-    record_version(tx, normal_id, &job.normal_repository, &reason, &delta, keep).await
-}
-
-/// Link `digest` with its closure (an index's children) and their blobs into the
-/// repository, and point `tags` at it.
-async fn add_manifest(
-    tx: &mut WriteTx,
-    repo_id: i64,
-    digest: &str,
-    tags: &[String],
-    delta: &mut Delta,
-) -> MetaResult<()> {
-    for m in closure(tx, digest).await? {
-        let linked = sqlx::query(
-            "INSERT INTO repository_manifests (repository_id, digest, pushed_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (repository_id, digest) DO NOTHING",
-        )
-        .bind(repo_id)
-        .bind(&m)
-        .bind(now_ms())
-        .execute(tx.conn())
-        .await?;
-        if linked.rows_affected() > 0 {
-            delta.added.push(("manifest", m.clone(), m.clone()));
-        }
-        // Link the blobs the repository lacks, learning which they were.
-        let linked = sqlx::query(
-            "INSERT INTO repository_blobs (repository_id, digest, linked_at) \
-             SELECT $2, mb.blob_digest, $3 FROM manifest_blobs mb WHERE mb.manifest_digest = $1 \
-             AND NOT EXISTS (SELECT 1 FROM repository_blobs rb \
-                             WHERE rb.repository_id = $2 AND rb.digest = mb.blob_digest) \
-             RETURNING digest",
-        )
-        .bind(&m)
-        .bind(repo_id)
-        .bind(now_ms())
-        .fetch_all(tx.conn())
-        .await?;
-        for r in linked {
-            let b: String = r.get(0);
-            delta.added.push(("blob", b.clone(), b));
-        }
-    }
-    for t in tags {
-        match current_tag(tx, repo_id, t).await? {
-            Some(old) if old == digest => {}
-            old => {
-                if let Some(old) = old {
-                    delta.removed.push(("tag", t.clone(), old));
-                }
-                tx.set_tag(repo_id, t, digest).await?;
-                delta.added.push(("tag", t.clone(), digest.to_owned()));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Sign each of `tags` (pointing at `digest`) as `spec` says, into repository `repo_id`.
-/// The outer error is the database's; the inner one why nothing could be signed.
-async fn sign_tags(
-    tx: &mut WriteTx,
-    repo_id: i64,
-    digest: &str,
-    tags: &[String],
-    spec: &super::signatures::SignOnPush,
-    signer: Option<&dyn super::signatures::ImageSigner>,
-    delta: &mut Delta,
-) -> MetaResult<Result<(), String>> {
-    let Some(signer) = signer else {
-        return Ok(Err("no signing service in this process".to_owned()));
-    };
-    for tag in tags {
-        let reference = format!("{}:{tag}", spec.reference);
-        let content = match signer.sign(&spec.org, &spec.key, digest, &reference).await {
-            Ok(c) => c,
-            Err(why) => return Ok(Err(why)),
-        };
-        let sig = super::signatures::new_signature(digest, content);
-        if super::signatures::link(tx, repo_id, &sig).await? {
-            delta.added.push(("signature", sig.digest, digest.to_owned()));
-        }
-    }
-    Ok(Ok(()))
-}
-
-/// Link into `to` the signatures `from` has of `manifest`, recording them in `delta`.
-async fn copy_signatures(tx: &mut WriteTx, from: i64, to: i64, manifest: &str, delta: &mut Delta) -> MetaResult<()> {
-    for d in super::signatures::copy_links(tx, from, to, manifest).await? {
-        delta.added.push(("signature", d, manifest.to_owned()));
-    }
-    Ok(())
-}
-
-/// Remove a tag (only the tag); whether it existed.
-async fn remove_tag(tx: &mut WriteTx, repo_id: i64, tag: &str, delta: &mut Delta) -> MetaResult<bool> {
-    let Some(old) = current_tag(tx, repo_id, tag).await? else {
-        return Ok(false);
-    };
-    tx.delete_tag(repo_id, tag).await?;
-    delta.removed.push(("tag", tag.to_owned(), old));
-    Ok(true)
-}
-
-/// Unlink a manifest and the tags pointing at it (its blobs stay linked, as after a
-/// registry DELETE); whether it was linked.
-async fn unlink_manifest(tx: &mut WriteTx, repo_id: i64, digest: &str, delta: &mut Delta) -> MetaResult<bool> {
-    let tags = sqlx::query("SELECT name FROM tags WHERE repository_id = $1 AND digest = $2")
-        .bind(repo_id)
-        .bind(digest)
-        .fetch_all(tx.conn())
-        .await?;
-    for r in tags {
-        delta.removed.push(("tag", r.get(0), digest.to_owned()));
-    }
-    for d in super::signatures::unlink_all(tx, repo_id, digest).await? {
-        delta.removed.push(("signature", d, digest.to_owned()));
-    }
-    let unlinked = tx.unlink_manifest(repo_id, digest).await?;
-    if unlinked {
-        delta.removed.push(("manifest", digest.to_owned(), digest.to_owned()));
-    }
-    Ok(unlinked)
-}
-
-/// Unlink a manifest, the tags on it, and its blobs that no manifest still in the
-/// repository references; whether it was there.
-async fn remove_manifest_and_orphans(
-    tx: &mut WriteTx,
-    repo_id: i64,
-    digest: &str,
-    delta: &mut Delta,
-) -> MetaResult<bool> {
-    if !unlink_manifest(tx, repo_id, digest, delta).await? {
-        return Ok(false);
-    }
-    let orphans = sqlx::query(
-        "DELETE FROM repository_blobs WHERE repository_id = $1 AND digest IN ( \
-            SELECT mb.blob_digest FROM manifest_blobs mb WHERE mb.manifest_digest = $2 AND NOT EXISTS ( \
-              SELECT 1 FROM repository_manifests rm JOIN manifest_blobs mb2 ON mb2.manifest_digest = rm.digest \
-              WHERE rm.repository_id = $1 AND mb2.blob_digest = mb.blob_digest)) RETURNING digest",
-    )
-    .bind(repo_id)
-    .bind(digest)
-    .fetch_all(tx.conn())
-    .await?;
-    for r in orphans {
-        let b: String = r.get(0);
-        delta.removed.push(("blob", b.clone(), b));
-    }
-    Ok(true)
-}
-
 /// Record a manifest (not linked to any repository yet) after checking that every blob
 /// and child manifest it references exists.
 async fn record_manifest(tx: &mut WriteTx, content: &[u8], media_type: &str) -> Result<String> {
@@ -436,68 +241,6 @@ async fn record_manifest_with(tx: &mut WriteTx, content: &[u8], media_type: &str
     })
     .await?;
     Ok(digest)
-}
-
-/// One change to a normal repository's content, through the content API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ContentOp {
-    /// Add a manifest (with its closure and blobs) and point tags at it.
-    Add {
-        digest: String,
-        tags: Vec<String>,
-    },
-    RemoveTag {
-        tag: String,
-    },
-    /// Remove a manifest, the tags on it, and its blobs that nothing else in the
-    /// repository references. Refused while an index in the repository lists it,
-    /// unless `force`.
-    RemoveManifest {
-        digest: String,
-        force: bool,
-    },
-    /// Add a signature of a manifest the repository holds.
-    Sign {
-        signature: super::signatures::Signature,
-    },
-    /// Bring along the signatures repository `from` has of `digest` and its closure
-    /// (after `Add` of the same digest: a copy carries its signatures).
-    CopySignatures {
-        from: String,
-        digest: String,
-    },
-}
-
-/// Remove a manifest as `ContentOp::RemoveManifest` says.
-async fn remove_manifest(tx: &mut WriteTx, repo_id: i64, digest: &str, force: bool, delta: &mut Delta) -> Result<()> {
-    let parent = sqlx::query(
-        "SELECT mc.manifest_digest FROM manifest_children mc JOIN repository_manifests rm \
-         ON rm.digest = mc.manifest_digest AND rm.repository_id = $1 WHERE mc.child_digest = $2 LIMIT 1",
-    )
-    .bind(repo_id)
-    .bind(digest)
-    .fetch_optional(tx.conn())
-    .await?;
-    if let Some(p) = parent
-        && !force
-    {
-        let parent: String = p.get(0);
-        return Err(Error::new(
-            ErrorCode::Denied,
-            format!(
-                "manifest {digest} is listed by index {parent} in this repository; remove the index first or force"
-            ),
-        )
-        .with_detail(json!({ "digest": digest, "index": parent })));
-    }
-    if !remove_manifest_and_orphans(tx, repo_id, digest, delta).await? {
-        return Err(Error::new(
-            ErrorCode::ManifestUnknown,
-            format!("manifest {digest} is not in the repository"),
-        )
-        .with_detail(json!({ "digest": digest })));
-    }
-    Ok(())
 }
 
 /// Record `delta` as the normal repository's next version (nothing when it is empty),
@@ -652,29 +395,6 @@ async fn version_rows(tx: &mut WriteTx, repo_id: i64, name: &str, n: i64) -> Res
         .collect())
 }
 
-/// A public name and where its pulls are served from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Distribution {
-    pub name: String,
-    /// The normal repository it distributes.
-    pub repository: String,
-    /// The pinned version; `None` follows the latest.
-    pub version: Option<i64>,
-    #[serde(skip)]
-    pub served_from: String,
-    pub updated_at: i64,
-}
-
-fn distribution_row(r: sqlx::any::AnyRow) -> Distribution {
-    Distribution {
-        name: r.get(0),
-        repository: r.get(1),
-        version: r.get(2),
-        served_from: r.get(3),
-        updated_at: r.get(4),
-    }
-}
-
 /// Make a repository's served content exactly `content` ((kind, key, digest) rows).
 async fn replace_content(tx: &mut WriteTx, repo_id: i64, content: &[(String, String, String)]) -> Result<()> {
     let now = now_ms();
@@ -714,22 +434,6 @@ async fn replace_content(tx: &mut WriteTx, repo_id: i64, content: &[(String, Str
         q.bind(now).execute(tx.conn()).await?;
     }
     Ok(())
-}
-
-/// What a sync found on a remote, ready to become a version (`Registry::apply_sync`).
-#[derive(Debug, Default)]
-pub struct SyncedContent {
-    /// (content, media type), children before their index.
-    pub manifests: Vec<(Vec<u8>, String)>,
-    pub tags: Vec<(String, String)>,
-    /// Manifests kept without a tag (referrers: signatures, SBOMs).
-    pub untagged: Vec<String>,
-    pub mirror: bool,
-    /// Blobs may be absent locally when a remote serves them (`remote_blobs`).
-    pub on_demand: bool,
-    /// The remote's simple-signing signatures of what it serves; `None` when it has no
-    /// signature API (the repository then keeps the signatures it has).
-    pub signatures: Option<Vec<super::signatures::Signature>>,
 }
 
 /// The (kind, key, digest) rows of a repository's current content.
@@ -779,14 +483,6 @@ async fn set_content(
     Ok(record_version(tx, repo_id, normal, reason, &delta, keep).await?)
 }
 
-async fn remote_blob_known(tx: &mut WriteTx, digest: &str) -> MetaResult<bool> {
-    let row = sqlx::query("SELECT 1 FROM remote_blobs WHERE digest = $1 LIMIT 1")
-        .bind(digest)
-        .fetch_optional(tx.conn())
-        .await?;
-    Ok(row.is_some())
-}
-
 fn not_normal(name: &str) -> Error {
     Error::new(
         ErrorCode::NameUnknown,
@@ -825,76 +521,6 @@ impl Registry {
         .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// A public name's distribution, if any.
-    pub async fn distribution(&self, name: &str) -> Result<Option<Distribution>> {
-        let row =
-            sqlx::query("SELECT name, repository, version, served_from, updated_at FROM distributions WHERE name = $1")
-                .bind(name)
-                .fetch_optional(self.meta().reader())
-                .await?;
-        Ok(row.map(distribution_row))
-    }
-
-    /// Distributions whose names start with `prefix`.
-    pub async fn distributions(&self, prefix: &str) -> Result<Vec<Distribution>> {
-        let rows = sqlx::query(
-            "SELECT name, repository, version, served_from, updated_at FROM distributions \
-             WHERE substr(name, 1, length($1)) = $1 ORDER BY name",
-        )
-        .bind(prefix)
-        .fetch_all(self.meta().reader())
-        .await?;
-        Ok(rows.into_iter().map(distribution_row).collect())
-    }
-
-    /// Serve `name` from the normal repository `repository`: its latest version
-    /// (`version: None`), or version `n`, whose content is materialised into a hidden
-    /// repository so that later versions (and retention) leave it untouched.
-    pub async fn set_distribution(&self, name: &str, repository: &str, version: Option<i64>) -> Result<Distribution> {
-        let mut tx = self.meta().begin_write().await?;
-        let repo_id = normal_repository_id(&mut tx, repository).await?;
-        let served_from = match version {
-            None => repository.to_owned(),
-            Some(n) => {
-                let pinned = format!("{name}/pinned");
-                let content = version_rows(&mut tx, repo_id, repository, n).await?;
-                let pinned_id = tx.ensure_repository(&pinned).await?;
-                replace_content(&mut tx, pinned_id, &content).await?;
-                pinned
-            }
-        };
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO distributions (name, repository, version, served_from, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (name) DO UPDATE SET repository = excluded.repository, \
-             version = excluded.version, served_from = excluded.served_from, updated_at = excluded.updated_at",
-        )
-        .bind(name)
-        .bind(repository)
-        .bind(version)
-        .bind(&served_from)
-        .bind(now)
-        .execute(tx.conn())
-        .await?;
-        tx.commit().await?;
-        Ok(Distribution {
-            name: name.to_owned(),
-            repository: repository.to_owned(),
-            version,
-            served_from,
-            updated_at: now,
-        })
-    }
-
-    /// Stop serving `name`; whether it was a distribution.
-    pub async fn delete_distribution(&self, name: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM distributions WHERE name = $1")
-            .bind(name)
-            .execute(self.meta().writer())
-            .await?;
-        Ok(r.rows_affected() > 0)
     }
 
     /// Versions of a normal repository, newest first.
@@ -940,80 +566,6 @@ impl Registry {
         .fetch_all(self.meta().reader())
         .await?;
         Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
-    }
-
-    /// Apply content operations to a normal repository as one new version (`None` when
-    /// nothing changed). Any invalid operation refuses the whole set: no version.
-    pub async fn modify(&self, normal: &str, ops: &[ContentOp], reason: &str) -> Result<Option<i64>> {
-        self.modify_with_manifests(normal, &[], ops, reason).await
-    }
-
-    /// `modify`, first recording `manifests` ((content, media type), children before
-    /// their index) in the same transaction: an import is one version or nothing.
-    pub(crate) async fn modify_with_manifests(
-        &self,
-        normal: &str,
-        manifests: &[(Vec<u8>, String)],
-        ops: &[ContentOp],
-        reason: &str,
-    ) -> Result<Option<i64>> {
-        let mut tx = self.meta().begin_write().await?;
-        let repo_id = normal_repository_id(&mut tx, normal).await?;
-        for (content, media_type) in manifests {
-            record_manifest(&mut tx, content, media_type).await?;
-        }
-        let mut delta = Delta::default();
-        for op in ops {
-            match op {
-                ContentOp::Add { digest, tags } => {
-                    let known = sqlx::query("SELECT 1 FROM manifests WHERE digest = $1")
-                        .bind(digest)
-                        .fetch_optional(tx.conn())
-                        .await?;
-                    if known.is_none() {
-                        return Err(Error::new(ErrorCode::ManifestUnknown, format!("no manifest {digest}"))
-                            .with_detail(json!({ "digest": digest })));
-                    }
-                    add_manifest(&mut tx, repo_id, digest, tags, &mut delta).await?;
-                }
-                ContentOp::RemoveTag { tag } => {
-                    if !remove_tag(&mut tx, repo_id, tag, &mut delta).await? {
-                        return Err(
-                            Error::new(ErrorCode::ManifestUnknown, format!("no tag {tag} in {normal}"))
-                                .with_detail(json!({ "tag": tag })),
-                        );
-                    }
-                }
-                ContentOp::RemoveManifest { digest, force } => {
-                    remove_manifest(&mut tx, repo_id, digest, *force, &mut delta).await?;
-                }
-                ContentOp::Sign { signature } => {
-                    let manifest = &signature.manifest_digest;
-                    if !tx.manifest_is_linked(repo_id, manifest).await? {
-                        return Err(Error::new(
-                            ErrorCode::ManifestUnknown,
-                            format!("{normal} has no manifest {manifest}"),
-                        )
-                        .with_detail(json!({ "digest": manifest })));
-                    }
-                    if super::signatures::link(&mut tx, repo_id, signature).await? {
-                        delta
-                            .added
-                            .push(("signature", signature.digest.clone(), manifest.clone()));
-                    }
-                }
-                ContentOp::CopySignatures { from, digest } => {
-                    if let Some(from_id) = tx.repository_id(from).await? {
-                        for m in closure(&mut tx, digest).await? {
-                            copy_signatures(&mut tx, from_id, repo_id, &m, &mut delta).await?;
-                        }
-                    }
-                }
-            }
-        }
-        let version = record_version(&mut tx, repo_id, normal, reason, &delta, self.version_retention()).await?;
-        tx.commit().await?;
-        Ok(version)
     }
 
     /// The digest a tag points to in a repository's current content.
@@ -1087,105 +639,6 @@ impl Registry {
             .await?
             .get(0);
         Ok(created.unwrap_or(latest))
-    }
-
-    /// Make a normal repository's content what a sync found, as one new version (`None`
-    /// when nothing changed): `manifests` are recorded first (children before their
-    /// index; their blobs must be stored, or known to a remote when `on_demand`), then
-    /// the content becomes `tags` (tag, digest) and `untagged` manifests with their
-    /// closures and blobs. `mirror`: exactly that; otherwise added to what is there
-    /// (a tag that moved upstream moves here too).
-    pub async fn apply_sync(&self, normal: &str, found: &SyncedContent, reason: &str) -> Result<Option<i64>> {
-        let mut tx = self.meta().begin_write().await?;
-        let repo_id = normal_repository_id(&mut tx, normal).await?;
-        for (content, media_type) in &found.manifests {
-            record_manifest_with(&mut tx, content, media_type, found.on_demand).await?;
-        }
-        let mut tags: BTreeMap<String, String> = BTreeMap::new();
-        let mut roots: BTreeSet<String> = found.untagged.iter().cloned().collect();
-        let current = current_rows(&mut tx, repo_id).await?;
-        // Signatures (digest, manifest): the remote's, plus those the repository has
-        // unless a mirror takes exactly the remote's; kept where their manifest is.
-        let mut signatures: BTreeSet<(String, String)> = BTreeSet::new();
-        if !found.mirror || found.signatures.is_none() {
-            signatures.extend(
-                current
-                    .iter()
-                    .filter(|r| r.0 == "signature")
-                    .map(|r| (r.1.clone(), r.2.clone())),
-            );
-        }
-        for sig in found.signatures.iter().flatten() {
-            super::signatures::record(&mut tx, sig).await?;
-            signatures.insert((sig.digest.clone(), sig.manifest_digest.clone()));
-        }
-        if !found.mirror {
-            for (kind, key, digest) in current {
-                match kind.as_str() {
-                    "tag" => {
-                        tags.insert(key, digest);
-                    }
-                    "manifest" => {
-                        roots.insert(digest);
-                    }
-                    _ => {}
-                }
-            }
-        }
-        for (tag, digest) in &found.tags {
-            tags.insert(tag.clone(), digest.clone());
-        }
-        roots.extend(tags.values().cloned());
-        let mut manifests = BTreeSet::new();
-        for root in &roots {
-            if !manifests.contains(root) {
-                manifests.extend(closure(&mut tx, root).await?);
-            }
-        }
-        let mut blobs = BTreeSet::new();
-        for m in &manifests {
-            let rows = sqlx::query("SELECT blob_digest FROM manifest_blobs WHERE manifest_digest = $1")
-                .bind(m)
-                .fetch_all(tx.conn())
-                .await?;
-            blobs.extend(rows.into_iter().map(|r| r.get::<String, _>(0)));
-        }
-        let signatures: Vec<(String, String, String)> = signatures
-            .into_iter()
-            .filter(|(_, m)| manifests.contains(m))
-            .map(|(d, m)| ("signature".to_owned(), d, m))
-            .collect();
-        let target: Vec<(String, String, String)> = tags
-            .into_iter()
-            .map(|(t, d)| ("tag".to_owned(), t, d))
-            .chain(manifests.into_iter().map(|m| ("manifest".to_owned(), m.clone(), m)))
-            .chain(blobs.into_iter().map(|b| ("blob".to_owned(), b.clone(), b)))
-            .chain(signatures)
-            .collect();
-        let created = set_content(&mut tx, repo_id, normal, target, reason, self.version_retention()).await?;
-        tx.commit().await?;
-        Ok(created)
-    }
-
-    /// Record that `remote` serves these (digest, size) blobs, for on-demand fetching.
-    pub async fn remember_remote_blobs(&self, remote: i64, blobs: &[(String, u64)]) -> Result<()> {
-        if blobs.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.meta().begin_write().await?;
-        for (digest, size) in blobs {
-            sqlx::query(
-                "INSERT INTO remote_blobs (digest, remote_id, size) VALUES ($1, $2, $3) \
-                 ON CONFLICT (digest, remote_id) DO UPDATE SET size = excluded.size",
-            )
-            .bind(digest)
-            .bind(remote)
-            .bind(*size as i64)
-            .execute(tx.conn())
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Whether the store holds the manifest `digest` (in any repository).
