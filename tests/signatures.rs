@@ -872,13 +872,53 @@ async fn an_org_key_signs_for_the_public_name_and_podman_verifies_it() {
         "{sealed:?}"
     );
 
-    // Deleting a key keeps the signatures made with it (they are content).
+    // Signature status, per tag, against the organisation's keys.
+    let status = |v: &Value, tag: &str| -> Vec<Value> {
+        v["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["tag"] == tag)
+            .unwrap_or_else(|| panic!("no tag {tag}: {v}"))["signatures"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let (s, v) = gw
+        .api(
+            "GET",
+            "/api/v1/repositories/acme/web/app/signatures",
+            ("watcher", USER_PASSWORD),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let one = status(&v, "1.0");
+    assert_eq!(one.len(), 1, "{v}");
+    assert_eq!(
+        (one[0]["valid"].as_bool(), one[0]["key"].as_str()),
+        (Some(true), Some("release"))
+    );
+    assert_eq!(one[0]["identity"], format!("{}/acme/web/app:1.0", gw.host()));
+    assert_eq!(status(&v, "2.0")[0]["key"], "ci");
+
+    // Deleting a key keeps the signatures made with it (they are content), which no
+    // longer verify against the organisation's keys.
     let (s, _) = gw
         .api("DELETE", "/api/v1/orgs/acme/signing-keys/release", admin, None)
         .await;
     assert_eq!(s, 204);
     let digest = site.digest("1.0").await;
     assert_eq!(site.signatures(&digest).await.len(), 1);
+    let (_, v) = gw
+        .api(
+            "GET",
+            "/api/v1/repositories/acme/web/app/signatures",
+            ("watcher", USER_PASSWORD),
+            None,
+        )
+        .await;
+    assert_eq!(status(&v, "1.0")[0]["valid"], false, "{v}");
 }
 
 /// A product that requires signatures by its organisation's keys: a manifest no

@@ -28,7 +28,15 @@ use serde::Deserialize;
 use serde_json::json;
 
 const OPS: &[&str] = &[
-    "versions", "rollback", "copy", "remove", "tag", "untag", "import", "sign",
+    "versions",
+    "signatures",
+    "rollback",
+    "copy",
+    "remove",
+    "tag",
+    "untag",
+    "import",
+    "sign",
 ];
 
 fn split(rest: &str) -> ApiResult<(RepoPath, Vec<&str>)> {
@@ -61,7 +69,12 @@ async fn require(gw: &Gateway, a: &Admin, path: &RepoPath, action: Action) -> Ap
     }
 }
 
-pub(super) async fn get_repository(State(gw): State<Gateway>, a: Admin, Path(rest): Path<String>) -> ApiResult {
+pub(super) async fn get_repository(
+    State(gw): State<Gateway>,
+    keys: Option<Extension<SigningKeys>>,
+    a: Admin,
+    Path(rest): Path<String>,
+) -> ApiResult {
     let (path, tail) = split(&rest)?;
     require(&gw, &a, &path, Action::Pull).await?;
     let reg = registry(&gw)?;
@@ -90,8 +103,61 @@ pub(super) async fn get_repository(State(gw): State<Gateway>, a: Admin, Path(res
             let diff = reg.version_diff(&normal, n).await?;
             Ok(Json(json!({ "repository": path.public, "version": info, "tags": tags, "diff": diff })).into_response())
         }
-        _ => Err(ApiError::not_found("use …/versions or …/versions/{n}")),
+        ["signatures"] => signature_status(reg, keys.map(|Extension(k)| k), &path, &normal).await,
+        _ => Err(ApiError::not_found("use …/versions, …/versions/{n} or …/signatures")),
     }
+}
+
+/// `GET …/signatures`: each tag with its signatures, each checked against the
+/// organisation's keys (Galaxy NG's signature status): which key made it, for which
+/// name, or `valid: false` when none of the keys verifies it.
+async fn signature_status(
+    reg: &crate::store::Registry,
+    keys: Option<SigningKeys>,
+    path: &RepoPath,
+    normal: &str,
+) -> ApiResult {
+    let org_keys = match &keys {
+        Some(k) => k.list(&path.org).await?,
+        None => Vec::new(),
+    };
+    let name: crate::oci::RepoName = normal
+        .parse()
+        .map_err(|e: crate::oci::name::NameError| ApiError::invalid("repository", &e.to_string()))?;
+    let mut tags = Vec::new();
+    for (tag, digest) in reg.tag_map(normal).await? {
+        let d: crate::oci::Digest = digest
+            .parse()
+            .map_err(|e: crate::oci::digest::DigestError| ApiError::internal(&e))?;
+        let signatures = reg.signatures(&name, &d).await?;
+        let org_keys = org_keys.clone();
+        let manifest = digest.clone();
+        // Verifying is CPU work: off the request threads.
+        let checked = tokio::task::spawn_blocking(move || {
+            signatures
+                .iter()
+                .map(|sig| {
+                    let verified = org_keys.iter().find_map(|k| {
+                        crate::signing::verify(&k.public_key, &sig.content)
+                            .ok()
+                            .filter(|c| c.manifest_digest == manifest)
+                            .map(|c| (k, c))
+                    });
+                    match verified {
+                        Some((k, claim)) => json!({
+                            "name": sig.name, "type": "atomic", "valid": true,
+                            "key": k.name, "fingerprint": k.fingerprint, "identity": claim.docker_reference,
+                        }),
+                        None => json!({ "name": sig.name, "type": "atomic", "valid": false, "key": null }),
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+        tags.push(json!({ "tag": tag, "digest": digest, "signatures": checked }));
+    }
+    Ok(Json(json!({ "repository": path.public, "tags": tags })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -252,7 +318,7 @@ pub(super) async fn post_repository(
 ) -> ApiResult {
     let (path, tail) = split(&rest)?;
     let op = match tail.as_slice() {
-        [op] if *op != "versions" => *op,
+        [op] if *op != "versions" && *op != "signatures" => *op,
         _ => {
             return Err(ApiError::not_found(
                 "use …/rollback, …/copy, …/remove, …/tag, …/untag, …/sign or …/import",

@@ -106,6 +106,8 @@ struct Decision {
     principal: Principal,
     action: Action,
     resource: Resource,
+    /// For a manifest pull in a product that requires signatures: who signed it.
+    signed_by: Option<Vec<String>>,
     allowed: bool,
 }
 
@@ -488,20 +490,46 @@ impl Gateway {
 
     /// Whether `principal` may do `action` on `resource`, by the current policies.
     pub(crate) fn allowed(&self, principal: &Principal, action: Action, resource: &Resource) -> bool {
+        self.decide(principal, action, resource, None)
+    }
+
+    /// `allowed` for pulling a manifest that the keys `signed_by` signed (products that
+    /// require signatures).
+    pub(crate) fn allowed_to_pull_signed(
+        &self,
+        principal: &Principal,
+        resource: &Resource,
+        signed_by: &[String],
+    ) -> bool {
+        self.decide(principal, Action::Pull, resource, Some(signed_by))
+    }
+
+    fn decide(&self, principal: &Principal, action: Action, resource: &Resource, signed_by: Option<&[String]>) -> bool {
         use std::hash::BuildHasher;
-        let key = self.inner.decision_hasher.hash_one((principal, action, resource));
+        let key = self
+            .inner
+            .decision_hasher
+            .hash_one((principal, action, resource, signed_by));
         if let Some(d) = self.inner.decisions.get(&key)
             && d.action == action
             && d.resource == *resource
             && d.principal == *principal
+            && d.signed_by.as_deref() == signed_by
         {
             return d.allowed;
         }
-        let allowed = self.inner.authorizer.is_allowed(principal, action, resource);
+        let allowed = match signed_by {
+            None => self.inner.authorizer.is_allowed(principal, action, resource),
+            Some(keys) => self
+                .inner
+                .authorizer
+                .is_allowed_to_pull_signed(principal, resource, keys),
+        };
         let d = Decision {
             principal: principal.clone(),
             action,
             resource: resource.clone(),
+            signed_by: signed_by.map(<[String]>::to_vec),
             allowed,
         };
         self.inner.decisions.insert(key, Arc::new(d));

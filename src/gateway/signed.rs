@@ -134,11 +134,7 @@ pub(super) async fn check_manifest(
         ));
     };
     let signers = gw.signers(org, repo, &digest, require_signed_by).await?;
-    if gw
-        .inner
-        .authorizer
-        .is_allowed_to_pull_signed(principal, resource, &signers)
-    {
+    if gw.allowed_to_pull_signed(principal, resource, &signers) {
         return Ok(());
     }
     Err(Error::new(
