@@ -632,6 +632,55 @@ async fn a_remote_on_another_gatehouse_syncs_its_signatures() {
         .await;
     assert_eq!(v["versions"][0]["summary"]["added"]["signatures"], 1, "{v}");
     assert_eq!(v["versions"][0]["summary"]["present"]["signatures"], 2, "{v}");
+
+    // signed_only: a tag the upstream has no signature of is not taken.
+    let (status, _) = common::gateway::push_image_with(&upstream, &push, "vendor/tools/cli", "2.0", 6).await;
+    assert_eq!(status, 201);
+    let (status, v) = gw
+        .api(
+            "POST",
+            "/api/v1/orgs/acme/products/base/remotes",
+            ("admin", ADMIN_PASSWORD),
+            Some(
+                json!({"name": "signed", "url": upstream.url(""), "upstream_name": "vendor/tools/cli",
+                        "username": user, "password": secret, "signed_only": true}),
+            ),
+        )
+        .await;
+    assert!(status.is_success(), "{v}");
+    assert_eq!(v["signed_only"], true, "{v}");
+    let (_, v) = gw
+        .api(
+            "POST",
+            "/api/v1/orgs/acme/products/base/remotes/signed/sync",
+            ("admin", ADMIN_PASSWORD),
+            None,
+        )
+        .await;
+    let id = v["job"].as_i64().unwrap();
+    let job = loop {
+        let (_, job) = gw
+            .api("GET", &format!("/api/v1/jobs/{id}"), ("admin", ADMIN_PASSWORD), None)
+            .await;
+        if job["state"] == "done" || job["state"] == "failed" {
+            break job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(job["state"], "done", "{job}");
+    let token = gw
+        .token(Some(("admin", ADMIN_PASSWORD)), &["repository:acme/base/signed:pull"])
+        .await;
+    let tags: Value = http()
+        .get(gw.url("/v2/acme/base/signed/tags/list"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tags["tags"], json!(["1.0"]), "only the signed tag: {tags}");
 }
 
 /// An organisation's own key, made by gatehouse: org admins create it, members download

@@ -20,3 +20,7 @@ ALTER TABLE products ADD COLUMN require_signed_by TEXT;
 
 -- The signing key the post-push copy signs pushed tags with; NULL: none.
 ALTER TABLE products ADD COLUMN sign_on_push TEXT;
+
+-- A remote that takes only what its upstream signed (tags whose manifest has at least
+-- one signature through the upstream's signature extension): 1, or 0 for everything.
+ALTER TABLE remotes ADD COLUMN signed_only BIGINT NOT NULL DEFAULT 0;

@@ -278,6 +278,7 @@ impl Syncer {
                 filter: &filter,
                 mirror: true,
                 on_demand: None,
+                signed_only: false,
                 reason: format!("sync from {}", upstream.url()),
             };
             match sync_repository(registry, &req, progress).await {

@@ -101,6 +101,8 @@ pub struct SyncRequest<'a> {
     /// `Some(remote id)`: record the blobs as served by that remote instead of
     /// fetching them (the `on_demand` policy).
     pub on_demand: Option<i64>,
+    /// Only tags whose manifest the upstream has signatures of.
+    pub signed_only: bool,
     pub reason: String,
 }
 
@@ -206,6 +208,19 @@ pub async fn sync_repository(
     }
 
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "sync: tags resolved");
+    progress.phase("fetching signatures");
+    let signatures = fetch_signatures(up, repo, &tags).await?;
+    if req.signed_only {
+        let Some(sigs) = &signatures else {
+            return Err(SyncError::Invalid(
+                "signed_only: the remote offers no signatures (no signature extension), so nothing would be kept"
+                    .into(),
+            ));
+        };
+        let signed: HashSet<&str> = sigs.iter().map(|s| s.manifest_digest.as_str()).collect();
+        tags.retain(|_, d| signed.contains(d.as_str()));
+        round.retain(|d| signed.contains(d.as_str()));
+    }
     progress.phase("fetching manifests");
     let mut seen: HashSet<String> = HashSet::new();
     let mut untagged: Vec<String> = Vec::new();
@@ -299,7 +314,6 @@ pub async fn sync_repository(
     }
 
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "sync: blobs fetched");
-    let signatures = fetch_signatures(up, repo, &tags).await?;
     crate::fault::point("sync_before_version");
     progress.phase("recording version");
     // Nothing new and every tag where it was: no transaction at all.

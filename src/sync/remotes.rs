@@ -51,6 +51,8 @@ pub struct Remote {
     pub exclude_tags: Vec<String>,
     pub mirror: bool,
     pub policy: SyncPolicy,
+    /// Only tags whose manifest the upstream has signatures of (Pulp's `signed_only`).
+    pub signed_only: bool,
     pub username: Option<String>,
     pub has_password: bool,
     pub has_ca_certificate: bool,
@@ -80,6 +82,7 @@ pub struct RemoteFields {
     pub exclude_tags: Option<Vec<String>>,
     pub mirror: Option<bool>,
     pub policy: Option<SyncPolicy>,
+    pub signed_only: Option<bool>,
     /// `Some(None)` (JSON null) clears it.
     #[serde(default, deserialize_with = "double_option")]
     pub username: Option<Option<String>>,
@@ -157,7 +160,7 @@ fn validate(f: &RemoteFields) -> Result<(), RemoteError> {
 
 const COLUMNS: &str = "SELECT id, org, product, name, url, upstream_name, repository, include_tags, exclude_tags, \
      mirror, policy, username, CASE WHEN password_sealed IS NULL THEN 0 ELSE 1 END, \
-     CASE WHEN ca_certificate IS NULL THEN 0 ELSE 1 END, last_job, created_at, updated_at \
+     CASE WHEN ca_certificate IS NULL THEN 0 ELSE 1 END, last_job, created_at, updated_at, signed_only \
      FROM remotes";
 
 fn remote(r: sqlx::any::AnyRow) -> Remote {
@@ -181,6 +184,7 @@ fn remote(r: sqlx::any::AnyRow) -> Remote {
         last_job: r.get(14),
         created_at: r.get(15),
         updated_at: r.get(16),
+        signed_only: r.get::<i64, _>(17) != 0,
     }
 }
 
@@ -212,8 +216,8 @@ impl Syncer {
         let json = |v: &Option<Vec<String>>| serde_json::to_string(&v.clone().unwrap_or_default()).unwrap_or_default();
         let r = sqlx::query(
             "INSERT INTO remotes (org, product, name, url, upstream_name, repository, include_tags, exclude_tags, \
-             mirror, policy, username, password_sealed, ca_certificate, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+             mirror, policy, username, password_sealed, ca_certificate, created_at, updated_at, signed_only) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)",
         )
         .bind(org)
         .bind(product)
@@ -229,6 +233,7 @@ impl Syncer {
         .bind(sealed)
         .bind(f.ca_certificate.clone().flatten())
         .bind(now)
+        .bind(i64::from(f.signed_only.unwrap_or(false)))
         .execute(self.inner.registry.meta().writer())
         .await;
         match r {
@@ -297,7 +302,8 @@ impl Syncer {
             "UPDATE remotes SET url = $1, upstream_name = $2, include_tags = $3, exclude_tags = $4, mirror = $5, \
              policy = $6, username = $7, \
              password_sealed = CASE WHEN $8 THEN $9 ELSE password_sealed END, \
-             ca_certificate = CASE WHEN $10 THEN $11 ELSE ca_certificate END, updated_at = $12 WHERE id = $13",
+             ca_certificate = CASE WHEN $10 THEN $11 ELSE ca_certificate END, updated_at = $12, signed_only = $14 \
+             WHERE id = $13",
         )
         .bind(f.url.as_deref().unwrap_or(&current.url).trim_end_matches('/'))
         .bind(f.upstream_name.as_deref().unwrap_or(&current.upstream_name))
@@ -312,6 +318,7 @@ impl Syncer {
         .bind(f.ca_certificate.clone().flatten())
         .bind(now_ms())
         .bind(current.id)
+        .bind(i64::from(f.signed_only.unwrap_or(current.signed_only)))
         .execute(self.inner.registry.meta().writer())
         .await?;
         self.remote(org, product, name)

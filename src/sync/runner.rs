@@ -240,6 +240,7 @@ impl Syncer {
                         filter: &filter,
                         mirror: remote.mirror,
                         on_demand: (remote.policy == SyncPolicy::OnDemand).then_some(remote.id),
+                        signed_only: remote.signed_only,
                         reason: format!("sync from {}/{}", remote.url, remote.upstream_name),
                     },
                     progress,
