@@ -283,6 +283,14 @@ async fn failed_syncs_say_why_and_keep_the_last_version() {
         "more than the expected 10 bytes",
     )
     .await;
+    // signed_only from a registry without the signature extension: nothing to keep.
+    fails(
+        &gw,
+        "good",
+        json!({"url": up, "upstream_name": "library/good", "signed_only": true}),
+        "no signature extension",
+    )
+    .await;
     let staged: Vec<_> = std::fs::read_dir(gw.dir.path().join("data/uploads")).unwrap().collect();
     assert!(staged.is_empty(), "nothing left staged: {staged:?}");
 

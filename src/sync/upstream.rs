@@ -260,7 +260,7 @@ impl Upstream {
 
     /// The simple-signing signatures of manifest `digest` through the signature
     /// extension (each checked to name that manifest), or `None` when the remote does
-    /// not offer the extension (Distribution answers 404 to the path).
+    /// not offer the extension.
     pub async fn signatures(&self, repo: &str, digest: &str) -> UpstreamResult<Option<Vec<Signature>>> {
         let res = self
             .send(
@@ -270,7 +270,10 @@ impl Upstream {
                 Some("application/json"),
             )
             .await?;
-        if res.status() == StatusCode::NOT_FOUND || res.status() == StatusCode::METHOD_NOT_ALLOWED {
+        // Registries without the extension answer the unknown path with some client
+        // error (404 from Distribution; others 400, 401, 403 or 405): not a failure of
+        // the sync, just no signatures to bring.
+        if res.status().is_client_error() {
             return Ok(None);
         }
         let res = self.check(res, &format!("signatures of {digest}")).await?;
