@@ -186,13 +186,15 @@ async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError
     );
     // Signatures live in the store, so signing keys come with it (at an edge: the main
     // server's public keys, copied with the authorization data, to check requirements).
-    let signing = match &registry {
-        Some(_) => Some(crate::signing::SigningKeys::new(
-            db.clone(),
-            Arc::new(crate::secrets::SecretBox::open_or_create(&cfg.secrets_file())?),
-        )),
+    let secrets = match &registry {
+        Some(_) => Some(Arc::new(crate::secrets::SecretBox::open_or_create(
+            &cfg.secrets_file(),
+        )?)),
         None => None,
     };
+    let signing = secrets
+        .as_ref()
+        .map(|s| crate::signing::SigningKeys::new(db.clone(), s.clone()));
     if let (Some(r), Some(s), Role::Main { .. }) = (&registry, &signing, &role) {
         r.set_signer(Arc::new(s.clone()));
     }
@@ -220,17 +222,17 @@ async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError
         let gateway = gateway.clone();
         move || gateway.forget_cached()
     });
-    let syncer = match &registry {
-        Some(r) => Some(crate::sync::Syncer::new(
+    let syncer = match (&registry, &secrets) {
+        (Some(r), Some(secrets)) => Some(crate::sync::Syncer::new(
             r.clone(),
-            &cfg.secrets_file(),
+            secrets.clone(),
             crate::sync::SyncerParts {
                 gateway: Some(gateway.clone()),
                 extra_ca,
                 edge: edge_link.clone(),
             },
         )?),
-        None => None,
+        _ => None,
     };
     if let Some(r) = &registry {
         tokio::spawn(store::jobs::run_forever(r.clone()));

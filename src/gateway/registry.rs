@@ -272,7 +272,8 @@ async fn repository_request(gw: &Gateway, route: OciRoute, parts: request::Parts
     }
 
     // A product that requires signatures: the manifest must be signed by one of its keys.
-    if action == Action::Pull && matches!(route, OciRoute::Manifest { .. }) {
+    let requires_signatures = matches!(&resource, crate::policy::Resource::Repository { require_signed_by, .. } if !require_signed_by.is_empty());
+    if action == Action::Pull && requires_signatures && matches!(route, OciRoute::Manifest { .. }) {
         // Only what is needed of the answer: it is not Sync, so not held across an await.
         let found = resp.status().is_success();
         let digest = resp

@@ -16,7 +16,6 @@ pub mod upstream;
 use crate::gateway::Gateway;
 use crate::secrets::{SecretBox, SecretError};
 use crate::store::Registry;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
@@ -39,7 +38,7 @@ pub struct Syncer {
 
 struct Inner {
     registry: Registry,
-    secrets: SecretBox,
+    secrets: Arc<SecretBox>,
     /// Wakes the runner when a job is queued.
     wake: tokio::sync::Notify,
     gateway: Option<Gateway>,
@@ -57,14 +56,14 @@ struct Inner {
 }
 
 impl Syncer {
-    /// A syncer over `registry`, sealing secrets with the key in `secrets_file`. Pulls
-    /// of blobs an on_demand sync left at their remote are fetched through it.
-    pub fn new(registry: Registry, secrets_file: &Path, parts: SyncerParts) -> Result<Self, SecretError> {
+    /// A syncer over `registry`, sealing secrets with `secrets`. Pulls of blobs an
+    /// on_demand sync left at their remote are fetched through it.
+    pub fn new(registry: Registry, secrets: Arc<SecretBox>, parts: SyncerParts) -> Result<Self, SecretError> {
         let http = upstream::http_client(parts.extra_ca.as_deref()).map_err(SecretError::Client)?;
         let this = Self {
             inner: Arc::new(Inner {
                 registry,
-                secrets: SecretBox::open_or_create(secrets_file)?,
+                secrets,
                 wake: tokio::sync::Notify::new(),
                 gateway: parts.gateway,
                 http,

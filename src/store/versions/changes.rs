@@ -16,13 +16,12 @@ pub(crate) async fn apply_change(
 ) -> MetaResult<Option<i64>> {
     let normal_id = job.normal_id;
     let mut delta = Delta::default();
-    let push_id = tx.repository_id(&job.push_repository).await?;
     let reason = match &job.change {
         PushChange::Push { digest, tags } => {
-            add_manifest(tx, normal_id, digest, tags, &mut delta).await?;
-            if let Some(push_id) = push_id {
-                for m in closure(tx, digest).await? {
-                    copy_signatures(tx, push_id, normal_id, &m, &mut delta).await?;
+            let manifests = add_manifest(tx, normal_id, digest, tags, &mut delta).await?;
+            if let Some(push_id) = tx.repository_id(&job.push_repository).await? {
+                for m in &manifests {
+                    copy_signatures(tx, push_id, normal_id, m, &mut delta).await?;
                 }
             }
             let mut reason = if tags.is_empty() {
@@ -53,7 +52,7 @@ pub(crate) async fn apply_change(
         }
         PushChange::Sign { digest } => {
             // Only where the manifest is: a signature never outlives what it signs.
-            if let Some(push_id) = push_id
+            if let Some(push_id) = tx.repository_id(&job.push_repository).await?
                 && tx.manifest_is_linked(normal_id, digest).await?
             {
                 copy_signatures(tx, push_id, normal_id, digest, &mut delta).await?;
@@ -65,21 +64,22 @@ pub(crate) async fn apply_change(
 }
 
 /// Link `digest` with its closure (an index's children) and their blobs into the
-/// repository, and point `tags` at it.
+/// repository, and point `tags` at it; returns the closure.
 pub(super) async fn add_manifest(
     tx: &mut WriteTx,
     repo_id: i64,
     digest: &str,
     tags: &[String],
     delta: &mut Delta,
-) -> MetaResult<()> {
-    for m in closure(tx, digest).await? {
+) -> MetaResult<Vec<String>> {
+    let manifests = closure(tx, digest).await?;
+    for m in &manifests {
         let linked = sqlx::query(
             "INSERT INTO repository_manifests (repository_id, digest, pushed_at) VALUES ($1, $2, $3) \
              ON CONFLICT (repository_id, digest) DO NOTHING",
         )
         .bind(repo_id)
-        .bind(&m)
+        .bind(m)
         .bind(now_ms())
         .execute(tx.conn())
         .await?;
@@ -94,7 +94,7 @@ pub(super) async fn add_manifest(
                              WHERE rb.repository_id = $2 AND rb.digest = mb.blob_digest) \
              RETURNING digest",
         )
-        .bind(&m)
+        .bind(m)
         .bind(repo_id)
         .bind(now_ms())
         .fetch_all(tx.conn())
@@ -116,7 +116,7 @@ pub(super) async fn add_manifest(
             }
         }
     }
-    Ok(())
+    Ok(manifests)
 }
 
 /// Sign each of `tags` (pointing at `digest`) as `spec` says, into repository `repo_id`.
