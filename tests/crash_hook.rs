@@ -125,6 +125,19 @@ async fn push_until_crash(srv: &mut Server) -> Vec<u8> {
     manifest
 }
 
+/// The versions of acme/web/app once the job runner of a restarted server made one.
+async fn versions_after_restart(srv: &Server) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = srv.api("/api/v1/repositories/acme/web/app/versions").await;
+        if v["versions"].as_array().is_some_and(|a| !a.is_empty()) {
+            return v["versions"].as_array().unwrap().clone();
+        }
+        assert!(Instant::now() < deadline, "no version after restart: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn recovers_exactly_once(fault: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut crashed = start(dir.path(), Some(fault));
@@ -133,15 +146,7 @@ async fn recovers_exactly_once(fault: &str) {
 
     let srv = start(dir.path(), None);
     // The job runner picks the job up after the restart; wait for its version.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let versions = loop {
-        let v = srv.api("/api/v1/repositories/acme/web/app/versions").await;
-        if v["versions"].as_array().is_some_and(|a| !a.is_empty()) {
-            break v["versions"].as_array().unwrap().clone();
-        }
-        assert!(Instant::now() < deadline, "no version after restart: {v}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let versions = versions_after_restart(&srv).await;
     assert_eq!(versions.len(), 1, "{versions:?}");
     assert_eq!(
         versions[0]["summary"]["present"],
@@ -309,15 +314,7 @@ async fn crash_inside_a_signing_copy_leaves_copy_and_signature_together() {
     drop(crashed);
 
     let srv = start(dir.path(), None);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let versions = loop {
-        let v = srv.api("/api/v1/repositories/acme/web/app/versions").await;
-        if v["versions"].as_array().is_some_and(|a| !a.is_empty()) {
-            break v["versions"].as_array().unwrap().clone();
-        }
-        assert!(Instant::now() < deadline, "no version after restart: {v}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let versions = versions_after_restart(&srv).await;
     assert_eq!(versions.len(), 1, "{versions:?}");
     assert_eq!(versions[0]["reason"], "push 1.0 (signed with release)");
     assert_eq!(versions[0]["summary"]["present"]["signatures"], 1);

@@ -203,55 +203,79 @@ fn make_certs(certs: &Path) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-async fn topology() -> Topology {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    make_certs(&certs);
-    let main = start_main(&dir.path().join("main"), &certs, 0);
-    let c = client(&certs);
-    for (path, body) in [
-        ("/api/v1/orgs", json!({"label": "acme"})),
-        ("/api/v1/orgs/acme/products", json!({"label": "web"})),
-        ("/api/v1/orgs/acme/products", json!({"label": "base"})),
-    ] {
-        let (s, v) = api(&c, "POST", &main.url(path), Some(body)).await;
-        assert_eq!(s, 201, "{path}: {v}");
+/// The organisation acme with `products`, a pull secret `edge-puller`, and the edge
+/// site edge1 registered on the main server at `main` (its base URL) and started
+/// against it. Returns the edge and the pull secret as created.
+async fn acme_with_edge(c: &reqwest::Client, main: &str, dir: &Path, certs: &Path, products: &[&str]) -> (Proc, Value) {
+    let (s, v) = api(
+        c,
+        "POST",
+        &format!("{main}/api/v1/orgs"),
+        Some(json!({"label": "acme"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    for product in products {
+        let (s, v) = api(
+            c,
+            "POST",
+            &format!("{main}/api/v1/orgs/acme/products"),
+            Some(json!({"label": product})),
+        )
+        .await;
+        assert_eq!(s, 201, "{product}: {v}");
     }
     let (s, ps) = api(
-        &c,
+        c,
         "POST",
-        &main.url("/api/v1/orgs/acme/pull-secrets"),
+        &format!("{main}/api/v1/orgs/acme/pull-secrets"),
         Some(json!({"name": "edge-puller"})),
     )
     .await;
     assert_eq!(s, 201, "{ps}");
     // Registered before the edge runs (its URL is known once it listens).
     let (s, reg) = api(
-        &c,
+        c,
         "POST",
-        &main.url("/api/v1/smart-proxies"),
+        &format!("{main}/api/v1/smart-proxies"),
         Some(json!({"name": "edge1", "url": "https://localhost:1", "orgs": ["acme"]})),
     )
     .await;
     assert_eq!(s, 201, "{reg}");
-    let credential = dir.path().join("edge1.cred");
+    let credential = dir.join("edge1.cred");
     std::fs::write(&credential, reg["credential"]["secret"].as_str().unwrap()).unwrap();
-    let (s, listed) = api(&c, "GET", &main.url("/api/v1/smart-proxies/edge1"), None).await;
+    let (s, listed) = api(c, "GET", &format!("{main}/api/v1/smart-proxies/edge1"), None).await;
     assert_eq!(s, 200);
     assert!(listed.get("credential").is_none(), "the secret is shown once: {listed}");
 
-    let edge = start_edge(&dir.path().join("edge"), &certs, &main.url(""), &credential);
+    let edge = start_edge(&dir.join("edge"), certs, main, &credential);
     let (s, v) = api(
-        &c,
+        c,
         "PATCH",
-        &main.url("/api/v1/smart-proxies/edge1"),
+        &format!("{main}/api/v1/smart-proxies/edge1"),
         Some(json!({"url": edge.url("")})),
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    let cert_dir = dir.path().join("podman-certs");
+    (edge, ps)
+}
+
+/// A certs.d-style directory holding the development CA, for podman's --cert-dir.
+fn podman_cert_dir(dir: &Path, certs: &Path) -> PathBuf {
+    let cert_dir = dir.join("podman-certs");
     std::fs::create_dir_all(&cert_dir).unwrap();
     std::fs::copy(certs.join("ca.crt"), cert_dir.join("ca.crt")).unwrap();
+    cert_dir
+}
+
+async fn topology() -> Topology {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    make_certs(&certs);
+    let main = start_main(&dir.path().join("main"), &certs, 0);
+    let c = client(&certs);
+    let (edge, ps) = acme_with_edge(&c, &main.url(""), dir.path(), &certs, &["web", "base"]).await;
+    let cert_dir = podman_cert_dir(dir.path(), &certs);
     Topology {
         main,
         edge,
@@ -689,47 +713,11 @@ async fn an_edge_follows_a_replicated_main_server_behind_a_load_balancer() {
     let main = |path: &str| format!("https://localhost:{}{path}", lb.port);
     let main_host = format!("localhost:{}", lb.port);
     let c = client(&certs);
-
-    for (path, body) in [
-        ("/api/v1/orgs", json!({"label": "acme"})),
-        ("/api/v1/orgs/acme/products", json!({"label": "web"})),
-    ] {
-        let (s, v) = api(&c, "POST", &main(path), Some(body)).await;
-        assert_eq!(s, 201, "{path}: {v}");
-    }
-    let (s, ps) = api(
-        &c,
-        "POST",
-        &main("/api/v1/orgs/acme/pull-secrets"),
-        Some(json!({"name": "edge-puller"})),
-    )
-    .await;
-    assert_eq!(s, 201, "{ps}");
+    let (edge, ps) = acme_with_edge(&c, &main(""), dir.path(), &certs, &["web"]).await;
     let (secret_user, secret) = (ps["username"].as_str().unwrap(), ps["secret"].as_str().unwrap());
-    let (s, reg) = api(
-        &c,
-        "POST",
-        &main("/api/v1/smart-proxies"),
-        Some(json!({"name": "edge1", "url": "https://localhost:1", "orgs": ["acme"]})),
-    )
-    .await;
-    assert_eq!(s, 201, "{reg}");
-    let credential = dir.path().join("edge1.cred");
-    std::fs::write(&credential, reg["credential"]["secret"].as_str().unwrap()).unwrap();
-    let edge = start_edge(&dir.path().join("edge"), &certs, &main(""), &credential);
-    let (s, v) = api(
-        &c,
-        "PATCH",
-        &main("/api/v1/smart-proxies/edge1"),
-        Some(json!({"url": edge.url("")})),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
 
     // podman pushes through the balancer.
-    let cert_dir = dir.path().join("podman-certs");
-    std::fs::create_dir_all(&cert_dir).unwrap();
-    std::fs::copy(certs.join("ca.crt"), cert_dir.join("ca.crt")).unwrap();
+    let cert_dir = podman_cert_dir(dir.path(), &certs);
     let cd = cert_dir.to_str().unwrap();
     let pusher = Podman::new();
     pusher.import_files("localhost/app:1.0", &[("etc/release", b"replicated main")]);

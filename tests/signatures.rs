@@ -508,6 +508,18 @@ async fn the_extension_api_answers_as_clients_expect() {
     );
 }
 
+/// `POST /api/v1/repositories/acme/web/app/sign` as `who`.
+async fn sign(gw: &TestGateway, who: (&str, &str), body: Value) -> (reqwest::StatusCode, Value) {
+    gw.api("POST", "/api/v1/repositories/acme/web/app/sign", who, Some(body))
+        .await
+}
+
+/// `POST /api/v1/orgs/{org}/signing-keys` as `who`.
+async fn new_key(gw: &TestGateway, org: &str, who: (&str, &str), body: Value) -> (reqwest::StatusCode, Value) {
+    gw.api("POST", &format!("/api/v1/orgs/{org}/signing-keys"), who, Some(body))
+        .await
+}
+
 fn base64_encode(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)
@@ -567,11 +579,12 @@ async fn a_remote_on_another_gatehouse_syncs_its_signatures() {
         )
         .await;
     assert!(status.is_success(), "{v}");
-    let sync = async || {
+    // Start a sync of remote `name` and wait for its job, which must succeed.
+    let sync = async |name: &str| {
         let (_, v) = gw
             .api(
                 "POST",
-                "/api/v1/orgs/acme/products/base/remotes/cli/sync",
+                &format!("/api/v1/orgs/acme/products/base/remotes/{name}/sync"),
                 ("admin", ADMIN_PASSWORD),
                 None,
             )
@@ -611,17 +624,17 @@ async fn a_remote_on_another_gatehouse_syncs_its_signatures() {
         contents
     };
 
-    let job = sync().await;
+    let job = sync("cli").await;
     assert_eq!(job["progress"]["outcome"]["version"], 1, "{job}");
     assert_eq!(signatures().await, vec![b"first signature".to_vec()]);
 
     // Nothing new: no version.
-    let job = sync().await;
+    let job = sync("cli").await;
     assert!(job["progress"]["outcome"]["version"].is_null(), "{job}");
 
     // A signature added upstream later comes with the next sync.
     put(&"2".repeat(32), b"second signature").await;
-    let job = sync().await;
+    let job = sync("cli").await;
     assert_eq!(job["progress"]["outcome"]["version"], 2, "{job}");
     assert_eq!(
         signatures().await,
@@ -649,25 +662,7 @@ async fn a_remote_on_another_gatehouse_syncs_its_signatures() {
         .await;
     assert!(status.is_success(), "{v}");
     assert_eq!(v["signed_only"], true, "{v}");
-    let (_, v) = gw
-        .api(
-            "POST",
-            "/api/v1/orgs/acme/products/base/remotes/signed/sync",
-            ("admin", ADMIN_PASSWORD),
-            None,
-        )
-        .await;
-    let id = v["job"].as_i64().unwrap();
-    let job = loop {
-        let (_, job) = gw
-            .api("GET", &format!("/api/v1/jobs/{id}"), ("admin", ADMIN_PASSWORD), None)
-            .await;
-        if job["state"] == "done" || job["state"] == "failed" {
-            break job;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
-    assert_eq!(job["state"], "done", "{job}");
+    sync("signed").await;
     let token = gw
         .token(Some(("admin", ADMIN_PASSWORD)), &["repository:acme/base/signed:pull"])
         .await;
@@ -697,23 +692,9 @@ async fn an_org_key_signs_for_the_public_name_and_podman_verifies_it() {
     let admin = ("acme-admin", USER_PASSWORD);
 
     // Org admins create keys; viewers may not.
-    let (s, v) = gw
-        .api(
-            "POST",
-            "/api/v1/orgs/acme/signing-keys",
-            ("watcher", USER_PASSWORD),
-            Some(json!({"name": "x"})),
-        )
-        .await;
+    let (s, v) = new_key(gw, "acme", ("watcher", USER_PASSWORD), json!({"name": "x"})).await;
     assert_eq!(s, 403, "{v}");
-    let (s, key) = gw
-        .api(
-            "POST",
-            "/api/v1/orgs/acme/signing-keys",
-            admin,
-            Some(json!({"name": "release", "type": "gpg"})),
-        )
-        .await;
+    let (s, key) = new_key(gw, "acme", admin, json!({"name": "release", "type": "gpg"})).await;
     assert_eq!(s, 201, "{key}");
     assert_eq!(key["type"], "gpg");
     assert_eq!(key["can_sign"], true);
@@ -725,32 +706,11 @@ async fn an_org_key_signs_for_the_public_name_and_podman_verifies_it() {
             .contains("BEGIN PGP PUBLIC KEY BLOCK")
     );
     assert!(!key.to_string().contains("PRIVATE"), "{key}");
-    let (s, v) = gw
-        .api(
-            "POST",
-            "/api/v1/orgs/acme/signing-keys",
-            admin,
-            Some(json!({"name": "release"})),
-        )
-        .await;
+    let (s, v) = new_key(gw, "acme", admin, json!({"name": "release"})).await;
     assert_eq!(s, 409, "{v}");
-    let (s, v) = gw
-        .api(
-            "POST",
-            "/api/v1/orgs/acme/signing-keys",
-            admin,
-            Some(json!({"name": "Bad Name"})),
-        )
-        .await;
+    let (s, v) = new_key(gw, "acme", admin, json!({"name": "Bad Name"})).await;
     assert_eq!((s.as_u16(), v["error"]["field"].as_str()), (400, Some("name")), "{v}");
-    let (s, v) = gw
-        .api(
-            "POST",
-            "/api/v1/orgs/acme/signing-keys",
-            admin,
-            Some(json!({"name": "k", "type": "cosign"})),
-        )
-        .await;
+    let (s, v) = new_key(gw, "acme", admin, json!({"name": "k", "type": "cosign"})).await;
     assert_eq!((s.as_u16(), v["error"]["field"].as_str()), (400, Some("type")), "{v}");
 
     // Members list keys and download the armored public key for their policy.json.
@@ -785,14 +745,12 @@ async fn an_org_key_signs_for_the_public_name_and_podman_verifies_it() {
     assert!(!out.status.success(), "not signed yet");
 
     // A pusher signs 1.0 for the name users pull: one new version.
-    let (s, v) = gw
-        .api(
-            "POST",
-            "/api/v1/repositories/acme/web/app/sign",
-            ("dev", USER_PASSWORD),
-            Some(json!({"tags": ["1.0"], "key": "release", "registry": gw.host()})),
-        )
-        .await;
+    let (s, v) = sign(
+        gw,
+        ("dev", USER_PASSWORD),
+        json!({"tags": ["1.0"], "key": "release", "registry": gw.host()}),
+    )
+    .await;
     assert_eq!(s, 201, "{v}");
     assert!(v["version"].is_number(), "{v}");
     let versions = site.versions().await;
@@ -804,110 +762,88 @@ async fn an_org_key_signs_for_the_public_name_and_podman_verifies_it() {
     assert!(!out.status.success(), "2.0 was not signed");
 
     // A viewer cannot sign; an unknown tag or key says which field is wrong.
-    let (s, _) = gw
-        .api(
-            "POST",
-            "/api/v1/repositories/acme/web/app/sign",
-            ("watcher", USER_PASSWORD),
-            Some(json!({"tags": ["2.0"], "key": "release", "registry": gw.host()})),
-        )
-        .await;
+    let (s, _) = sign(
+        gw,
+        ("watcher", USER_PASSWORD),
+        json!({"tags": ["2.0"], "key": "release", "registry": gw.host()}),
+    )
+    .await;
     assert_eq!(s, 404, "no repository the viewer may push to");
-    let (s, v) = gw
-        .api(
-            "POST",
-            "/api/v1/repositories/acme/web/app/sign",
-            ("dev", USER_PASSWORD),
-            Some(json!({"tags": ["2.0"], "key": "nope", "registry": gw.host()})),
-        )
-        .await;
+    let (s, v) = sign(
+        gw,
+        ("dev", USER_PASSWORD),
+        json!({"tags": ["2.0"], "key": "nope", "registry": gw.host()}),
+    )
+    .await;
     assert_eq!((s.as_u16(), v["error"]["field"].as_str()), (400, Some("key")), "{v}");
-    let (s, _) = gw
-        .api(
-            "POST",
-            "/api/v1/repositories/acme/web/app/sign",
-            ("dev", USER_PASSWORD),
-            Some(json!({"tags": ["9.9"], "key": "release", "registry": gw.host()})),
-        )
-        .await;
+    let (s, _) = sign(
+        gw,
+        ("dev", USER_PASSWORD),
+        json!({"tags": ["9.9"], "key": "release", "registry": gw.host()}),
+    )
+    .await;
     assert_eq!(s, 404);
 
     // Another organisation's key cannot sign acme's content.
     gw.create_org("globex").await;
-    let (s, _) = gw
-        .api(
-            "POST",
-            "/api/v1/orgs/globex/signing-keys",
-            ("admin", ADMIN_PASSWORD),
-            Some(json!({"name": "theirs"})),
-        )
-        .await;
+    let (s, _) = new_key(gw, "globex", ("admin", ADMIN_PASSWORD), json!({"name": "theirs"})).await;
     assert_eq!(s, 201);
-    let (s, v) = gw
-        .api(
-            "POST",
-            "/api/v1/repositories/acme/web/app/sign",
-            ("admin", ADMIN_PASSWORD),
-            Some(json!({"tags": ["2.0"], "key": "theirs", "registry": gw.host()})),
-        )
-        .await;
+    let (s, v) = sign(
+        gw,
+        ("admin", ADMIN_PASSWORD),
+        json!({"tags": ["2.0"], "key": "theirs", "registry": gw.host()}),
+    )
+    .await;
     assert_eq!((s.as_u16(), v["error"]["field"].as_str()), (400, Some("key")), "{v}");
 
     // An imported GPG secret key signs; podman verifies with gpg's export of it.
     let gpg = Gpg::new("ci@acme.example");
     let secret = gpg.run(&["--armor", "--export-secret-keys", "ci@acme.example"]);
     assert!(secret.status.success());
-    let (s, imported) = gw
-        .api(
-            "POST",
-            "/api/v1/orgs/acme/signing-keys",
-            admin,
-            Some(json!({"name": "ci", "key": String::from_utf8(secret.stdout).unwrap()})),
-        )
-        .await;
+    let (s, imported) = new_key(
+        gw,
+        "acme",
+        admin,
+        json!({"name": "ci", "key": String::from_utf8(secret.stdout).unwrap()}),
+    )
+    .await;
     assert_eq!(s, 201, "{imported}");
     assert_eq!(imported["can_sign"], true);
-    let (s, v) = gw
-        .api(
-            "POST",
-            "/api/v1/repositories/acme/web/app/sign",
-            ("dev", USER_PASSWORD),
-            Some(json!({"tags": ["2.0"], "key": "ci", "registry": gw.host()})),
-        )
-        .await;
+    let (s, v) = sign(
+        gw,
+        ("dev", USER_PASSWORD),
+        json!({"tags": ["2.0"], "key": "ci", "registry": gw.host()}),
+    )
+    .await;
     assert_eq!(s, 201, "{v}");
     let ci_policy = site.policy("ci-policy.json", &[&gpg.export(&keys)]);
     let out = tokio::task::block_in_place(|| site.pull(&ci_policy, "2.0"));
     assert!(out.status.success(), "signed by the imported key: {}", text(&out));
 
     // A public key alone verifies only.
-    let (s, public_only) = gw
-        .api(
-            "POST",
-            "/api/v1/orgs/acme/signing-keys",
-            admin,
-            Some(json!({"name": "outside", "key": std::fs::read_to_string(keys.join("ci@acme.example.gpg")).unwrap()})),
-        )
-        .await;
+    let (s, public_only) = new_key(
+        gw,
+        "acme",
+        admin,
+        json!({"name": "outside", "key": std::fs::read_to_string(keys.join("ci@acme.example.gpg")).unwrap()}),
+    )
+    .await;
     assert_eq!(s, 201, "{public_only}");
     assert_eq!(public_only["can_sign"], false);
-    let (s, v) = gw
-        .api(
-            "POST",
-            "/api/v1/repositories/acme/web/app/sign",
-            ("dev", USER_PASSWORD),
-            Some(json!({"tags": ["2.0"], "key": "outside", "registry": gw.host()})),
-        )
-        .await;
+    let (s, v) = sign(
+        gw,
+        ("dev", USER_PASSWORD),
+        json!({"tags": ["2.0"], "key": "outside", "registry": gw.host()}),
+    )
+    .await;
     assert_eq!((s.as_u16(), v["error"]["field"].as_str()), (400, Some("key")), "{v}");
-    let (s, v) = gw
-        .api(
-            "POST",
-            "/api/v1/orgs/acme/signing-keys",
-            admin,
-            Some(json!({"name": "junk", "key": "-----BEGIN PGP PRIVATE KEY BLOCK-----\nnope\n"})),
-        )
-        .await;
+    let (s, v) = new_key(
+        gw,
+        "acme",
+        admin,
+        json!({"name": "junk", "key": "-----BEGIN PGP PRIVATE KEY BLOCK-----\nnope\n"}),
+    )
+    .await;
     assert_eq!((s.as_u16(), v["error"]["field"].as_str()), (400, Some("key")), "{v}");
 
     // Private keys are sealed at rest.
@@ -981,14 +917,7 @@ async fn a_product_requiring_signatures_refuses_what_its_keys_did_not_sign() {
     let gw = &site.gw;
     gw.create_member("acme-admin", "acme", "org_admin", None).await;
     let admin = ("acme-admin", USER_PASSWORD);
-    let (s, _) = gw
-        .api(
-            "POST",
-            "/api/v1/orgs/acme/signing-keys",
-            admin,
-            Some(json!({"name": "release"})),
-        )
-        .await;
+    let (s, _) = new_key(gw, "acme", admin, json!({"name": "release"})).await;
     assert_eq!(s, 201);
     let push = gw
         .token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull,push"])
@@ -1015,14 +944,12 @@ async fn a_product_requiring_signatures_refuses_what_its_keys_did_not_sign() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let (s, v) = gw
-        .api(
-            "POST",
-            "/api/v1/repositories/acme/web/app/sign",
-            ("dev", USER_PASSWORD),
-            Some(json!({"tags": ["1.0", "multi"], "key": "release", "registry": gw.host()})),
-        )
-        .await;
+    let (s, v) = sign(
+        gw,
+        ("dev", USER_PASSWORD),
+        json!({"tags": ["1.0", "multi"], "key": "release", "registry": gw.host()}),
+    )
+    .await;
     assert_eq!(s, 201, "{v}");
 
     // Only keys of the organisation can be required.
@@ -1138,14 +1065,7 @@ async fn a_product_that_signs_on_push_signs_in_the_copy() {
     let gw = &site.gw;
     gw.create_member("acme-admin", "acme", "org_admin", None).await;
     let admin = ("acme-admin", USER_PASSWORD);
-    let (s, key) = gw
-        .api(
-            "POST",
-            "/api/v1/orgs/acme/signing-keys",
-            admin,
-            Some(json!({"name": "release"})),
-        )
-        .await;
+    let (s, key) = new_key(gw, "acme", admin, json!({"name": "release"})).await;
     assert_eq!(s, 201);
     let (s, v) = gw
         .api(
