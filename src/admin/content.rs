@@ -19,7 +19,7 @@ use super::{Admin, ApiError, ApiResult};
 use crate::gateway::Gateway;
 use crate::gateway::mapping::RepoPath;
 use crate::policy::Action;
-use crate::signing::SigningKeys;
+use crate::signing::{SigningKeys, StoredSignature};
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -126,29 +126,40 @@ async fn signature_status(
         .map_err(|e: crate::oci::name::NameError| ApiError::invalid("repository", &e.to_string()))?;
     let mut tags = Vec::new();
     for (tag, digest) in reg.tag_map(normal).await? {
+        // A sigstore attachment is shown with the manifest it signs, not as an image.
+        if crate::store::sigstore::signed_by_tag(&tag).is_some() {
+            continue;
+        }
         let d: crate::oci::Digest = digest
             .parse()
             .map_err(|e: crate::oci::digest::DigestError| ApiError::internal(&e))?;
-        let signatures = reg.signatures(&name, &d).await?;
+        let simple = reg.signatures(&name, &d).await?;
+        let sigstore = reg.sigstore_signatures(&name, &d).await?;
         let org_keys = org_keys.clone();
         let manifest = digest.clone();
         // Verifying is CPU work: off the request threads.
         let checked = tokio::task::spawn_blocking(move || {
-            signatures
+            let found = simple
                 .iter()
-                .map(|sig| {
+                .map(|s| ("atomic", s.name.clone(), StoredSignature::Simple(s)))
+                .chain(
+                    sigstore
+                        .iter()
+                        .map(|s| ("sigstore", s.id(), StoredSignature::Sigstore(s))),
+                );
+            found
+                .map(|(kind, id, sig)| {
                     let verified = org_keys.iter().find_map(|k| {
-                        crate::signing::verify(&k.public_key, &sig.content)
-                            .ok()
+                        crate::signing::claim_of(k, sig)
                             .filter(|c| c.manifest_digest == manifest)
                             .map(|c| (k, c))
                     });
                     match verified {
                         Some((k, claim)) => json!({
-                            "name": sig.name, "type": "atomic", "valid": true,
+                            "name": id, "type": kind, "valid": true,
                             "key": k.name, "fingerprint": k.fingerprint, "identity": claim.docker_reference,
                         }),
-                        None => json!({ "name": sig.name, "type": "atomic", "valid": false, "key": null }),
+                        None => json!({ "name": id, "type": kind, "valid": false, "key": null }),
                     }
                 })
                 .collect::<Vec<_>>()
@@ -240,8 +251,9 @@ fn registry_host(gw: &Gateway, headers: &HeaderMap, given: Option<&str>) -> ApiR
     Ok(host)
 }
 
-/// One `Sign` operation per tag or digest: a simple signing signature by the org's key
-/// for the public name clients pull (never the push repository's).
+/// One `Sign` operation per tag or digest: a signature by the org's key (simple signing
+/// or sigstore, as the key is) for the public name clients pull (never the push
+/// repository's).
 async fn sign_ops(
     gw: &Gateway,
     keys: &SigningKeys,
@@ -280,9 +292,10 @@ async fn sign_ops(
     }
     let mut ops = Vec::new();
     for (digest, reference) in targets {
-        let content = keys.sign(&path.org, &req.key, &digest, &reference).await?;
+        let signature = keys.sign(&path.org, &req.key, &digest, &reference).await?;
         ops.push(crate::store::versions::ContentOp::Sign {
-            signature: crate::store::signatures::new_signature(&digest, content),
+            manifest: digest,
+            signature,
         });
     }
     Ok(ops)

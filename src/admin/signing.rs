@@ -1,16 +1,18 @@
 //! Organisations' signing keys:
-//! - `GET /api/v1/orgs/{org}/signing-keys` (members), `POST` `{"name", "type": "gpg",
-//!   "identity"?}` to generate one or `{"name", "key"}` to import an armored secret or
-//!   public key (org admins);
-//! - `GET …/signing-keys/{name}` (members): the key as JSON, or its armored public key
-//!   with `?format=armored` or `Accept: application/pgp-keys` (for `policy.json`);
+//! - `GET /api/v1/orgs/{org}/signing-keys` (members), `POST` `{"name", "type": "gpg" |
+//!   "sigstore", "identity"?}` to generate one or `{"name", "key", "passphrase"?}` to
+//!   import an armored OpenPGP or PEM sigstore (ECDSA P-256) secret or public key (org
+//!   admins);
+//! - `GET …/signing-keys/{name}` (members): the key as JSON, or its public key file for
+//!   `policy.json` with `?format=armored` / `?format=pem` (or `Accept:
+//!   application/pgp-keys` / `application/x-pem-file`);
 //! - `DELETE …/signing-keys/{name}` (org admins).
 //!
 //! Private keys are never shown; the answers carry the fingerprint and public key.
 
 use super::{Admin, ApiError, ApiResult};
 use crate::gateway::Gateway;
-use crate::signing::{KIND_GPG, SigningError, SigningKeys};
+use crate::signing::{KIND_GPG, KIND_SIGSTORE, SigningError, SigningKeys};
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -64,9 +66,12 @@ pub(super) struct NewKey {
     kind: Option<String>,
     #[serde(default)]
     identity: Option<String>,
-    /// An armored key to import instead of generating one.
+    /// A key to import instead of generating one: armored OpenPGP, or PEM (sigstore).
     #[serde(default)]
     key: Option<String>,
+    /// The passphrase of an imported encrypted sigstore key (cosign's format).
+    #[serde(default)]
+    passphrase: Option<String>,
 }
 
 pub(super) async fn create(
@@ -78,15 +83,6 @@ pub(super) async fn create(
 ) -> ApiResult {
     a.require_manage(&gw, &org).await?;
     let Json(req) = body.map_err(ApiError::from_json_rejection)?;
-    match req.kind.as_deref() {
-        None | Some(KIND_GPG) => {}
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "type",
-                &format!("{other:?} is not a supported key type; use \"gpg\""),
-            ));
-        }
-    }
     let key = match (&req.key, &req.identity) {
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid(
@@ -94,8 +90,28 @@ pub(super) async fn create(
                 "an imported key has its own identity; give key or identity, not both",
             ));
         }
-        (Some(armored), None) => keys.import(&org, &req.name, armored).await?,
-        (None, identity) => keys.create(&org, &req.name, identity.as_deref()).await?,
+        (Some(text), None) => {
+            let imported = keys.import(&org, &req.name, text, req.passphrase.as_deref()).await?;
+            if let Some(kind) = req.kind.as_deref().filter(|k| *k != imported.kind) {
+                // Not kept: the type given contradicts the key.
+                keys.delete(&org, &req.name).await?;
+                return Err(ApiError::invalid(
+                    "type",
+                    &format!("the key is a {} key, not {kind:?}", imported.kind),
+                ));
+            }
+            imported
+        }
+        (None, identity) => {
+            if req.passphrase.is_some() {
+                return Err(ApiError::invalid(
+                    "passphrase",
+                    "only an imported key takes a passphrase",
+                ));
+            }
+            let kind = req.kind.as_deref().unwrap_or(KIND_GPG);
+            keys.create(&org, &req.name, kind, identity.as_deref()).await?
+        }
     };
     let how = if req.key.is_some() { "imported" } else { "generated" };
     a.audit(
@@ -122,16 +138,23 @@ pub(super) async fn show(
 ) -> ApiResult {
     require_member(&gw, &a, &org).await?;
     let key = keys.get(&org, &name).await?;
-    let wants_armor = format.format.as_deref() == Some("armored")
+    // The public key as a file for policy.json: armored OpenPGP for a GPG key, a PEM
+    // for a sigstore key, whichever the client names.
+    let wants_file = matches!(format.format.as_deref(), Some("armored" | "pem"))
         || headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("application/pgp-keys"));
-    if wants_armor {
-        return Ok(([(header::CONTENT_TYPE, "application/pgp-keys")], key.public_key).into_response());
+            .is_some_and(|v| v.contains("application/pgp-keys") || v.contains("application/x-pem-file"));
+    if wants_file {
+        let content_type = if key.kind == KIND_SIGSTORE {
+            "application/x-pem-file"
+        } else {
+            "application/pgp-keys"
+        };
+        return Ok(([(header::CONTENT_TYPE, content_type)], key.public_key).into_response());
     }
     if let Some(f) = format.format.as_deref().filter(|f| *f != "json") {
-        return Err(ApiError::invalid("format", &format!("{f:?}: use json or armored")));
+        return Err(ApiError::invalid("format", &format!("{f:?}: use json, armored or pem")));
     }
     Ok(Json(key).into_response())
 }

@@ -4,6 +4,9 @@
 //! an index; its platforms are pulled by digest), and the policies decide with those
 //! signers in context.
 //!
+//! Signature artifacts themselves (cosign attachments, sigstore bundles) are not held
+//! to the requirement: clients fetch them to verify, and nobody signs a signature.
+//!
 //! Verification is cached: a signature and a key never change, so whether one verifies
 //! with the other, and which manifest it then names, is kept by their digests. The
 //! signers of a manifest are kept a few seconds when there are some, so a signature
@@ -14,6 +17,7 @@ use super::Gateway;
 use crate::error::{Error, ErrorCode};
 use crate::oci::{Digest, RepoName};
 use crate::policy::{Principal, Resource};
+use crate::signing::{SigningKey, StoredSignature};
 use moka::sync::Cache;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -24,11 +28,13 @@ use std::time::Duration;
 const SIGNERS_TTL: Duration = Duration::from_secs(5);
 
 pub(super) struct Caches {
-    /// (signature digest, key fingerprint) → the manifest it validly names, or `None`
+    /// (signature identity, key fingerprint) → the manifest it validly names, or `None`
     /// when it does not verify with that key.
     verified: Cache<(String, String), Option<String>>,
     /// (backend repository, manifest digest, required keys) → the keys that signed it.
     signers: Cache<(String, String, Vec<String>), Arc<Vec<String>>>,
+    /// manifest digest → whether it is a signature artifact (content never changes).
+    artifacts: Cache<String, bool>,
 }
 
 impl Default for Caches {
@@ -36,11 +42,32 @@ impl Default for Caches {
         Self {
             verified: Cache::builder().max_capacity(100_000).build(),
             signers: Cache::builder().max_capacity(100_000).time_to_live(SIGNERS_TTL).build(),
+            artifacts: Cache::builder().max_capacity(100_000).build(),
         }
     }
 }
 
 impl Gateway {
+    /// Whether manifest `digest` in backend repository `repo` is a signature artifact
+    /// (a cosign attachment, a sigstore bundle): what clients fetch to verify, which
+    /// nobody signs in turn.
+    async fn is_signature_artifact(&self, repo: &str, digest: &str) -> Result<bool, Error> {
+        if let Some(hit) = self.inner.signed.artifacts.get(digest) {
+            return Ok(hit);
+        }
+        let Some(reg) = self.versioned() else {
+            return Ok(false);
+        };
+        let name: RepoName = repo.parse()?;
+        let reference: crate::oci::Reference = digest.parse()?;
+        let is = match reg.get_manifest(&name, &reference).await {
+            Ok(m) => crate::store::sigstore::is_signature_artifact(&m.content),
+            Err(_) => false,
+        };
+        self.inner.signed.artifacts.insert(digest.to_owned(), is);
+        Ok(is)
+    }
+
     /// Which of `required` (signing keys of `org`) signed manifest `digest` in backend
     /// repository `repo`, directly or through an index there that lists it.
     async fn signers(
@@ -71,24 +98,26 @@ impl Gateway {
         let mut found = BTreeSet::new();
         for manifest in &candidates {
             let d: Digest = manifest.parse()?;
-            for sig in reg.signatures(&name, &d).await? {
+            let simple = reg.signatures(&name, &d).await?;
+            let sigstore = if accepted.iter().any(|k| k.kind == crate::signing::KIND_SIGSTORE) {
+                reg.sigstore_signatures(&name, &d).await?
+            } else {
+                Vec::new()
+            };
+            let sigs = simple
+                .iter()
+                .map(|s| (s.digest.clone(), StoredSignature::Simple(s)))
+                .chain(sigstore.iter().map(|s| (s.id(), StoredSignature::Sigstore(s))));
+            for (id, sig) in sigs {
                 for k in &accepted {
                     if found.contains(&k.name) {
                         continue;
                     }
-                    let cache_key = (sig.digest.clone(), k.fingerprint.clone());
+                    let cache_key = (id.clone(), k.fingerprint.clone());
                     let names = match self.inner.signed.verified.get(&cache_key) {
                         Some(names) => names,
                         None => {
-                            let (public, content) = (k.public_key.clone(), sig.content.clone());
-                            let names = tokio::task::spawn_blocking(move || {
-                                crate::signing::verify(&public, &content)
-                                    .ok()
-                                    .map(|c| c.manifest_digest)
-                            })
-                            .await
-                            .ok()
-                            .flatten();
+                            let names = verify_off_workers(k, sig).await;
                             self.inner.signed.verified.insert(cache_key, names.clone());
                             names
                         }
@@ -105,6 +134,31 @@ impl Gateway {
         }
         Ok(signers)
     }
+}
+
+/// The manifest `sig` validly names when `key` made it (verification is CPU work: off
+/// the async workers).
+async fn verify_off_workers(key: &SigningKey, sig: StoredSignature<'_>) -> Option<String> {
+    let key = key.clone();
+    let owned = match sig {
+        StoredSignature::Simple(s) => Owned::Simple(s.clone()),
+        StoredSignature::Sigstore(s) => Owned::Sigstore(s.clone()),
+    };
+    tokio::task::spawn_blocking(move || {
+        let sig = match &owned {
+            Owned::Simple(s) => StoredSignature::Simple(s),
+            Owned::Sigstore(s) => StoredSignature::Sigstore(s),
+        };
+        crate::signing::claim_of(&key, sig).map(|c| c.manifest_digest)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+enum Owned {
+    Simple(crate::store::signatures::Signature),
+    Sigstore(crate::store::signatures::SigstoreSignature),
 }
 
 /// Refuse a manifest (`digest`, found in backend repository `repo` when `found`) that
@@ -133,6 +187,9 @@ pub(super) async fn check_manifest(
             format!("cannot tell which manifest this is, so not whether an accepted key ({accepted}) signed it"),
         ));
     };
+    if gw.is_signature_artifact(repo, &digest).await? {
+        return Ok(());
+    }
     let signers = gw.signers(org, repo, &digest, require_signed_by).await?;
     if gw.allowed_to_pull_signed(principal, resource, &signers) {
         return Ok(());

@@ -6,14 +6,19 @@
 //! like remote passwords, and never leave the server; the armored public key is what
 //! clients put in `policy.json` (`signedBy`, `keyPath`).
 //!
-//! A signature is "simple signing" (containers-signature(5)): a JSON payload naming the
+//! Sigstore keys (ECDSA P-256, `sigstore`) are generated or imported the same way; their
+//! public key is a PEM for `policy.json`'s `sigstoreSigned`.
+//!
+//! A GPG signature is "simple signing" (containers-signature(5)): a JSON payload naming the
 //! manifest digest and the docker reference clients pull, in an OpenPGP signed message.
-//! Signing names the public repository, never the push repository the bytes came in by,
+//! A sigstore signature signs the same claim in cosign's payload, and is stored as a
+//! `sha256-<hex>.sig` attachment. Signing names the public repository, never the push repository the bytes came in by,
 //! so that the signature verifies for what users pull (Pulp's `future_base_path`).
 
 use crate::db::{Database, now_ms};
 use crate::identity::credentials::validate_account_name;
 use crate::secrets::SecretBox;
+use crate::store::signatures::{MadeSignature, Signature, SigstoreSignature};
 use pgp::composed::{
     ArmorOptions, Deserializable, EncryptionCaps, KeyType, Message, MessageBuilder, SecretKeyParamsBuilder,
     SignedPublicKey, SignedSecretKey,
@@ -24,6 +29,10 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
 use std::sync::Arc;
+
+pub mod sigstore;
+
+pub use sigstore::KIND_SIGSTORE;
 
 pub const KIND_GPG: &str = "gpg";
 /// Armored keys larger than this are refused on import.
@@ -46,6 +55,8 @@ pub enum SigningError {
     Db(#[from] sqlx::Error),
     #[error("OpenPGP: {0}")]
     Pgp(String),
+    #[error("ECDSA: {0}")]
+    Crypto(String),
 }
 
 type Result<T> = std::result::Result<T, SigningError>;
@@ -103,10 +114,16 @@ pub fn verify(public_key: &str, signature: &[u8]) -> Result<SignedClaim> {
     }
     let payload = msg.as_data_vec().map_err(pgp_err)?;
     msg.verify(&key.primary_key).map_err(pgp_err)?;
-    let v: serde_json::Value = serde_json::from_slice(&payload).map_err(pgp_err)?;
+    read_claim(&payload, "atomic container signature")
+}
+
+/// The claim of a signed simple signing payload whose `critical.type` is `kind`.
+pub(crate) fn read_claim(payload: &[u8], kind: &str) -> Result<SignedClaim> {
+    let bad = |why: &str| SigningError::Crypto(why.to_owned());
+    let v: serde_json::Value = serde_json::from_slice(payload).map_err(|e| bad(&e.to_string()))?;
     let critical = &v["critical"];
-    if critical["type"] != "atomic container signature" {
-        return Err(SigningError::Pgp("not a container signature".into()));
+    if critical["type"] != kind {
+        return Err(bad("not a container signature"));
     }
     let field = |path: [&str; 2]| critical[path[0]][path[1]].as_str().map(str::to_owned);
     match (
@@ -117,10 +134,27 @@ pub fn verify(public_key: &str, signature: &[u8]) -> Result<SignedClaim> {
             manifest_digest,
             docker_reference,
         }),
-        _ => Err(SigningError::Pgp(
-            "the signed payload lacks the digest or the reference".into(),
-        )),
+        _ => Err(bad("the signed payload lacks the digest or the reference")),
     }
+}
+
+/// What a stored signature claims, if `key` made it (a key verifies only the form of
+/// signature its kind makes).
+pub fn claim_of(key: &SigningKey, sig: StoredSignature<'_>) -> Option<SignedClaim> {
+    match (key.kind.as_str(), sig) {
+        (KIND_GPG, StoredSignature::Simple(s)) => verify(&key.public_key, &s.content).ok(),
+        (KIND_SIGSTORE, StoredSignature::Sigstore(s)) => {
+            sigstore::verify(&key.public_key, &s.payload, &s.signature).ok()
+        }
+        _ => None,
+    }
+}
+
+/// A signature as stored: through the extension API, or a sigstore attachment.
+#[derive(Clone, Copy)]
+pub enum StoredSignature<'a> {
+    Simple(&'a Signature),
+    Sigstore(&'a SigstoreSignature),
 }
 
 fn sign_with(key: &SignedSecretKey, payload: Vec<u8>) -> Result<Vec<u8>> {
@@ -160,10 +194,29 @@ impl SigningKeys {
         Self { db, secrets }
     }
 
-    /// Generate a GPG key for `org` named `name`; `identity` is its user id
-    /// (`Name <email>`), by default `<name> (<org>, gatehouse)`.
-    pub async fn create(&self, org: &str, name: &str, identity: Option<&str>) -> Result<SigningKey> {
+    /// Generate a key of `kind` (`gpg` or `sigstore`) for `org` named `name`; a GPG key's
+    /// `identity` is its user id (`Name <email>`), by default `<name> (<org>, gatehouse)`.
+    pub async fn create(&self, org: &str, name: &str, kind: &str, identity: Option<&str>) -> Result<SigningKey> {
         check_name(name)?;
+        if kind == KIND_SIGSTORE {
+            if identity.is_some() {
+                return Err(SigningError::Invalid(
+                    "identity",
+                    "a sigstore key has no identity; leave it out".into(),
+                ));
+            }
+            let (private, public) = sigstore::generate()?;
+            let fingerprint = sigstore::fingerprint(&public)?;
+            return self
+                .insert(org, name, KIND_SIGSTORE, &fingerprint, &public, Some(&private))
+                .await;
+        }
+        if kind != KIND_GPG {
+            return Err(SigningError::Invalid(
+                "type",
+                format!("{kind:?} is not a supported key type; use \"gpg\" or \"sigstore\""),
+            ));
+        }
         let uid = match identity {
             Some(i) if i.trim().is_empty() || i.len() > 256 || i.contains(['\n', '\r']) => {
                 return Err(SigningError::Invalid(
@@ -190,17 +243,35 @@ impl SigningKeys {
         })
         .await
         .map_err(pgp_err)??;
-        self.insert(org, name, &secret.to_public_key(), Some(&secret)).await
+        self.insert_pgp(org, name, &secret.to_public_key(), Some(&secret)).await
     }
 
-    /// Import an armored OpenPGP key: a secret key (without a passphrase) to sign with,
-    /// or a public key to verify with only.
-    pub async fn import(&self, org: &str, name: &str, armored: &str) -> Result<SigningKey> {
+    /// Import a key: an armored OpenPGP secret key (without a passphrase) or public key,
+    /// or a PEM sigstore key (a private key, cosign's encrypted private key with its
+    /// `passphrase`, or a public key). A public key verifies only.
+    pub async fn import(&self, org: &str, name: &str, text: &str, passphrase: Option<&str>) -> Result<SigningKey> {
         check_name(name)?;
-        if armored.len() > MAX_KEY_BYTES {
+        if text.len() > MAX_KEY_BYTES {
             return Err(SigningError::Invalid("key", "larger than 64 KiB".into()));
         }
-        if let Ok((secret, _)) = SignedSecretKey::from_string(armored) {
+        if !text.contains("-----BEGIN PGP") {
+            let (text, passphrase) = (text.to_owned(), passphrase.map(str::to_owned));
+            // scrypt is seconds of CPU by design: off the async workers.
+            let (private, public) = tokio::task::spawn_blocking(move || sigstore::import(&text, passphrase.as_deref()))
+                .await
+                .map_err(|e| SigningError::Crypto(e.to_string()))??;
+            let fingerprint = sigstore::fingerprint(&public)?;
+            return self
+                .insert(org, name, KIND_SIGSTORE, &fingerprint, &public, private.as_deref())
+                .await;
+        }
+        if passphrase.is_some() {
+            return Err(SigningError::Invalid(
+                "passphrase",
+                "only encrypted sigstore keys take one; import the OpenPGP key without a passphrase".into(),
+            ));
+        }
+        if let Ok((secret, _)) = SignedSecretKey::from_string(text) {
             secret
                 .verify_bindings()
                 .map_err(|e| SigningError::Invalid("key", format!("its self-signatures do not verify: {e}")))?;
@@ -211,17 +282,17 @@ impl SigningKeys {
             let public = secret.to_public_key();
             verify_raw(&public, &probe)
                 .map_err(|e| SigningError::Invalid("key", format!("its primary key cannot sign: {e}")))?;
-            return self.insert(org, name, &public, Some(&secret)).await;
+            return self.insert_pgp(org, name, &public, Some(&secret)).await;
         }
-        let (public, _) = SignedPublicKey::from_string(armored)
+        let (public, _) = SignedPublicKey::from_string(text)
             .map_err(|e| SigningError::Invalid("key", format!("not an armored OpenPGP secret or public key: {e}")))?;
         public
             .verify_bindings()
             .map_err(|e| SigningError::Invalid("key", format!("its self-signatures do not verify: {e}")))?;
-        self.insert(org, name, &public, None).await
+        self.insert_pgp(org, name, &public, None).await
     }
 
-    async fn insert(
+    async fn insert_pgp(
         &self,
         org: &str,
         name: &str,
@@ -229,14 +300,35 @@ impl SigningKeys {
         secret: Option<&SignedSecretKey>,
     ) -> Result<SigningKey> {
         let public_armored = public.to_armored_string(ArmorOptions::default()).map_err(pgp_err)?;
-        let sealed = match secret {
-            Some(s) => Some(
-                self.secrets
-                    .seal(&s.to_armored_string(ArmorOptions::default()).map_err(pgp_err)?)?,
-            ),
+        let secret_armored = match secret {
+            Some(s) => Some(s.to_armored_string(ArmorOptions::default()).map_err(pgp_err)?),
             None => None,
         };
         let fingerprint = format!("{:X}", public.fingerprint());
+        self.insert(
+            org,
+            name,
+            KIND_GPG,
+            &fingerprint,
+            &public_armored,
+            secret_armored.as_deref(),
+        )
+        .await
+    }
+
+    async fn insert(
+        &self,
+        org: &str,
+        name: &str,
+        kind: &str,
+        fingerprint: &str,
+        public: &str,
+        private: Option<&str>,
+    ) -> Result<SigningKey> {
+        let sealed = match private {
+            Some(p) => Some(self.secrets.seal(p)?),
+            None => None,
+        };
         let now = now_ms();
         let mut tx = self.db.begin_write().await?;
         let exists = sqlx::query("SELECT 1 FROM signing_keys WHERE org = $1 AND name = $2")
@@ -253,9 +345,9 @@ impl SigningKeys {
         )
         .bind(org)
         .bind(name)
-        .bind(KIND_GPG)
-        .bind(&fingerprint)
-        .bind(&public_armored)
+        .bind(kind)
+        .bind(fingerprint)
+        .bind(public)
         .bind(sealed)
         .bind(now)
         .execute(&mut *tx)
@@ -264,10 +356,10 @@ impl SigningKeys {
         Ok(SigningKey {
             org: org.to_owned(),
             name: name.to_owned(),
-            kind: KIND_GPG.to_owned(),
-            fingerprint,
-            public_key: public_armored,
-            can_sign: secret.is_some(),
+            kind: kind.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+            public_key: public.to_owned(),
+            can_sign: private.is_some(),
             created_at: now,
         })
     }
@@ -309,29 +401,41 @@ impl SigningKeys {
         Ok(())
     }
 
-    /// A simple signing signature of `manifest_digest` as `docker_reference`, made
-    /// with `org`'s key `name`.
-    pub async fn sign(&self, org: &str, name: &str, manifest_digest: &str, docker_reference: &str) -> Result<Vec<u8>> {
-        let sealed: Option<Option<String>> =
-            sqlx::query("SELECT private_sealed FROM signing_keys WHERE org = $1 AND name = $2")
-                .bind(org)
-                .bind(name)
-                .fetch_optional(&self.db.read.clone())
-                .await?
-                .map(|r| r.get(0));
-        let sealed = match sealed {
+    /// A signature of `manifest_digest` as `docker_reference` by `org`'s key `name`: a
+    /// simple signing message for a GPG key, a payload and its signature for a sigstore key.
+    pub async fn sign(
+        &self,
+        org: &str,
+        name: &str,
+        manifest_digest: &str,
+        docker_reference: &str,
+    ) -> Result<MadeSignature> {
+        let row = sqlx::query("SELECT kind, private_sealed FROM signing_keys WHERE org = $1 AND name = $2")
+            .bind(org)
+            .bind(name)
+            .fetch_optional(&self.db.read.clone())
+            .await?
+            .map(|r| (r.get::<String, _>(0), r.get::<Option<String>, _>(1)));
+        let (kind, sealed) = match row {
             None => return Err(SigningError::NotFound(name.to_owned())),
-            Some(None) => return Err(SigningError::PublicOnly(name.to_owned())),
-            Some(Some(s)) => s,
+            Some((_, None)) => return Err(SigningError::PublicOnly(name.to_owned())),
+            Some((kind, Some(s))) => (kind, s),
         };
-        let armored = self.secrets.open(&sealed)?;
-        let payload = simple_signing_payload(manifest_digest, docker_reference, now_ms() / 1000);
+        let private = self.secrets.open(&sealed)?;
+        let now = now_ms() / 1000;
+        if kind == KIND_SIGSTORE {
+            let payload = sigstore::payload(manifest_digest, docker_reference, now);
+            let signature = sigstore::sign(&private, &payload)?;
+            return Ok(MadeSignature::Sigstore(SigstoreSignature { payload, signature }));
+        }
+        let payload = simple_signing_payload(manifest_digest, docker_reference, now);
         tokio::task::spawn_blocking(move || {
-            let (key, _) = SignedSecretKey::from_string(&armored).map_err(pgp_err)?;
+            let (key, _) = SignedSecretKey::from_string(&private).map_err(pgp_err)?;
             sign_with(&key, payload)
         })
         .await
         .map_err(pgp_err)?
+        .map(MadeSignature::Simple)
     }
 }
 
@@ -343,7 +447,7 @@ impl crate::store::signatures::ImageSigner for SigningKeys {
         key: &str,
         manifest_digest: &str,
         reference: &str,
-    ) -> std::result::Result<Vec<u8>, String> {
+    ) -> std::result::Result<MadeSignature, String> {
         SigningKeys::sign(self, org, key, manifest_digest, reference)
             .await
             .map_err(|e| e.to_string())

@@ -41,6 +41,14 @@ enum JobError {
     Meta(#[from] MetaError),
     #[error("bad job payload: {0}")]
     Payload(String),
+    #[error("{0}")]
+    Store(crate::error::Error),
+}
+
+impl From<crate::error::Error> for JobError {
+    fn from(e: crate::error::Error) -> Self {
+        Self::Store(e)
+    }
 }
 
 impl From<sqlx::Error> for JobError {
@@ -118,7 +126,7 @@ impl Registry {
         if claimed.rows_affected() == 0 {
             return Ok(None);
         }
-        let version = apply_change(&mut tx, job, self.version_retention(), self.signer()).await?;
+        let version = apply_change(&mut tx, job, self).await?;
         crate::fault::point("post_push_before_commit");
         tx.commit().await?;
         if let Some(v) = version {

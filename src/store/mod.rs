@@ -21,6 +21,7 @@ pub mod object_blobs;
 pub mod on_demand;
 mod shared_uploads;
 pub mod signatures;
+pub mod sigstore;
 pub mod uploads;
 pub mod versions;
 

@@ -18,19 +18,28 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::Row;
 
+pub use super::sigstore::SigstoreSignature;
+
+/// A signature a signing key made: a simple signing message (GPG), stored through the
+/// extension API, or a sigstore signature, stored as an attachment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MadeSignature {
+    Simple(Vec<u8>),
+    Sigstore(SigstoreSignature),
+}
+
 /// Makes the signatures of products that sign on push, inside the post-push copy (the
 /// `signing` module implements it; the store only knows that it signs).
 #[async_trait::async_trait]
 pub trait ImageSigner: Send + Sync {
-    /// A simple signing signature by `org`'s key `key` of `manifest_digest` pulled as
-    /// `reference`.
+    /// A signature by `org`'s key `key` of `manifest_digest` pulled as `reference`.
     async fn sign(
         &self,
         org: &str,
         key: &str,
         manifest_digest: &str,
         reference: &str,
-    ) -> std::result::Result<Vec<u8>, String>;
+    ) -> std::result::Result<MadeSignature, String>;
 }
 
 /// What the post-push copy of a product that signs on push signs with: the

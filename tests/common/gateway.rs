@@ -267,6 +267,34 @@ pub fn claims_of(token: &str) -> Value {
     serde_json::from_slice(&bytes).expect("claims json")
 }
 
+/// Push one blob with a bearer token (a monolithic POST, or POST and PUT where the
+/// registry opens a session instead); returns the final status.
+pub async fn push_blob(gw: &TestGateway, token: &str, repo: &str, blob: &[u8]) -> StatusCode {
+    let c = gw.client();
+    let d = super::digest(blob);
+    let r = c
+        .post(gw.url(&format!("/v2/{repo}/blobs/uploads/?digest={d}")))
+        .bearer_auth(token)
+        .body(blob.to_vec())
+        .send()
+        .await
+        .expect("blob push");
+    // Registries without monolithic POST (Distribution 2.8) open a session instead.
+    let r = if r.status() == StatusCode::ACCEPTED {
+        let loc = r.headers()["location"].to_str().expect("location").to_owned();
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        c.put(gw.url(&format!("{loc}{sep}digest={d}")))
+            .bearer_auth(token)
+            .body(blob.to_vec())
+            .send()
+            .await
+            .expect("blob put")
+    } else {
+        r
+    };
+    r.status()
+}
+
 /// Push a small image (config + one layer + manifest) with a bearer token; returns the
 /// manifest PUT's status, and the manifest bytes.
 pub async fn push_image_with(gw: &TestGateway, token: &str, repo: &str, tag: &str, seed: u64) -> (StatusCode, Vec<u8>) {
@@ -274,29 +302,9 @@ pub async fn push_image_with(gw: &TestGateway, token: &str, repo: &str, tag: &st
     let config = super::config_blob("amd64");
     let layer = super::random_bytes(2048, seed);
     for blob in [&config, &layer] {
-        let d = super::digest(blob);
-        let r = c
-            .post(gw.url(&format!("/v2/{repo}/blobs/uploads/?digest={d}")))
-            .bearer_auth(token)
-            .body(blob.clone())
-            .send()
-            .await
-            .expect("blob push");
-        // Registries without monolithic POST (Distribution 2.8) open a session instead.
-        let r = if r.status() == StatusCode::ACCEPTED {
-            let loc = r.headers()["location"].to_str().expect("location").to_owned();
-            let sep = if loc.contains('?') { '&' } else { '?' };
-            c.put(gw.url(&format!("{loc}{sep}digest={d}")))
-                .bearer_auth(token)
-                .body(blob.clone())
-                .send()
-                .await
-                .expect("blob put")
-        } else {
-            r
-        };
-        if r.status() != StatusCode::CREATED {
-            return (r.status(), Vec::new());
+        let status = push_blob(gw, token, repo, blob).await;
+        if status != StatusCode::CREATED {
+            return (status, Vec::new());
         }
     }
     let manifest = super::image_manifest(&config, &[&layer], json!({}));

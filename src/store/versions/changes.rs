@@ -8,12 +8,7 @@ use super::*;
 /// Apply a push repository's change to its normal repository and record a version.
 /// Returns the new version number, or `None` when nothing changed (a re-run).
 /// Costs work in proportion to the change, not to the repository.
-pub(crate) async fn apply_change(
-    tx: &mut WriteTx,
-    job: &PostPushJob,
-    keep: u64,
-    signer: Option<&dyn crate::store::signatures::ImageSigner>,
-) -> MetaResult<Option<i64>> {
+pub(crate) async fn apply_change(tx: &mut WriteTx, job: &PostPushJob, reg: &Registry) -> Result<Option<i64>> {
     let normal_id = job.normal_id;
     let mut delta = Delta::default();
     let reason = match &job.change {
@@ -32,7 +27,7 @@ pub(crate) async fn apply_change(
             if let Some(spec) = &job.sign {
                 // Signed in the copy's own transaction: a crash leaves either the copy
                 // with its signatures or neither.
-                match sign_tags(tx, normal_id, digest, tags, spec, signer, &mut delta).await? {
+                match sign_tags(reg, tx, normal_id, digest, tags, spec, &mut delta).await? {
                     Ok(()) => reason.push_str(&format!(" (signed with {})", spec.key)),
                     Err(why) => {
                         tracing::warn!(repository = %job.normal_repository, key = %spec.key, error = %why, "sign on push failed");
@@ -60,7 +55,15 @@ pub(crate) async fn apply_change(
             format!("sign {digest}")
         }
     };
-    record_version(tx, normal_id, &job.normal_repository, &reason, &delta, keep).await
+    Ok(record_version(
+        tx,
+        normal_id,
+        &job.normal_repository,
+        &reason,
+        &delta,
+        reg.version_retention(),
+    )
+    .await?)
 }
 
 /// Link `digest` with its closure (an index's children) and their blobs into the
@@ -122,29 +125,66 @@ pub(super) async fn add_manifest(
 /// Sign each of `tags` (pointing at `digest`) as `spec` says, into repository `repo_id`.
 /// The outer error is the database's; the inner one why nothing could be signed.
 pub(super) async fn sign_tags(
+    reg: &Registry,
     tx: &mut WriteTx,
     repo_id: i64,
     digest: &str,
     tags: &[String],
     spec: &crate::store::signatures::SignOnPush,
-    signer: Option<&dyn crate::store::signatures::ImageSigner>,
     delta: &mut Delta,
-) -> MetaResult<Result<(), String>> {
-    let Some(signer) = signer else {
+) -> Result<std::result::Result<(), String>> {
+    let Some(signer) = reg.signer() else {
         return Ok(Err("no signing service in this process".to_owned()));
     };
     for tag in tags {
         let reference = format!("{}:{tag}", spec.reference);
-        let content = match signer.sign(&spec.org, &spec.key, digest, &reference).await {
+        let made = match signer.sign(&spec.org, &spec.key, digest, &reference).await {
             Ok(c) => c,
             Err(why) => return Ok(Err(why)),
         };
-        let sig = crate::store::signatures::new_signature(digest, content);
-        if crate::store::signatures::link(tx, repo_id, &sig).await? {
-            delta.added.push(("signature", sig.digest, digest.to_owned()));
-        }
+        add_signature(reg, tx, repo_id, digest, made, delta).await?;
     }
     Ok(Ok(()))
+}
+
+/// Store a signature of `manifest` (linked in `repo_id`): a simple signing one linked
+/// for the extension API, a sigstore one into the manifest's attachment.
+pub(super) async fn add_signature(
+    reg: &Registry,
+    tx: &mut WriteTx,
+    repo_id: i64,
+    manifest: &str,
+    made: crate::store::signatures::MadeSignature,
+    delta: &mut Delta,
+) -> Result<()> {
+    use crate::store::signatures::MadeSignature;
+    match made {
+        MadeSignature::Simple(content) => {
+            let sig = crate::store::signatures::new_signature(manifest, content);
+            if crate::store::signatures::link(tx, repo_id, &sig).await? {
+                delta.added.push(("signature", sig.digest, manifest.to_owned()));
+            }
+        }
+        MadeSignature::Sigstore(sig) => {
+            let tag = crate::store::sigstore::attachment_tag(manifest);
+            let existing = match current_tag(tx, repo_id, &tag).await? {
+                Some(d) => sqlx::query("SELECT content FROM manifests WHERE digest = $1")
+                    .bind(&d)
+                    .fetch_optional(tx.conn())
+                    .await?
+                    .map(|r| r.get::<Vec<u8>, _>(0)),
+                None => None,
+            };
+            let Some((attachment, config)) = crate::store::sigstore::with_signature(existing.as_deref(), &sig) else {
+                return Ok(());
+            };
+            reg.place_bytes(tx, &sig.payload).await?;
+            reg.place_bytes(tx, &config).await?;
+            let digest = record_manifest(tx, &attachment, crate::store::sigstore::OCI_MANIFEST).await?;
+            add_manifest(tx, repo_id, &digest, &[tag], delta).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Link into `to` the signatures `from` has of `manifest`, recording them in `delta`.
@@ -193,6 +233,19 @@ pub(super) async fn unlink_manifest(
     let unlinked = tx.unlink_manifest(repo_id, digest).await?;
     if unlinked {
         delta.removed.push(("manifest", digest.to_owned(), digest.to_owned()));
+        // Its sigstore attachment leaves with it: a signature never outlives what it signs.
+        let tag = crate::store::sigstore::attachment_tag(digest);
+        if let Some(attachment) = current_tag(tx, repo_id, &tag).await? {
+            remove_tag(tx, repo_id, &tag, delta).await?;
+            let still_tagged = sqlx::query("SELECT 1 FROM tags WHERE repository_id = $1 AND digest = $2")
+                .bind(repo_id)
+                .bind(&attachment)
+                .fetch_optional(tx.conn())
+                .await?;
+            if still_tagged.is_none() && tx.unlink_manifest(repo_id, &attachment).await? {
+                delta.removed.push(("manifest", attachment.clone(), attachment));
+            }
+        }
     }
     Ok(unlinked)
 }
@@ -245,7 +298,8 @@ pub enum ContentOp {
     },
     /// Add a signature of a manifest the repository holds.
     Sign {
-        signature: crate::store::signatures::Signature,
+        manifest: String,
+        signature: crate::store::signatures::MadeSignature,
     },
     /// Bring along the signatures repository `from` has of `digest` and its closure
     /// (after `Add` of the same digest: a copy carries its signatures).
@@ -339,8 +393,7 @@ impl Registry {
                 ContentOp::RemoveManifest { digest, force } => {
                     remove_manifest(&mut tx, repo_id, digest, *force, &mut delta).await?;
                 }
-                ContentOp::Sign { signature } => {
-                    let manifest = &signature.manifest_digest;
+                ContentOp::Sign { manifest, signature } => {
                     if !tx.manifest_is_linked(repo_id, manifest).await? {
                         return Err(Error::new(
                             ErrorCode::ManifestUnknown,
@@ -348,11 +401,7 @@ impl Registry {
                         )
                         .with_detail(json!({ "digest": manifest })));
                     }
-                    if crate::store::signatures::link(&mut tx, repo_id, signature).await? {
-                        delta
-                            .added
-                            .push(("signature", signature.digest.clone(), manifest.clone()));
-                    }
+                    add_signature(self, &mut tx, repo_id, manifest, signature.clone(), &mut delta).await?;
                 }
                 ContentOp::CopySignatures { from, digest } => {
                     if let Some(from_id) = tx.repository_id(from).await? {
