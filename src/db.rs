@@ -70,7 +70,7 @@ fn migrator(engine: Engine) -> Migrator {
     let migration = |version, name: &'static str, sql: &'static str| {
         Migration::new(version, name.into(), MigrationType::Simple, sql.into_sql_str(), false)
     };
-    let files: [(&'static str, &'static str); 8] = match engine {
+    let files: [(&'static str, &'static str); 9] = match engine {
         Engine::Sqlite => [
             ("store", include_str!("../migrations/sqlite/0001_store.sql")),
             ("identity", include_str!("../migrations/sqlite/0002_identity.sql")),
@@ -88,6 +88,10 @@ fn migrator(engine: Engine) -> Migrator {
             (
                 "signing_keys",
                 include_str!("../migrations/sqlite/0008_signing_keys.sql"),
+            ),
+            (
+                "remote_lookaside",
+                include_str!("../migrations/sqlite/0009_remote_lookaside.sql"),
             ),
         ],
         Engine::Postgres => [
@@ -107,6 +111,10 @@ fn migrator(engine: Engine) -> Migrator {
             (
                 "signing_keys",
                 include_str!("../migrations/postgres/0008_signing_keys.sql"),
+            ),
+            (
+                "remote_lookaside",
+                include_str!("../migrations/postgres/0009_remote_lookaside.sql"),
             ),
         ],
     };

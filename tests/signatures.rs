@@ -579,27 +579,11 @@ async fn a_remote_on_another_gatehouse_syncs_its_signatures() {
         )
         .await;
     assert!(status.is_success(), "{v}");
-    // Start a sync of remote `name` and wait for its job, which must succeed.
+    // Sync remote `name`, which must succeed.
     let sync = async |name: &str| {
-        let (_, v) = gw
-            .api(
-                "POST",
-                &format!("/api/v1/orgs/acme/products/base/remotes/{name}/sync"),
-                ("admin", ADMIN_PASSWORD),
-                None,
-            )
-            .await;
-        let id = v["job"].as_i64().unwrap();
-        loop {
-            let (_, job) = gw
-                .api("GET", &format!("/api/v1/jobs/{id}"), ("admin", ADMIN_PASSWORD), None)
-                .await;
-            if job["state"] == "done" || job["state"] == "failed" {
-                assert_eq!(job["state"], "done", "{job}");
-                return job;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        let job = gw.sync_remote("acme/base", name).await;
+        assert_eq!(job["state"], "done", "{job}");
+        job
     };
     let signatures = async || {
         let token = gw
@@ -1140,4 +1124,145 @@ async fn a_product_that_signs_on_push_signs_in_the_copy() {
     assert!(site.signatures(&common::digest(&m)).await.is_empty());
     let versions = site.versions().await;
     assert_eq!(versions[0]["reason"], "push 2.1", "{versions:?}");
+}
+
+/// A static web server for `dir` on loopback (a signature lookaside, as a vendor
+/// publishes one); returns its base URL.
+async fn serve_dir(dir: PathBuf) -> String {
+    use axum::response::IntoResponse;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let file = dir.join(uri.path().trim_start_matches('/'));
+        async move {
+            match std::fs::read(&file) {
+                Ok(bytes) if !uri.path().contains("..") => bytes.into_response(),
+                _ => axum::http::StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// A remote on Debian's docker-registry whose vendor signs with GPG into a lookaside
+/// (skopeo `--sign-by` with `lookaside-staging`, served over HTTP) and attaches a cosign
+/// `.sig` to another tag: with `sigstore` (the lookaside) and `signed_only`, the sync
+/// takes the signed tags with their signatures and the attachment though the tag filter
+/// does not name it, and leaves the unsigned tag; podman then verifies the vendor's
+/// signature through gatehouse's extension API, mapping the vendor's name to ours.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_on_distribution_brings_lookaside_signatures_and_attachments() {
+    let site = site().await;
+    let gw = &site.gw;
+    let dist = common::distribution::start_distribution();
+    let upstream_host = dist.base.trim_start_matches("http://").to_owned();
+    let vendor = Gpg::new("vendor@upstream.example");
+    let staging = site.dir.path().join("lookaside");
+    std::fs::write(
+        site.config.join("registries.d/upstream.yaml"),
+        format!(
+            "docker:\n  {upstream_host}:\n    lookaside-staging: file://{}\n",
+            staging.display()
+        ),
+    )
+    .unwrap();
+    let src = site.dir.path().join("vendor-layout");
+    layout(&src, 41);
+    let out = Command::new("skopeo")
+        .env("GNUPGHOME", vendor.home.path())
+        .arg("--registries.d")
+        .arg(site.config.join("registries.d"))
+        .arg("--policy")
+        .arg(site.config.join("insecure-policy.json"))
+        .args(["copy", "--dest-tls-verify=false", "--sign-by", &vendor.email])
+        .arg(format!("oci:{}:1.0", src.display()))
+        .arg(format!("docker://{upstream_host}/library/app:1.0"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "skopeo copy --sign-by: {}", text(&out));
+    let lookaside = serve_dir(staging).await;
+    common::distribution::push_plain(&dist.base, "library/app", "2.0", &[common::random_bytes(512, 42)]).await;
+    let three =
+        common::distribution::push_plain(&dist.base, "library/app", "3.0", &[common::random_bytes(512, 43)]).await;
+    // A cosign attachment of 3.0, as cosign writes it.
+    let payload = json!({"critical": {"identity": {"docker-reference": format!("{upstream_host}/library/app:3.0")},
+        "image": {"docker-manifest-digest": common::digest(&three)}, "type": "cosign container image signature"},
+        "optional": null})
+    .to_string()
+    .into_bytes();
+    let config = br#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+    for blob in [&payload, &config] {
+        common::distribution::push_blob_plain(&dist.base, "library/app", blob).await;
+    }
+    let mut layer = common::descriptor("application/vnd.dev.cosign.simplesigning.v1+json", &payload);
+    layer["annotations"] = json!({"dev.cosignproject.cosign/signature": "MEUCIQDexample"});
+    let attachment = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": common::descriptor("application/vnd.oci.image.config.v1+json", &config), "layers": [layer]})
+    .to_string()
+    .into_bytes();
+    let sig_tag = format!("{}.sig", common::digest(&three).replacen(':', "-", 1));
+    common::distribution::put_manifest_plain(&dist.base, "library/app", &sig_tag, &attachment).await;
+
+    let (status, v) = gw
+        .api(
+            "POST",
+            "/api/v1/orgs/acme/products/web/remotes",
+            ("admin", ADMIN_PASSWORD),
+            Some(json!({"name": "app", "url": dist.base, "upstream_name": "library/app",
+                        "include_tags": ["?.0"], "signed_only": true, "sigstore": format!("{lookaside}/")})),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["sigstore"], lookaside, "{v}");
+    let job = gw.sync_remote("acme/web", "app").await;
+    assert_eq!(job["state"], "done", "{job}");
+    let token = gw
+        .token(Some(("watcher", USER_PASSWORD)), &["repository:acme/web/app:pull"])
+        .await;
+    let tags: Value = gw
+        .client()
+        .get(gw.url("/v2/acme/web/app/tags/list"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tags["tags"], json!(["1.0", "3.0", sig_tag]), "{tags}");
+    let r = gw
+        .client()
+        .get(gw.url(&format!("/v2/acme/web/app/manifests/{sig_tag}")))
+        .header("accept", OCI_MANIFEST)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.bytes().await.unwrap().to_vec(),
+        attachment,
+        "the attachment byte for byte"
+    );
+    let one = site.digest("1.0").await;
+    assert_eq!(
+        site.signatures(&one).await.len(),
+        1,
+        "the lookaside signature came along"
+    );
+
+    // podman verifies the vendor's signature, which names the vendor's repository.
+    let keys = site.dir.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let policy = json!({
+        "default": [{"type": "reject"}],
+        "transports": {"docker": {format!("{}/acme/web", gw.host()): [{
+            "type": "signedBy", "keyType": "GPGKeys", "keyPath": vendor.export(&keys),
+            "signedIdentity": {"type": "remapIdentity", "prefix": format!("{}/acme/web/app", gw.host()),
+                               "signedPrefix": format!("{upstream_host}/library/app")}}]}}
+    });
+    let path = site.config.join("vendor-policy.json");
+    std::fs::write(&path, policy.to_string()).unwrap();
+    let out = tokio::task::block_in_place(|| site.pull(&path, "1.0"));
+    assert!(out.status.success(), "the vendor's signature verifies: {}", text(&out));
 }

@@ -31,30 +31,7 @@ async fn create_remote(gw: &TestGateway, body: Value) -> Value {
 
 /// Start a sync of remote `name` and wait for its job to end; returns the job.
 async fn sync(gw: &TestGateway, name: &str) -> Value {
-    let (status, v) = gw
-        .api(
-            "POST",
-            &format!("/api/v1/orgs/acme/products/base/remotes/{name}/sync"),
-            ADMIN,
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
-    let id = v["job"].as_i64().expect("job id");
-    wait_job(gw, id).await
-}
-
-async fn wait_job(gw: &TestGateway, id: i64) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let (status, job) = gw.api("GET", &format!("/api/v1/jobs/{id}"), ADMIN, None).await;
-        assert_eq!(status, StatusCode::OK, "{job}");
-        if job["state"] == "done" || job["state"] == "failed" {
-            return job;
-        }
-        assert!(std::time::Instant::now() < deadline, "job {id} did not end: {job}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    gw.sync_remote("acme/base", name).await
 }
 
 async fn tags(gw: &TestGateway, repo: &str) -> Vec<String> {

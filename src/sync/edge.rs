@@ -279,6 +279,7 @@ impl Syncer {
                 mirror: true,
                 on_demand: None,
                 signed_only: false,
+                lookaside: None,
                 reason: format!("sync from {}", upstream.url()),
             };
             match sync_repository(registry, &req, progress).await {

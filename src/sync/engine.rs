@@ -12,6 +12,7 @@ use super::upstream::{FetchedManifest, Upstream, UpstreamError};
 use crate::oci::Digest;
 use crate::store::Registry;
 use crate::store::signatures::Signature;
+use crate::store::sigstore::{attachment_tag, signed_by_tag};
 use crate::store::versions::SyncedContent;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use serde_json::{Value, json};
@@ -103,6 +104,8 @@ pub struct SyncRequest<'a> {
     pub on_demand: Option<i64>,
     /// Only tags whose manifest the upstream has signatures of.
     pub signed_only: bool,
+    /// The upstream's signature lookaside URL, read instead of the extension API.
+    pub lookaside: Option<&'a str>,
     pub reason: String,
 }
 
@@ -209,17 +212,65 @@ pub async fn sync_repository(
 
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "sync: tags resolved");
     progress.phase("fetching signatures");
-    let signatures = fetch_signatures(up, repo, &tags).await?;
+    let signatures = match req.lookaside {
+        Some(base) => Some(fetch_lookaside(up, base, repo, &tags).await?),
+        None => fetch_signatures(up, repo, &tags).await?,
+    };
+    // Sigstore attachments of the selected manifests come along whatever the filter.
+    let upstream_tags: HashSet<&str> = all.iter().map(String::as_str).collect();
+    let attached: HashSet<String> = tags
+        .values()
+        .filter(|d| upstream_tags.contains(attachment_tag(d).as_str()))
+        .cloned()
+        .collect();
     if req.signed_only {
-        let Some(sigs) = &signatures else {
+        if signatures.is_none() && attached.is_empty() {
             return Err(SyncError::Invalid(
-                "signed_only: the remote offers no signatures (no signature extension), so nothing would be kept"
+                "signed_only: the remote offers no signatures (no signature extension, lookaside or sigstore \
+                 attachment), so nothing would be kept"
                     .into(),
             ));
-        };
-        let signed: HashSet<&str> = sigs.iter().map(|s| s.manifest_digest.as_str()).collect();
-        tags.retain(|_, d| signed.contains(d.as_str()));
-        round.retain(|d| signed.contains(d.as_str()));
+        }
+        let mut signed: HashSet<&str> = attached.iter().map(String::as_str).collect();
+        signed.extend(signatures.iter().flatten().map(|s| s.manifest_digest.as_str()));
+        // An attachment the filter chose is kept only with what it signs.
+        let keep: HashSet<String> = tags
+            .iter()
+            .filter(|(t, d)| match signed_by_tag(t) {
+                Some(target) => signed.contains(target.as_str()) && tags.values().any(|v| *v == target),
+                None => signed.contains(d.as_str()),
+            })
+            .map(|(t, _)| t.clone())
+            .collect();
+        tags.retain(|t, _| keep.contains(t));
+        let kept: HashSet<&String> = tags.values().collect();
+        round.retain(|d| kept.contains(d));
+    }
+    let wanted: Vec<String> = tags
+        .values()
+        .filter(|d| attached.contains(*d))
+        .map(|d| attachment_tag(d))
+        .filter(|t| !tags.contains_key(t))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let attachments: Vec<(String, Option<String>)> = stream::iter(wanted)
+        .map(|tag| async move {
+            match up.head_manifest(repo, &tag).await {
+                Ok(Some(d)) => Ok((tag, Some(d))),
+                Ok(None) => up.manifest(repo, &tag).await.map(|m| (tag, Some(m.digest))),
+                Err(UpstreamError::NotFound { .. }) => Ok((tag, None)),
+                Err(e) => Err(e),
+            }
+        })
+        .buffer_unordered(HEAD_CONCURRENCY)
+        .try_collect()
+        .await?;
+    for (tag, digest) in attachments {
+        if let Some(d) = digest {
+            round.push(d.clone());
+            tags.insert(tag, d);
+        }
     }
     progress.phase("fetching manifests");
     let mut seen: HashSet<String> = HashSet::new();
@@ -367,6 +418,22 @@ async fn fetch_signatures(
         .await?;
     all.extend(rest.into_iter().flatten().flatten());
     Ok(Some(all))
+}
+
+/// The signatures of the tagged manifests at the remote's lookaside.
+async fn fetch_lookaside(
+    up: &Upstream,
+    base: &str,
+    repo: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<Vec<Signature>, SyncError> {
+    let digests: BTreeSet<String> = tags.values().cloned().collect();
+    let lists: Vec<Vec<Signature>> = stream::iter(digests)
+        .map(|d| async move { up.lookaside_signatures(base, repo, &d).await })
+        .buffer_unordered(HEAD_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(lists.into_iter().flatten().collect())
 }
 
 /// Download one blob into the store: staged while hashed, verified, committed unlinked

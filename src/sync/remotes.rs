@@ -53,6 +53,9 @@ pub struct Remote {
     pub policy: SyncPolicy,
     /// Only tags whose manifest the upstream has signatures of (Pulp's `signed_only`).
     pub signed_only: bool,
+    /// The upstream's signature lookaside URL (Pulp's `sigstore`), read instead of the
+    /// signature extension API.
+    pub sigstore: Option<String>,
     pub username: Option<String>,
     pub has_password: bool,
     pub has_ca_certificate: bool,
@@ -83,6 +86,9 @@ pub struct RemoteFields {
     pub mirror: Option<bool>,
     pub policy: Option<SyncPolicy>,
     pub signed_only: Option<bool>,
+    /// `Some(None)` (JSON null) clears it.
+    #[serde(default, deserialize_with = "double_option")]
+    pub sigstore: Option<Option<String>>,
     /// `Some(None)` (JSON null) clears it.
     #[serde(default, deserialize_with = "double_option")]
     pub username: Option<Option<String>>,
@@ -129,6 +135,16 @@ fn validate(f: &RemoteFields) -> Result<(), RemoteError> {
             "must be the registry's base URL, https://host[:port] (or http:// for a plain-HTTP registry)",
         ));
     }
+    if let Some(Some(url)) = &f.sigstore
+        && reqwest::Url::parse(url).map_or(true, |u| {
+            !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() || u.query().is_some()
+        })
+    {
+        return Err(field(
+            "sigstore",
+            "must be the lookaside's base URL, https://host[:port][/path] (or http://)",
+        ));
+    }
     if let Some(n) = &f.upstream_name
         && n.parse::<crate::oci::RepoName>().is_err()
     {
@@ -160,7 +176,7 @@ fn validate(f: &RemoteFields) -> Result<(), RemoteError> {
 
 const COLUMNS: &str = "SELECT id, org, product, name, url, upstream_name, repository, include_tags, exclude_tags, \
      mirror, policy, username, CASE WHEN password_sealed IS NULL THEN 0 ELSE 1 END, \
-     CASE WHEN ca_certificate IS NULL THEN 0 ELSE 1 END, last_job, created_at, updated_at, signed_only \
+     CASE WHEN ca_certificate IS NULL THEN 0 ELSE 1 END, last_job, created_at, updated_at, signed_only, sigstore \
      FROM remotes";
 
 fn remote(r: sqlx::any::AnyRow) -> Remote {
@@ -185,6 +201,7 @@ fn remote(r: sqlx::any::AnyRow) -> Remote {
         created_at: r.get(15),
         updated_at: r.get(16),
         signed_only: r.get::<i64, _>(17) != 0,
+        sigstore: r.get(18),
     }
 }
 
@@ -216,8 +233,8 @@ impl Syncer {
         let json = |v: &Option<Vec<String>>| serde_json::to_string(&v.clone().unwrap_or_default()).unwrap_or_default();
         let r = sqlx::query(
             "INSERT INTO remotes (org, product, name, url, upstream_name, repository, include_tags, exclude_tags, \
-             mirror, policy, username, password_sealed, ca_certificate, created_at, updated_at, signed_only) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)",
+             mirror, policy, username, password_sealed, ca_certificate, created_at, updated_at, signed_only, sigstore) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16)",
         )
         .bind(org)
         .bind(product)
@@ -234,6 +251,7 @@ impl Syncer {
         .bind(f.ca_certificate.clone().flatten())
         .bind(now)
         .bind(i64::from(f.signed_only.unwrap_or(false)))
+        .bind(f.sigstore.clone().flatten().map(|u| u.trim_end_matches('/').to_owned()))
         .execute(self.inner.registry.meta().writer())
         .await;
         match r {
@@ -302,8 +320,8 @@ impl Syncer {
             "UPDATE remotes SET url = $1, upstream_name = $2, include_tags = $3, exclude_tags = $4, mirror = $5, \
              policy = $6, username = $7, \
              password_sealed = CASE WHEN $8 THEN $9 ELSE password_sealed END, \
-             ca_certificate = CASE WHEN $10 THEN $11 ELSE ca_certificate END, updated_at = $12, signed_only = $14 \
-             WHERE id = $13",
+             ca_certificate = CASE WHEN $10 THEN $11 ELSE ca_certificate END, updated_at = $12, signed_only = $14, \
+             sigstore = $15 WHERE id = $13",
         )
         .bind(f.url.as_deref().unwrap_or(&current.url).trim_end_matches('/'))
         .bind(f.upstream_name.as_deref().unwrap_or(&current.upstream_name))
@@ -319,6 +337,10 @@ impl Syncer {
         .bind(now_ms())
         .bind(current.id)
         .bind(i64::from(f.signed_only.unwrap_or(current.signed_only)))
+        .bind(match &f.sigstore {
+            Some(u) => u.as_ref().map(|u| u.trim_end_matches('/').to_owned()),
+            None => current.sigstore.clone(),
+        })
         .execute(self.inner.registry.meta().writer())
         .await?;
         self.remote(org, product, name)

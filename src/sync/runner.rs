@@ -241,6 +241,7 @@ impl Syncer {
                         mirror: remote.mirror,
                         on_demand: (remote.policy == SyncPolicy::OnDemand).then_some(remote.id),
                         signed_only: remote.signed_only,
+                        lookaside: remote.sigstore.as_deref(),
                         reason: format!("sync from {}/{}", remote.url, remote.upstream_name),
                     },
                     progress,

@@ -292,6 +292,41 @@ impl Upstream {
         Ok(Some(out))
     }
 
+    /// The simple-signing signatures of manifest `digest` published at the lookaside
+    /// `base` (as containers/image lays it out: `<base>/<repo>@sha256=<hex>/signature-<n>`,
+    /// numbered from 1 until the first absent one). Plain GETs: a lookaside is a static
+    /// web server, not the registry.
+    pub async fn lookaside_signatures(&self, base: &str, repo: &str, digest: &str) -> UpstreamResult<Vec<Signature>> {
+        let Some((algo, hex)) = digest.split_once(':') else {
+            return Err(UpstreamError::Invalid(format!("not a digest: {digest}")));
+        };
+        let mut out = Vec::new();
+        for n in 1..=crate::store::signatures::MAX_SIGNATURES_PER_MANIFEST {
+            let url = format!("{}/{repo}@{algo}={hex}/signature-{n}", base.trim_end_matches('/'));
+            let res = self.http.get(&url).send().await.map_err(|e| {
+                UpstreamError::Invalid(format!("signature lookaside {url}: {}", crate::error::chain(&e)))
+            })?;
+            if res.status() == StatusCode::NOT_FOUND {
+                break;
+            }
+            if !res.status().is_success() {
+                return Err(UpstreamError::Invalid(format!(
+                    "signature lookaside {url} answered {}",
+                    res.status()
+                )));
+            }
+            let cap = crate::store::signatures::MAX_SIGNATURE_BYTES;
+            let content = read_capped(res, cap)
+                .await?
+                .ok_or_else(|| UpstreamError::Invalid(format!("signature lookaside {url}: over {cap} bytes")))?;
+            if content.is_empty() {
+                return Err(UpstreamError::Invalid(format!("signature lookaside {url}: empty")));
+            }
+            out.push(crate::store::signatures::new_signature(digest, content));
+        }
+        Ok(out)
+    }
+
     /// A blob's bytes as a stream (not yet verified: the caller hashes while storing).
     pub async fn blob(&self, repo: &str, digest: &str) -> UpstreamResult<(Option<u64>, ByteStream)> {
         let res = self

@@ -74,44 +74,55 @@ impl Distribution {
     }
 }
 
-/// Push an image (a config and `layers`) to a registry without authentication, as
-/// Distribution takes it (a session, then one PUT per blob); returns the manifest.
-pub async fn push_plain(base: &str, repo: &str, tag: &str, layers: &[Vec<u8>]) -> Vec<u8> {
+/// Push one blob to a registry without authentication, as Distribution takes it (a
+/// session, then one PUT).
+pub async fn push_blob_plain(base: &str, repo: &str, blob: &[u8]) {
     let c = super::http();
-    let config = super::config_blob("amd64");
-    for blob in std::iter::once(&config).chain(layers) {
-        let d = super::digest(blob);
-        let r = c
-            .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-            .send()
-            .await
-            .expect("open upload");
-        assert_eq!(r.status(), 202, "open upload");
-        let loc = r.headers()["location"].to_str().expect("location").to_owned();
-        let loc = if loc.starts_with("http") {
-            loc
-        } else {
-            format!("{base}{loc}")
-        };
-        let sep = if loc.contains('?') { '&' } else { '?' };
-        let r = c
-            .put(format!("{loc}{sep}digest={d}"))
-            .body(blob.clone())
-            .send()
-            .await
-            .expect("blob put");
-        assert_eq!(r.status(), 201, "blob put");
-    }
-    let refs: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
-    let manifest = super::image_manifest(&config, &refs, serde_json::json!({}));
+    let d = super::digest(blob);
     let r = c
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .expect("open upload");
+    assert_eq!(r.status(), 202, "open upload");
+    let loc = r.headers()["location"].to_str().expect("location").to_owned();
+    let loc = if loc.starts_with("http") {
+        loc
+    } else {
+        format!("{base}{loc}")
+    };
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = c
+        .put(format!("{loc}{sep}digest={d}"))
+        .body(blob.to_vec())
+        .send()
+        .await
+        .expect("blob put");
+    assert_eq!(r.status(), 201, "blob put");
+}
+
+/// PUT an OCI image manifest as `tag`, without authentication.
+pub async fn put_manifest_plain(base: &str, repo: &str, tag: &str, manifest: &[u8]) {
+    let r = super::http()
         .put(format!("{base}/v2/{repo}/manifests/{tag}"))
         .header("content-type", super::OCI_MANIFEST)
-        .body(manifest.clone())
+        .body(manifest.to_vec())
         .send()
         .await
         .expect("manifest put");
     assert_eq!(r.status(), 201, "manifest put: {}", r.text().await.unwrap_or_default());
+}
+
+/// Push an image (a config and `layers`) to a registry without authentication; returns
+/// the manifest.
+pub async fn push_plain(base: &str, repo: &str, tag: &str, layers: &[Vec<u8>]) -> Vec<u8> {
+    let config = super::config_blob("amd64");
+    for blob in std::iter::once(&config).chain(layers) {
+        push_blob_plain(base, repo, blob).await;
+    }
+    let refs: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
+    let manifest = super::image_manifest(&config, &refs, serde_json::json!({}));
+    put_manifest_plain(base, repo, tag, &manifest).await;
     manifest
 }
 

@@ -177,6 +177,38 @@ impl TestGateway {
         v
     }
 
+    /// Start a sync of remote `name` of product `org/product` (as the global admin) and
+    /// wait for its job to end; returns the job.
+    pub async fn sync_remote(&self, product: &str, name: &str) -> Value {
+        let (org, product) = product.split_once('/').expect("org/product");
+        let (status, v) = self
+            .api(
+                "POST",
+                &format!("/api/v1/orgs/{org}/products/{product}/remotes/{name}/sync"),
+                ("admin", ADMIN_PASSWORD),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+        self.wait_job(v["job"].as_i64().expect("job id")).await
+    }
+
+    /// Wait for job `id` to end; returns it.
+    pub async fn wait_job(&self, id: i64) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let (status, job) = self
+                .api("GET", &format!("/api/v1/jobs/{id}"), ("admin", ADMIN_PASSWORD), None)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{job}");
+            if job["state"] == "done" || job["state"] == "failed" {
+                return job;
+            }
+            assert!(std::time::Instant::now() < deadline, "job {id} did not end: {job}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn create_org(&self, org: &str) {
         self.admin("POST", "/api/v1/orgs", json!({ "label": org })).await;
     }
