@@ -278,13 +278,22 @@ read -r R[gh.mget_again] R[gh.mp99_again] < <(wrk_rps "http://127.0.0.1:$GH_PORT
 basic=$(printf '%s:%s' "$PS_USER" "$PS_SECRET" | base64 -w0)
 read -r R[gw.tokens] R[gw.tp99] < <(wrk_rps "$GW/v2/token?service=gatehouse&scope=repository:bench/app:pull" "Authorization: Basic $basic")
 # The same manifest GET in a product that requires a signature by the org's key: the
-# signature is verified once, then the signers are cached.
+# signature is verified once, then the signers are cached. Measured alternately with the
+# requirement off and on (two rounds, the best of each), so that both see the same
+# machine state.
 adm() { curl -s -f -u "admin:$GW_ADMIN_PASSWORD" -H 'content-type: application/json' "$@" >/dev/null; }
 adm -d '{"name":"release"}' "$GW/api/v1/orgs/bench/signing-keys"
 adm -d "{\"tags\":[\"v1\"],\"key\":\"release\",\"registry\":\"127.0.0.1:$GW_PORT\"}" "$GW/api/v1/repositories/bench/app/sign"
-adm -X PATCH -d '{"require_signed_by":["release"]}' "$GW/api/v1/orgs/bench/products/containers"
 AUTH=(-H "Authorization: Bearer $(token_of "$PS_USER:$PS_SECRET" repository:bench/app:pull)")
-read -r R[gw.mget_signed] R[gw.mp99_signed] < <(wrk_rps "$GW/v2/bench/app/manifests/v1" "${AUTH[1]}")
+R[gw.mget_unsigned]=0; R[gw.mget_signed]=0
+for _ in 1 2; do
+  for required in '[]' '["release"]'; do
+    adm -X PATCH -d "{\"require_signed_by\":$required}" "$GW/api/v1/orgs/bench/products/containers"
+    read -r rps p99 < <(wrk_rps "$GW/v2/bench/app/manifests/v1" "${AUTH[1]}")
+    k=unsigned; [ "$required" = '[]' ] || k=signed
+    if [ "$rps" -gt "${R[gw.mget_$k]}" ]; then R[gw.mget_$k]=$rps; R[gw.mp99_$k]=$p99; fi
+  done
+done
 AUTH=()
 kill "$GW_PID" 2>/dev/null || true
 echo "distribution..." >&2
@@ -338,8 +347,8 @@ grow() { printf '%-44s %12s %12s %10s  %s\n' "$@"; }
 grow "manifest GET req/s (64 conns)" "${R[gw.mget]}" "${R[gh.mget_again]}" "$(ratio "${R[gw.mget]}" "${R[gh.mget_again]}")x" ">= 0.8x"
 grow "manifest GET p99 (ms)" "${R[gw.mp99]}" "${R[gh.mp99_again]}" "" ""
 grow "blob pull ${BIG_MB} MiB (MiB/s)" "${R[gw.pull]}" "${R[gh.pull_again]}" "$(ratio "${R[gw.pull]}" "${R[gh.pull_again]}")x" ">= 0.9x"
-grow "manifest GET req/s, signature required" "${R[gw.mget_signed]}" "${R[gw.mget]}" "$(ratio "${R[gw.mget_signed]}" "${R[gw.mget]}")x" ">= 0.91x (<= 1.1x time)"
-grow "  p99 (ms)" "${R[gw.mp99_signed]}" "${R[gw.mp99]}" "" ""
+grow "manifest GET req/s, signature required vs not" "${R[gw.mget_signed]}" "${R[gw.mget_unsigned]}" "$(ratio "${R[gw.mget_signed]}" "${R[gw.mget_unsigned]}")x" ">= 0.91x (<= 1.1x time)"
+grow "  p99 (ms), required vs not" "${R[gw.mp99_signed]}" "${R[gw.mp99_unsigned]}" "" ""
 grow "tokens/s, pull-secret Basic auth (64 conns)" "${R[gw.tokens]}" "-" "" ">= 5000"
 grow "token issuance p99 (ms)" "${R[gw.tp99]}" "-" "" ""
 

@@ -31,10 +31,19 @@ pub(super) struct Caches {
     /// (signature identity, key fingerprint) → the manifest it validly names, or `None`
     /// when it does not verify with that key.
     verified: Cache<(String, String), Option<String>>,
-    /// (backend repository, manifest digest, required keys) → the keys that signed it.
-    signers: Cache<(String, String, Vec<String>), Arc<Vec<String>>>,
+    /// hash of (backend repository, manifest digest, required keys) → those and the
+    /// keys that signed it (compared in full on a hit: no allocation to look up).
+    signers: Cache<u64, Arc<Signers>>,
+    hasher: std::collections::hash_map::RandomState,
     /// manifest digest → whether it is a signature artifact (content never changes).
     artifacts: Cache<String, bool>,
+}
+
+pub(super) struct Signers {
+    repo: String,
+    digest: String,
+    required: Vec<String>,
+    signers: Arc<Vec<String>>,
 }
 
 impl Default for Caches {
@@ -42,6 +51,7 @@ impl Default for Caches {
         Self {
             verified: Cache::builder().max_capacity(100_000).build(),
             signers: Cache::builder().max_capacity(100_000).time_to_live(SIGNERS_TTL).build(),
+            hasher: Default::default(),
             artifacts: Cache::builder().max_capacity(100_000).build(),
         }
     }
@@ -77,9 +87,13 @@ impl Gateway {
         digest: &str,
         required: &[String],
     ) -> Result<Arc<Vec<String>>, Error> {
-        let key = (repo.to_owned(), digest.to_owned(), required.to_vec());
-        if let Some(hit) = self.inner.signed.signers.get(&key) {
-            return Ok(hit);
+        let key = std::hash::BuildHasher::hash_one(&self.inner.signed.hasher, (repo, digest, required));
+        if let Some(hit) = self.inner.signed.signers.get(&key)
+            && hit.repo == repo
+            && hit.digest == digest
+            && hit.required == required
+        {
+            return Ok(hit.signers.clone());
         }
         let (Some(keys), Some(reg)) = (self.signing_keys(), self.versioned()) else {
             return Ok(Arc::new(Vec::new()));
@@ -130,7 +144,13 @@ impl Gateway {
         }
         let signers = Arc::new(found.into_iter().collect::<Vec<_>>());
         if !signers.is_empty() {
-            self.inner.signed.signers.insert(key, signers.clone());
+            let entry = Signers {
+                repo: repo.to_owned(),
+                digest: digest.to_owned(),
+                required: required.to_vec(),
+                signers: signers.clone(),
+            };
+            self.inner.signed.signers.insert(key, Arc::new(entry));
         }
         Ok(signers)
     }
