@@ -251,7 +251,12 @@ async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError
             s.enqueue_edge_sync(None, None).await?;
             admin::edge_router(gateway.clone(), s.clone())
         }
-        _ => admin::router(gateway.clone(), syncer.clone(), signing),
+        _ => {
+            let api = admin::router(gateway.clone(), syncer.clone(), signing);
+            // The web console calls the same API router, in process.
+            api.clone()
+                .merge(crate::console::router(gateway.clone(), api, db.clone()))
+        }
     };
     let router = server::with_request_log(gateway.router().merge(api));
     Ok(App {

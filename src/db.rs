@@ -70,7 +70,7 @@ fn migrator(engine: Engine) -> Migrator {
     let migration = |version, name: &'static str, sql: &'static str| {
         Migration::new(version, name.into(), MigrationType::Simple, sql.into_sql_str(), false)
     };
-    let files: [(&'static str, &'static str); 9] = match engine {
+    let files: [(&'static str, &'static str); 10] = match engine {
         Engine::Sqlite => [
             ("store", include_str!("../migrations/sqlite/0001_store.sql")),
             ("identity", include_str!("../migrations/sqlite/0002_identity.sql")),
@@ -92,6 +92,10 @@ fn migrator(engine: Engine) -> Migrator {
             (
                 "remote_lookaside",
                 include_str!("../migrations/sqlite/0009_remote_lookaside.sql"),
+            ),
+            (
+                "console_sessions",
+                include_str!("../migrations/sqlite/0010_console_sessions.sql"),
             ),
         ],
         Engine::Postgres => [
@@ -115,6 +119,10 @@ fn migrator(engine: Engine) -> Migrator {
             (
                 "remote_lookaside",
                 include_str!("../migrations/postgres/0009_remote_lookaside.sql"),
+            ),
+            (
+                "console_sessions",
+                include_str!("../migrations/postgres/0010_console_sessions.sql"),
             ),
         ],
     };

@@ -8,6 +8,7 @@ mod content;
 mod error;
 mod proxies;
 mod remotes;
+mod repositories;
 mod signing;
 
 use crate::audit::Event;
@@ -31,6 +32,7 @@ type ApiResult<T = Response> = Result<T, ApiError>;
 
 pub fn router(gw: Gateway, sync: Option<crate::sync::Syncer>, signing: Option<crate::signing::SigningKeys>) -> Router {
     let mut router = Router::new();
+    let syncer = sync.clone();
     if signing.is_some() {
         router = router
             .route(
@@ -93,6 +95,7 @@ pub fn router(gw: Gateway, sync: Option<crate::sync::Syncer>, signing: Option<cr
         )
         .route("/api/v1/orgs/{org}/pull-secrets/{name}", delete(revoke_pull_secret))
         .route("/api/v1/orgs/{org}/audit", get(org_audit))
+        .route("/api/v1/orgs/{org}/repositories", get(repositories::list))
         .route("/api/v1/audit", get(all_audit))
         .route(
             "/api/v1/repositories/{*rest}",
@@ -106,9 +109,13 @@ pub fn router(gw: Gateway, sync: Option<crate::sync::Syncer>, signing: Option<cr
                 .delete(content::delete_distribution),
         )
         .route("/api/v1/events", get(content::list_events));
-    // Outside every route added above, so that the content API can sign.
+    // Outside every route added above, so that the content API can sign and listings
+    // can tell mirrored repositories.
     if let Some(keys) = signing {
         router = router.layer(axum::Extension(keys));
+    }
+    if let Some(s) = syncer {
+        router = router.layer(axum::Extension(s));
     }
     router
         .fallback(|| async { ApiError::not_found("no such API endpoint") })

@@ -264,6 +264,20 @@ impl Identities {
         }
     }
 
+    /// A user's id and a tag of their current password (not the hash: a digest of it),
+    /// which changes when the password does; `None` when there is no such user.
+    pub async fn password_tag(&self, username: &str) -> IdResult<Option<(i64, String)>> {
+        use sha2::Digest as _;
+        let row = sqlx::query("SELECT id, password_hash FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.db().read)
+            .await?;
+        Ok(row.map(|r| {
+            let hash: String = r.get(1);
+            (r.get(0), hex::encode(&sha2::Sha256::digest(hash.as_bytes())[..16]))
+        }))
+    }
+
     /// The account named `username` with its stored hash, if it may log in now.
     async fn credential_row(&self, username: &str) -> IdResult<Option<(Account, String, Option<i64>)>> {
         if let Some(name) = username.strip_prefix(proxies::PROXY_USER_PREFIX) {

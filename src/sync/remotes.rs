@@ -284,6 +284,15 @@ impl Syncer {
         Ok(row.map(remote))
     }
 
+    /// The local repositories of `org` that remotes sync into.
+    pub async fn mirrored_repositories(&self, org: &str) -> Result<std::collections::HashSet<String>, RemoteError> {
+        let rows = sqlx::query("SELECT repository FROM remotes WHERE org = $1")
+            .bind(org)
+            .fetch_all(self.inner.registry.meta().reader())
+            .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
     pub async fn remotes(&self, org: &str, product: &str) -> Result<Vec<Remote>, RemoteError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{COLUMNS} WHERE org = $1 AND product = $2 ORDER BY name"

@@ -23,12 +23,14 @@ use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 mod changes;
+mod listing;
 mod distributions;
 mod synced;
 
 pub use changes::ContentOp;
 pub(crate) use changes::apply_change;
 pub use distributions::Distribution;
+pub use listing::RepositorySummary;
 pub use synced::SyncedContent;
 use synced::remote_blob_known;
 

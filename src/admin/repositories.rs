@@ -1,0 +1,84 @@
+//! `GET /api/v1/orgs/{org}/repositories?q=&limit=`: the organisation's repositories the
+//! caller may pull, with their size, tag count, latest version and whether a remote
+//! fills them (the web console's repository list).
+
+use super::{Admin, ApiError, ApiResult};
+use crate::gateway::Gateway;
+use crate::gateway::mapping::public_name;
+use crate::policy::Action;
+use axum::Json;
+use axum::extract::{Extension, Path, Query, State};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::HashMap;
+
+const DEFAULT_LIMIT: u32 = 1000;
+const MAX_LIMIT: u32 = 5000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    q: Option<String>,
+    limit: Option<u32>,
+}
+
+pub(super) async fn list(
+    State(gw): State<Gateway>,
+    sync: Option<Extension<crate::sync::Syncer>>,
+    a: Admin,
+    Path(org): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult {
+    if gw.identities().org(&org).await?.is_none() || !(a.is_global_admin() || a.has_binding_in(&org)) {
+        return Err(ApiError::not_found(&format!("no organisation {org:?}")));
+    }
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::invalid("limit", &format!("1 to {MAX_LIMIT}")));
+    }
+    if query.q.as_ref().is_some_and(|q| q.len() > 128) {
+        return Err(ApiError::invalid("q", "at most 128 characters"));
+    }
+    let Some(reg) = gw.versioned() else {
+        return Ok(Json(json!({ "repositories": [] })).into_response());
+    };
+    let mirrored = match &sync {
+        Some(Extension(s)) => s
+            .mirrored_repositories(&org)
+            .await
+            .map_err(|e| ApiError::internal(&e))?,
+        None => Default::default(),
+    };
+    let rows = reg
+        .normal_repositories(&format!("{org}/"), query.q.as_deref(), limit)
+        .await?;
+    // One decision per product: rights are granted per product.
+    let mut may_pull: HashMap<String, bool> = HashMap::new();
+    let mut out = Vec::new();
+    for r in rows {
+        let Some(path) = public_name(&r.name) else { continue };
+        let allowed = match may_pull.get(&path.product) {
+            Some(v) => *v,
+            None => {
+                let resource = gw.resource(&path).await?;
+                let v = gw.allowed(&a.principal, Action::Pull, &resource);
+                may_pull.insert(path.product.clone(), v);
+                v
+            }
+        };
+        if !allowed {
+            continue;
+        }
+        out.push(json!({
+            "name": path.public,
+            "product": path.product,
+            "tags": r.tags,
+            "size": r.size,
+            "latest_version": r.latest_version,
+            "changed_at": r.changed_at,
+            "mirrored": mirrored.contains(&r.name),
+        }));
+    }
+    Ok(Json(json!({ "repositories": out })).into_response())
+}

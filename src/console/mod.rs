@@ -1,0 +1,602 @@
+//! The web console (`/ui/`): server-rendered pages for org admins and developers, in
+//! the same binary, with its styles and script embedded.
+//!
+//! It is a client of the admin API in process (`api`): every page reads and every form
+//! acts through the API call a user would make, with the logged-in user's identity, so
+//! the same policies decide. Sessions (`session`) are cookies bound to the password;
+//! every form carries the session's CSRF token; responses forbid framing, inline
+//! scripts and anything from elsewhere (Content-Security-Policy).
+
+mod api;
+mod session;
+mod views;
+
+use crate::audit::Event;
+use crate::db::Database;
+use crate::gateway::Gateway;
+use crate::gateway::mapping::RepoPath;
+use crate::identity::credentials::Secret;
+use crate::identity::{Account, AccountKind};
+use crate::policy::Action;
+use api::Api;
+use axum::Router;
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::Markup;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use session::{COOKIE, Session, Sessions};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use views::Viewer;
+
+const LOGIN_COOKIE: &str = "__Host-gatehouse-login";
+/// Failed logins allowed per client address and username within `FAILURE_WINDOW`.
+const MAX_FAILURES: u32 = 10;
+const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+#[derive(Clone)]
+struct Console {
+    gw: Gateway,
+    api: Api,
+    sessions: Sessions,
+    failures: Arc<moka::sync::Cache<String, u32>>,
+}
+
+/// The console's routes; `api` is the admin API router its pages call.
+pub fn router(gw: Gateway, api: Router, db: Database) -> Router {
+    let console = Console {
+        api: Api::new(api, gw.clone()),
+        gw,
+        sessions: Sessions::new(db),
+        failures: Arc::new(
+            moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(FAILURE_WINDOW)
+                .build(),
+        ),
+    };
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui/", get(home))
+        .route("/ui/login", get(login_form).post(login))
+        .route("/ui/logout", post(logout))
+        .route("/ui/orgs/{org}", get(org))
+        .route("/ui/repos/{*rest}", get(repository).post(repository_action))
+        .route("/ui/static/console.css", get(css))
+        .route("/ui/static/console.js", get(js))
+        .route("/ui/{*rest}", get(not_found).post(not_found))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(console)
+}
+
+async fn security_headers(req: axum::extract::Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+fn page(status: StatusCode, markup: Markup) -> Response {
+    (status, Html(markup.into_string())).into_response()
+}
+
+fn cookie_header(name: &str, value: &str, max_age_secs: i64) -> String {
+    format!("{name}={value}; Path=/; Max-Age={max_age_secs}; HttpOnly; Secure; SameSite=Strict")
+}
+
+async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("assets/console.css"),
+    )
+        .into_response()
+}
+
+async fn js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("assets/console.js"),
+    )
+        .into_response()
+}
+
+/// A logged-in caller.
+struct Caller {
+    session: Session,
+    remote: Option<SocketAddr>,
+}
+
+impl Caller {
+    fn viewer(&self) -> Viewer<'_> {
+        Viewer {
+            username: &self.session.username,
+            csrf: &self.session.csrf,
+        }
+    }
+}
+
+impl Console {
+    /// The caller's session, or the response that sends them to log in.
+    async fn caller(&self, headers: &HeaderMap, uri: &Uri, remote: Option<SocketAddr>) -> Result<Caller, Response> {
+        let token = headers
+            .get(header::COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|c| session::cookie(c, COOKIE));
+        let found = match token {
+            Some(t) => {
+                let identities = self.gw.identities().clone();
+                self.sessions
+                    .find(t, async move |user: &str| identities.password_tag(user).await.ok().flatten())
+                    .await
+            }
+            None => Ok(None),
+        };
+        match found {
+            Ok(Some(session)) => Ok(Caller { session, remote }),
+            Ok(None) => {
+                let next: String = form_urlencoded::byte_serialize(uri.path().as_bytes()).collect();
+                Err(Redirect::to(&format!("/ui/login?next={next}")).into_response())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "console session lookup failed");
+                Err(unavailable(None))
+            }
+        }
+    }
+
+    async fn call(&self, c: &Caller, method: Method, path: &str, body: Option<&Value>) -> api::Answer {
+        self.api.call(&c.session, c.remote, method, path, body).await
+    }
+
+    /// Whether the caller may `action` the repository `path`, by the policies.
+    async fn may(&self, c: &Caller, action: Action, path: &RepoPath) -> bool {
+        let account = Account {
+            id: c.session.user_id,
+            username: c.session.username.clone(),
+            kind: AccountKind::User,
+        };
+        let (Ok(Some(principal)), Ok(resource)) = (
+            self.gw.principal_of_account(&account).await,
+            self.gw.resource(path).await,
+        ) else {
+            return false;
+        };
+        self.gw.allowed(&principal, action, &resource)
+    }
+}
+
+fn unavailable(viewer: Option<&Viewer<'_>>) -> Response {
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        views::problem(
+            viewer,
+            "Temporarily unavailable",
+            "gatehouse could not reach its database just now.",
+            "Try again in a moment; if it persists, tell the registry's operators.",
+        ),
+    )
+}
+
+/// The page for an API answer that was not a success.
+fn failed(viewer: &Viewer<'_>, answer: &api::Answer) -> Response {
+    let (title, todo) = match answer.status {
+        StatusCode::NOT_FOUND => (
+            "Not found",
+            "Check the name, or ask an organisation administrator for access.",
+        ),
+        StatusCode::FORBIDDEN => (
+            "Not allowed",
+            "Your role does not allow this; an organisation administrator can change it.",
+        ),
+        s if s.is_client_error() => ("That did not work", "Correct it and try again."),
+        _ => (
+            "Something went wrong",
+            "Try again; if it persists, tell the registry's operators.",
+        ),
+    };
+    page(answer.status, views::problem(Some(viewer), title, &answer.message(), todo))
+}
+
+/// The client's address, when the server knows it.
+struct ClientAddr(Option<SocketAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+    }
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+/// Only the console's own pages: never a redirect elsewhere.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with("/ui/") && !n.starts_with("//") && !n.contains(['\\', '\r', '\n']) => n.to_owned(),
+        _ => "/ui/".to_owned(),
+    }
+}
+
+async fn login_form(Query(q): Query<NextQuery>) -> Response {
+    let csrf = session::random_token();
+    let mut resp = page(
+        StatusCode::OK,
+        views::login(None, &csrf, &safe_next(q.next.as_deref())),
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie_header(LOGIN_COOKIE, &csrf, 3600)) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+    csrf: String,
+    next: Option<String>,
+}
+
+async fn login(
+    State(c): State<Console>,
+    ClientAddr(remote): ClientAddr,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let next = safe_next(f.next.as_deref());
+    let again = |status: StatusCode, why: &str| {
+        let csrf = session::random_token();
+        let mut resp = page(status, views::login(Some(why), &csrf, &next));
+        if let Ok(v) = HeaderValue::from_str(&cookie_header(LOGIN_COOKIE, &csrf, 3600)) {
+            resp.headers_mut().insert(header::SET_COOKIE, v);
+        }
+        resp
+    };
+    let expected = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| session::cookie(h, LOGIN_COOKIE));
+    if !expected.is_some_and(|e| session::same_token(e, &f.csrf)) {
+        return again(
+            StatusCode::FORBIDDEN,
+            "This form expired or did not come from this site; log in again.",
+        );
+    }
+    let key = format!(
+        "{}|{}",
+        remote.map(|r| r.ip().to_string()).unwrap_or_default(),
+        f.username
+    );
+    if c.failures.get(&key).unwrap_or(0) >= MAX_FAILURES {
+        return again(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed logins for this user from here. Wait 15 minutes and try again.",
+        );
+    }
+    let account = match c
+        .gw
+        .identities()
+        .authenticate(&f.username, &Secret::new(f.password))
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "console login failed");
+            return unavailable(None);
+        }
+    };
+    let tag = match &account {
+        Some(a) if a.kind == AccountKind::User => c.gw.identities().password_tag(&a.username).await.ok().flatten(),
+        _ => None,
+    };
+    let (Some(account), Some((id, tag))) = (account, tag) else {
+        c.failures.insert(key.clone(), c.failures.get(&key).unwrap_or(0) + 1);
+        c.gw.audit().record(
+            Event::new(&f.username, "user", "console_login", "console")
+                .outcome("denied")
+                .remote(remote),
+        );
+        return again(
+            StatusCode::UNAUTHORIZED,
+            "Wrong username or password (pull secrets cannot log in here).",
+        );
+    };
+    let token = match c.sessions.open(&account.username, id, &tag).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "opening a console session failed");
+            return unavailable(None);
+        }
+    };
+    c.failures.invalidate(&key);
+    c.gw.audit().record(Event::new(&account.username, "user", "console_login", "console").remote(remote));
+    let mut resp = Redirect::to(&next).into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&cookie_header(COOKIE, &token, session::LIFETIME_MS / 1000)) {
+        h.append(header::SET_COOKIE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&cookie_header(LOGIN_COOKIE, "", 0)) {
+        h.append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+/// A form post must carry the session's CSRF token.
+fn check_csrf(caller: &Caller, presented: &str) -> Result<(), Response> {
+    if session::same_token(&caller.session.csrf, presented) {
+        return Ok(());
+    }
+    Err(page(
+        StatusCode::FORBIDDEN,
+        views::problem(
+            Some(&caller.viewer()),
+            "Form expired",
+            "This form did not come from your current session, so nothing was done.",
+            "Go back, reload the page and try again.",
+        ),
+    ))
+}
+
+async fn logout(
+    State(c): State<Console>,
+    ClientAddr(remote): ClientAddr,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let caller = match c.caller(&headers, &uri, remote).await {
+        Ok(caller) => caller,
+        Err(resp) => return resp,
+    };
+    if let Err(resp) = check_csrf(&caller, &f.csrf) {
+        return resp;
+    }
+    if let Err(e) = c.sessions.close(&caller.session).await {
+        tracing::error!(error = %e, "closing a console session failed");
+        return unavailable(Some(&caller.viewer()));
+    }
+    let mut resp = Redirect::to("/ui/login").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie_header(COOKIE, "", 0)) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+async fn home(State(c): State<Console>, ClientAddr(remote): ClientAddr, headers: HeaderMap, uri: Uri) -> Response {
+    let caller = match c.caller(&headers, &uri, remote).await {
+        Ok(caller) => caller,
+        Err(resp) => return resp,
+    };
+    let answer = c.call(&caller, Method::GET, "/api/v1/orgs", None).await;
+    if !answer.ok() {
+        return failed(&caller.viewer(), &answer);
+    }
+    let orgs = answer.body.as_array().cloned().unwrap_or_default();
+    page(StatusCode::OK, views::orgs(&caller.viewer(), &orgs))
+}
+
+#[derive(Deserialize)]
+struct Search {
+    q: Option<String>,
+}
+
+async fn org(
+    State(c): State<Console>,
+    ClientAddr(remote): ClientAddr,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(org): Path<String>,
+    Query(search): Query<Search>,
+) -> Response {
+    let caller = match c.caller(&headers, &uri, remote).await {
+        Ok(caller) => caller,
+        Err(resp) => return resp,
+    };
+    let q = search.q.unwrap_or_default();
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("q", &q)
+        .finish();
+    let org_path: String = form_urlencoded::byte_serialize(org.as_bytes()).collect();
+    let answer = c
+        .call(
+            &caller,
+            Method::GET,
+            &format!("/api/v1/orgs/{org_path}/repositories?{query}"),
+            None,
+        )
+        .await;
+    if !answer.ok() {
+        return failed(&caller.viewer(), &answer);
+    }
+    let repos = answer.body["repositories"].as_array().cloned().unwrap_or_default();
+    page(StatusCode::OK, views::org(&caller.viewer(), &org, &q, &repos))
+}
+
+#[derive(Deserialize)]
+struct RepoQuery {
+    tab: Option<String>,
+    done: Option<String>,
+}
+
+fn repo_path(rest: &str) -> Option<RepoPath> {
+    RepoPath::parse(rest).ok()
+}
+
+async fn repository(
+    State(c): State<Console>,
+    ClientAddr(remote): ClientAddr,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(rest): Path<String>,
+    Query(q): Query<RepoQuery>,
+) -> Response {
+    let caller = match c.caller(&headers, &uri, remote).await {
+        Ok(caller) => caller,
+        Err(resp) => return resp,
+    };
+    let Some(path) = repo_path(&rest) else {
+        return not_found_page(&caller);
+    };
+    // Fixed messages only: nothing a link could make the page say.
+    let done = match q.done.as_deref() {
+        Some("rollback") => Some(("Rolled back: a new version has the old content.", true)),
+        Some("untag") => Some(("Tag removed: a new version records it.", true)),
+        _ => None,
+    };
+    render_repository(&c, &caller, &headers, &path, q.tab.as_deref(), done, StatusCode::OK).await
+}
+
+async fn render_repository(
+    c: &Console,
+    caller: &Caller,
+    headers: &HeaderMap,
+    path: &RepoPath,
+    tab: Option<&str>,
+    message: Option<(&str, bool)>,
+    status: StatusCode,
+) -> Response {
+    let tab = match tab {
+        Some("versions") => "versions",
+        _ => "images",
+    };
+    let base = format!("/api/v1/repositories/{}", path.public);
+    let (listing, versions) = if tab == "versions" {
+        (None, Some(c.call(caller, Method::GET, &format!("{base}/versions"), None).await))
+    } else {
+        (Some(c.call(caller, Method::GET, &format!("{base}/signatures"), None).await), None)
+    };
+    for a in listing.iter().chain(versions.iter()) {
+        if !a.ok() {
+            return failed(&caller.viewer(), a);
+        }
+    }
+    let tags = listing
+        .as_ref()
+        .and_then(|a| a.body["tags"].as_array().cloned())
+        .unwrap_or_default();
+    let versions = versions
+        .as_ref()
+        .and_then(|a| a.body["versions"].as_array().cloned())
+        .unwrap_or_default();
+    let host = c.gw.registry_host(headers).unwrap_or_else(|| "REGISTRY".into());
+    let can_push = c.may(caller, Action::Push, path).await;
+    let view = views::Repository {
+        public: &path.public,
+        host: &host,
+        tab,
+        can_push,
+        message,
+        tags: &tags,
+        versions: &versions,
+    };
+    page(status, views::repository(&caller.viewer(), &view))
+}
+
+#[derive(Deserialize)]
+struct ActionForm {
+    csrf: String,
+    tag: Option<String>,
+    version: Option<i64>,
+}
+
+async fn repository_action(
+    State(c): State<Console>,
+    ClientAddr(remote): ClientAddr,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(rest): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    let caller = match c.caller(&headers, &uri, remote).await {
+        Ok(caller) => caller,
+        Err(resp) => return resp,
+    };
+    if let Err(resp) = check_csrf(&caller, &f.csrf) {
+        return resp;
+    }
+    let Some((name, action)) = rest.rsplit_once('/') else {
+        return not_found_page(&caller);
+    };
+    let Some(path) = repo_path(name) else {
+        return not_found_page(&caller);
+    };
+    let base = format!("/api/v1/repositories/{}", path.public);
+    let (call, body, tab) = match (action, &f.tag, f.version) {
+        ("untag", Some(tag), _) => ("untag", json!({ "tag": tag }), "images"),
+        ("rollback", _, Some(v)) => ("rollback", json!({ "version": v }), "versions"),
+        _ => return not_found_page(&caller),
+    };
+    let answer = c
+        .call(&caller, Method::POST, &format!("{base}/{call}"), Some(&body))
+        .await;
+    if answer.ok() {
+        return Redirect::to(&format!("/ui/repos/{}?tab={tab}&done={call}", path.public)).into_response();
+    }
+    if matches!(answer.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND) {
+        return failed(&caller.viewer(), &answer);
+    }
+    let why = answer.message();
+    render_repository(
+        &c,
+        &caller,
+        &headers,
+        &path,
+        Some(tab),
+        Some((&why, false)),
+        answer.status,
+    )
+    .await
+}
+
+fn not_found_page(caller: &Caller) -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        views::problem(
+            Some(&caller.viewer()),
+            "Not found",
+            "There is no such page.",
+            "Check the address, or start from your organisations.",
+        ),
+    )
+}
+
+async fn not_found() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        views::problem(
+            None,
+            "Not found",
+            "There is no such page.",
+            "Check the address, or start from your organisations.",
+        ),
+    )
+}

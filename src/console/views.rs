@@ -1,0 +1,325 @@
+//! The console's pages, as compile-time checked templates (maud): everything
+//! interpolated is HTML-escaped; no page loads anything from elsewhere.
+
+use maud::{DOCTYPE, Markup, html};
+use serde_json::Value;
+
+/// Who is looking, as the header needs it.
+pub struct Viewer<'a> {
+    pub username: &'a str,
+    pub csrf: &'a str,
+}
+
+pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · gatehouse" }
+                link rel="stylesheet" href="/ui/static/console.css";
+                script src="/ui/static/console.js" defer {}
+            }
+            body {
+                header {
+                    a.brand href="/ui/" { "gatehouse" }
+                    @if let Some(v) = viewer {
+                        nav aria-label="Main" {
+                            a href="/ui/" { "Organisations" }
+                        }
+                        span.muted { "Signed in as " strong { (v.username) } }
+                        form.inline method="post" action="/ui/logout" {
+                            input type="hidden" name="csrf" value=(v.csrf);
+                            button.secondary type="submit" { "Log out" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+pub fn login(error: Option<&str>, csrf: &str, next: &str) -> Markup {
+    layout(
+        "Log in",
+        None,
+        html! {
+            div.card.login {
+                h1 { "Log in" }
+                p.muted { "Use the username and password you use for " code { "podman login" } "." }
+                @if let Some(e) = error {
+                    p.flash.error role="alert" { (e) }
+                }
+                form method="post" action="/ui/login" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="next" value=(next);
+                    label for="username" { "Username" }
+                    input #username type="text" name="username" autocomplete="username" required autofocus;
+                    label for="password" { "Password" }
+                    input #password type="password" name="password" autocomplete="current-password" required;
+                    p { button type="submit" { "Log in" } }
+                }
+            }
+        },
+    )
+}
+
+/// A page for a person: what went wrong and what to do about it.
+pub fn problem(viewer: Option<&Viewer<'_>>, title: &str, what: &str, todo: &str) -> Markup {
+    layout(
+        title,
+        viewer,
+        html! {
+            div.card {
+                h1 { (title) }
+                p { (what) }
+                p.muted { (todo) }
+                p { a href="/ui/" { "Back to your organisations" } }
+            }
+        },
+    )
+}
+
+fn flash(message: Option<&str>, ok: bool) -> Markup {
+    html! {
+        @if let Some(m) = message {
+            @if ok { p.flash.ok role="status" { (m) } } @else { p.flash.error role="alert" { (m) } }
+        }
+    }
+}
+
+pub fn orgs(viewer: &Viewer<'_>, orgs: &[Value]) -> Markup {
+    layout(
+        "Organisations",
+        Some(viewer),
+        html! {
+            h1 { "Organisations" }
+            @if orgs.is_empty() {
+                p.muted { "You belong to no organisation yet: an administrator adds you to one." }
+            } @else {
+                div.table-wrap { table {
+                    thead { tr { th { "Organisation" } th { "Name" } } }
+                    tbody {
+                        @for o in orgs {
+                            @let label = o["label"].as_str().unwrap_or_default();
+                            tr {
+                                td { a href={ "/ui/orgs/" (label) } { (label) } }
+                                td { (o["name"].as_str().unwrap_or_default()) }
+                            }
+                        }
+                    }
+                } }
+            }
+        },
+    )
+}
+
+pub fn size(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+/// Milliseconds since the epoch as UTC, to the minute.
+pub fn when(ms: Option<i64>) -> String {
+    ms.and_then(|ms| time::OffsetDateTime::from_unix_timestamp(ms / 1000).ok())
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute()
+            )
+        })
+        .unwrap_or_else(|| "never".into())
+}
+
+pub fn org(viewer: &Viewer<'_>, org: &str, query: &str, repos: &[Value]) -> Markup {
+    layout(
+        org,
+        Some(viewer),
+        html! {
+            h1 { "Repositories of " (org) }
+            form.search role="search" method="get" action={ "/ui/orgs/" (org) } {
+                label.visually-hidden for="q" { "Search repositories" }
+                input #q type="search" name="q" value=(query) placeholder="Search by name";
+                button type="submit" { "Search" }
+            }
+            @if repos.is_empty() {
+                p.muted { "No repository" @if !query.is_empty() { " matches " code { (query) } } "." }
+            } @else {
+                div.table-wrap { table {
+                    thead { tr {
+                        th { "Repository" } th.optional { "Product" } th { "Source" }
+                        th { "Tags" } th.optional { "Size" } th.optional { "Last change" }
+                    } }
+                    tbody {
+                        @for r in repos {
+                            @let name = r["name"].as_str().unwrap_or_default();
+                            tr {
+                                td { a href={ "/ui/repos/" (name) } { (name) } }
+                                td.optional { (r["product"].as_str().unwrap_or_default()) }
+                                td { @if r["mirrored"] == true { span.badge { "mirrored" } } @else { span.badge { "local" } } }
+                                td { (r["tags"].as_i64().unwrap_or(0)) }
+                                td.optional { (size(r["size"].as_i64().unwrap_or(0))) }
+                                td.optional { (when(r["changed_at"].as_i64())) }
+                            }
+                        }
+                    }
+                } }
+            }
+        },
+    )
+}
+
+/// What a repository page shows.
+pub struct Repository<'a> {
+    pub public: &'a str,
+    pub host: &'a str,
+    pub tab: &'a str,
+    pub can_push: bool,
+    pub message: Option<(&'a str, bool)>,
+    /// `GET …/signatures`: tags with their digests and signatures.
+    pub tags: &'a [Value],
+    /// `GET …/versions`.
+    pub versions: &'a [Value],
+}
+
+pub fn repository(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
+    let base = format!("/ui/repos/{}", r.public);
+    let tab = |name: &str, label: &str| {
+        html! {
+            a href={ (base) "?tab=" (name) } aria-current=[(r.tab == name).then_some("page")] { (label) }
+        }
+    };
+    layout(
+        r.public,
+        Some(viewer),
+        html! {
+            h1 { (r.public) }
+            (flash(r.message.map(|m| m.0), r.message.is_some_and(|m| m.1)))
+            nav.tabs aria-label="Repository" {
+                (tab("images", "Images")) (tab("versions", "Versions"))
+            }
+            @if r.tab == "versions" { (versions(viewer, r)) } @else { (images(viewer, r)) }
+        },
+    )
+}
+
+fn pull_command(command: &str) -> Markup {
+    html! {
+        div.pull {
+            code { (command) }
+            button.secondary type="button" data-copy=(command) hidden aria-label={ "Copy " (command) } { "Copy" }
+        }
+    }
+}
+
+fn images(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
+    html! {
+        @if r.tags.is_empty() {
+            p.muted { "No tags yet. Push one:" }
+            (pull_command(&format!("podman push IMAGE {}/{}:TAG", r.host, r.public)))
+        } @else {
+            div.table-wrap { table {
+                thead { tr { th { "Tag" } th { "Pull" } th.optional { "Digest" } th { "Signatures" } @if r.can_push { th { span.visually-hidden { "Actions" } } } } }
+                tbody {
+                    @for t in r.tags {
+                        @let tag = t["tag"].as_str().unwrap_or_default();
+                        @let digest = t["digest"].as_str().unwrap_or_default();
+                        tr {
+                            td { (tag) }
+                            td { (pull_command(&format!("podman pull {}/{}:{tag}", r.host, r.public))) }
+                            td.optional.mono { (digest) }
+                            td {
+                                @let sigs = t["signatures"].as_array().cloned().unwrap_or_default();
+                                @if sigs.is_empty() { span.muted { "unsigned" } }
+                                @for s in &sigs {
+                                    @if s["valid"] == true {
+                                        span.badge.ok title=(s["identity"].as_str().unwrap_or_default()) {
+                                            (s["type"].as_str().unwrap_or_default()) ": " (s["key"].as_str().unwrap_or_default())
+                                        }
+                                    } @else {
+                                        span.badge.bad { (s["type"].as_str().unwrap_or_default()) ": unknown key" }
+                                    }
+                                    " "
+                                }
+                            }
+                            @if r.can_push {
+                                td {
+                                    form.inline method="post" action={ "/ui/repos/" (r.public) "/untag" }
+                                        data-confirm={ "Remove tag " (tag) "?" } {
+                                        input type="hidden" name="csrf" value=(viewer.csrf);
+                                        input type="hidden" name="tag" value=(tag);
+                                        button.danger type="submit" aria-label={ "Remove tag " (tag) } { "Remove tag" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            } }
+        }
+    }
+}
+
+fn versions(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
+    let latest = r.versions.first().and_then(|v| v["number"].as_i64());
+    let counts = |v: &Value, side: &str| -> String {
+        let s = &v["summary"][side];
+        let parts: Vec<String> = ["tags", "manifests", "blobs", "signatures"]
+            .iter()
+            .filter_map(|k| {
+                let n = s[*k].as_i64().unwrap_or(0);
+                (n > 0).then(|| format!("{n} {k}"))
+            })
+            .collect();
+        if parts.is_empty() { "nothing".into() } else { parts.join(", ") }
+    };
+    html! {
+        @if r.versions.is_empty() {
+            p.muted { "No versions yet." }
+        } @else {
+            div.table-wrap { table {
+                thead { tr { th { "Version" } th { "When" } th { "Why" } th.optional { "Added" } th.optional { "Removed" } @if r.can_push { th { span.visually-hidden { "Actions" } } } } }
+                tbody {
+                    @for v in r.versions {
+                        @let n = v["number"].as_i64().unwrap_or(0);
+                        tr {
+                            td { (n) @if Some(n) == latest { " " span.badge { "latest" } } }
+                            td { (when(v["created_at"].as_i64())) }
+                            td { (v["reason"].as_str().unwrap_or_default()) }
+                            td.optional { (counts(v, "added")) }
+                            td.optional { (counts(v, "removed")) }
+                            @if r.can_push {
+                                td {
+                                    @if Some(n) != latest {
+                                        form.inline method="post" action={ "/ui/repos/" (r.public) "/rollback" }
+                                            data-confirm={ "Roll back to version " (n) "? This makes a new version with its content." } {
+                                            input type="hidden" name="csrf" value=(viewer.csrf);
+                                            input type="hidden" name="version" value=(n);
+                                            button.secondary type="submit" { "Roll back to " (n) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            } }
+        }
+    }
+}
