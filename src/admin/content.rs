@@ -59,6 +59,13 @@ async fn require(gw: &Gateway, a: &Admin, path: &RepoPath, action: Action) -> Ap
     let resource = gw.resource(path).await.map_err(ApiError::from)?;
     if gw.allowed(&a.principal, action, &resource) {
         Ok(())
+    } else if action != Action::Pull && gw.allowed(&a.principal, Action::Pull, &resource) {
+        // The caller sees the repository: say plainly that this is not theirs to change.
+        Err(ApiError::forbidden(&format!(
+            "you may pull {} but not {} (your role does not allow it)",
+            path.public,
+            action.as_str()
+        )))
     } else {
         // Whether it exists is not the caller's business.
         Err(ApiError::not_found(&format!(

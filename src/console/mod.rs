@@ -146,7 +146,9 @@ impl Console {
             Some(t) => {
                 let identities = self.gw.identities().clone();
                 self.sessions
-                    .find(t, async move |user: &str| identities.password_tag(user).await.ok().flatten())
+                    .find(t, async move |user: &str| {
+                        identities.password_tag(user).await.ok().flatten()
+                    })
                     .await
             }
             None => Ok(None),
@@ -214,7 +216,10 @@ fn failed(viewer: &Viewer<'_>, answer: &api::Answer) -> Response {
             "Try again; if it persists, tell the registry's operators.",
         ),
     };
-    page(answer.status, views::problem(Some(viewer), title, &answer.message(), todo))
+    page(
+        answer.status,
+        views::problem(Some(viewer), title, &answer.message(), todo),
+    )
 }
 
 /// The client's address, when the server knows it.
@@ -243,10 +248,7 @@ fn safe_next(next: Option<&str>) -> String {
 
 async fn login_form(Query(q): Query<NextQuery>) -> Response {
     let csrf = session::random_token();
-    let mut resp = page(
-        StatusCode::OK,
-        views::login(None, &csrf, &safe_next(q.next.as_deref())),
-    );
+    let mut resp = page(StatusCode::OK, views::login(None, &csrf, &safe_next(q.next.as_deref())));
     if let Ok(v) = HeaderValue::from_str(&cookie_header(LOGIN_COOKIE, &csrf, 3600)) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -333,7 +335,8 @@ async fn login(
         }
     };
     c.failures.invalidate(&key);
-    c.gw.audit().record(Event::new(&account.username, "user", "console_login", "console").remote(remote));
+    c.gw.audit()
+        .record(Event::new(&account.username, "user", "console_login", "console").remote(remote));
     let mut resp = Redirect::to(&next).into_response();
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&cookie_header(COOKIE, &token, session::LIFETIME_MS / 1000)) {
@@ -350,12 +353,12 @@ struct CsrfForm {
     csrf: String,
 }
 
-/// A form post must carry the session's CSRF token.
-fn check_csrf(caller: &Caller, presented: &str) -> Result<(), Response> {
+/// A form post must carry the session's CSRF token: the refusal when it does not.
+fn refuse_without_csrf(caller: &Caller, presented: &str) -> Option<Response> {
     if session::same_token(&caller.session.csrf, presented) {
-        return Ok(());
+        return None;
     }
-    Err(page(
+    Some(page(
         StatusCode::FORBIDDEN,
         views::problem(
             Some(&caller.viewer()),
@@ -377,8 +380,8 @@ async fn logout(
         Ok(caller) => caller,
         Err(resp) => return resp,
     };
-    if let Err(resp) = check_csrf(&caller, &f.csrf) {
-        return resp;
+    if let Some(refusal) = refuse_without_csrf(&caller, &f.csrf) {
+        return refusal;
     }
     if let Err(e) = c.sessions.close(&caller.session).await {
         tracing::error!(error = %e, "closing a console session failed");
@@ -490,9 +493,15 @@ async fn render_repository(
     };
     let base = format!("/api/v1/repositories/{}", path.public);
     let (listing, versions) = if tab == "versions" {
-        (None, Some(c.call(caller, Method::GET, &format!("{base}/versions"), None).await))
+        (
+            None,
+            Some(c.call(caller, Method::GET, &format!("{base}/versions"), None).await),
+        )
     } else {
-        (Some(c.call(caller, Method::GET, &format!("{base}/signatures"), None).await), None)
+        (
+            Some(c.call(caller, Method::GET, &format!("{base}/signatures"), None).await),
+            None,
+        )
     };
     for a in listing.iter().chain(versions.iter()) {
         if !a.ok() {
@@ -540,8 +549,8 @@ async fn repository_action(
         Ok(caller) => caller,
         Err(resp) => return resp,
     };
-    if let Err(resp) = check_csrf(&caller, &f.csrf) {
-        return resp;
+    if let Some(refusal) = refuse_without_csrf(&caller, &f.csrf) {
+        return refusal;
     }
     let Some((name, action)) = rest.rsplit_once('/') else {
         return not_found_page(&caller);

@@ -219,6 +219,14 @@ pub fn repository(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
     )
 }
 
+/// `sha256:` and the first 12 hex digits, as podman shows image ids.
+fn short_digest(digest: &str) -> String {
+    match digest.split_once(':') {
+        Some((algo, hex)) if hex.len() > 12 => format!("{algo}:{}…", &hex[..12]),
+        _ => digest.to_owned(),
+    }
+}
+
 fn pull_command(command: &str) -> Markup {
     html! {
         div.pull {
@@ -243,7 +251,7 @@ fn images(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
                         tr {
                             td { (tag) }
                             td { (pull_command(&format!("podman pull {}/{}:{tag}", r.host, r.public))) }
-                            td.optional.mono { (digest) }
+                            td.optional.mono title=(digest) { (short_digest(digest)) }
                             td {
                                 @let sigs = t["signatures"].as_array().cloned().unwrap_or_default();
                                 @if sigs.is_empty() { span.muted { "unsigned" } }
@@ -284,10 +292,15 @@ fn versions(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
             .iter()
             .filter_map(|k| {
                 let n = s[*k].as_i64().unwrap_or(0);
+                let k = if n == 1 { k.trim_end_matches('s') } else { k };
                 (n > 0).then(|| format!("{n} {k}"))
             })
             .collect();
-        if parts.is_empty() { "nothing".into() } else { parts.join(", ") }
+        if parts.is_empty() {
+            "nothing".into()
+        } else {
+            parts.join(", ")
+        }
     };
     html! {
         @if r.versions.is_empty() {

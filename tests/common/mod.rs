@@ -2,6 +2,7 @@
 //! build OCI content (blobs, image manifests, indexes, OCI layouts) offline.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod clients;
 pub mod distribution;
 pub mod gateway;

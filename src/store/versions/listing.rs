@@ -30,11 +30,7 @@ impl Registry {
         query: Option<&str>,
         limit: u32,
     ) -> Result<Vec<RepositorySummary>> {
-        let pattern = format!(
-            "{}%{}%",
-            like_literal(prefix),
-            like_literal(query.unwrap_or_default())
-        );
+        let pattern = format!("{}%{}%", like_literal(prefix), like_literal(query.unwrap_or_default()));
         let rows = sqlx::query(
             "SELECT r.name, r.latest_version, \
                (SELECT COUNT(*) FROM tags t WHERE t.repository_id = r.id), \

@@ -23,8 +23,8 @@ use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 mod changes;
-mod listing;
 mod distributions;
+mod listing;
 mod synced;
 
 pub use changes::ContentOp;

@@ -1,0 +1,251 @@
+//! Debian's headless Chromium driven through chromedriver with the W3C WebDriver
+//! protocol (plain JSON over HTTP): each `Browser` is its own chromedriver and profile.
+
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+pub struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// A found element.
+#[derive(Clone)]
+pub struct Element(String);
+
+impl Browser {
+    pub async fn start() -> Self {
+        let found = Command::new("chromedriver")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found && std::path::Path::new("/usr/bin/chromium").exists(),
+            "chromium and chromedriver are required for this test; install them with \
+             `apt-get install -y chromium chromium-driver` (scripts/test does this)"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            // The test CA is the gateway's own, not the system's.
+            "acceptInsecureCerts": true,
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--disable-quic", "--no-first-run", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                         format!("--user-data-dir={}", profile.path().display())]
+            }
+        }}});
+        let v: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {v}"))
+            .to_owned();
+        let b = Self {
+            driver,
+            base,
+            session,
+            http,
+            _profile: profile,
+        };
+        // Finding an element waits for it (a page still loading after a click).
+        b.cmd(reqwest::Method::POST, "/timeouts", Some(json!({"implicit": 10_000})))
+            .await;
+        b
+    }
+
+    /// Wait until the current URL satisfies `ok` (navigation after a click is not
+    /// waited for by WebDriver); returns it.
+    pub async fn wait_url(&self, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let url = self.url().await;
+            if ok(&url) {
+                return url;
+            }
+            assert!(std::time::Instant::now() < deadline, "still at {url}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut req = self.http.request(method, url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let v: Value = req.send().await.unwrap().json().await.unwrap();
+        if let Some(err) = v["value"]["error"].as_str() {
+            panic!("WebDriver {path}: {err}: {}", v["value"]["message"]);
+        }
+        v["value"].clone()
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
+    }
+
+    pub async fn url(&self) -> String {
+        self.cmd(reqwest::Method::GET, "/url", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn source(&self) -> String {
+        self.cmd(reqwest::Method::GET, "/source", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn find(&self, css: &str) -> Element {
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        Element(v[ELEMENT].as_str().unwrap().to_owned())
+    }
+
+    pub async fn find_all(&self, css: &str) -> Vec<Element> {
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/elements",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| Element(e[ELEMENT].as_str().unwrap().to_owned()))
+            .collect()
+    }
+
+    /// Elements matching `css` whose text contains `text`.
+    pub async fn find_with_text(&self, css: &str, text: &str) -> Option<Element> {
+        for e in self.find_all(css).await {
+            if self.text(&e).await.contains(text) {
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    pub async fn text(&self, e: &Element) -> String {
+        self.cmd(reqwest::Method::GET, &format!("/element/{}/text", e.0), None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn attr(&self, e: &Element, name: &str) -> Option<String> {
+        self.cmd(
+            reqwest::Method::GET,
+            &format!("/element/{}/attribute/{name}", e.0),
+            None,
+        )
+        .await
+        .as_str()
+        .map(str::to_owned)
+    }
+
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{}/value", e.0),
+            Some(json!({ "text": text })),
+        )
+        .await;
+    }
+
+    pub async fn click(&self, e: &Element) {
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{}/click", e.0),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    /// Accept the open `confirm()` dialog.
+    pub async fn accept_dialog(&self) {
+        self.cmd(reqwest::Method::POST, "/alert/accept", Some(json!({}))).await;
+    }
+
+    /// Run `script` (an async function body calling `arguments[0]` with its result).
+    pub async fn run_async(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/async",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+    }
+
+    /// A PNG of the viewport.
+    pub async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine;
+        let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+    }
+
+    /// Log in through the form as `user`.
+    pub async fn log_in(&self, base_url: &str, user: &str, password: &str) {
+        self.goto(&format!("{base_url}/ui/login")).await;
+        self.type_into("#username", user).await;
+        self.type_into("#password", password).await;
+        let submit = self.find("form button[type=submit]").await;
+        self.click(&submit).await;
+        self.wait_url(|u| !u.contains("/ui/login")).await;
+    }
+}
