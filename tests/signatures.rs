@@ -746,13 +746,14 @@ async fn an_org_key_signs_for_the_public_name_and_podman_verifies_it() {
     assert!(!out.status.success(), "2.0 was not signed");
 
     // A viewer cannot sign; an unknown tag or key says which field is wrong.
-    let (s, _) = sign(
+    let (s, v) = sign(
         gw,
         ("watcher", USER_PASSWORD),
         json!({"tags": ["2.0"], "key": "release", "registry": gw.host()}),
     )
     .await;
-    assert_eq!(s, 404, "no repository the viewer may push to");
+    assert_eq!(s, 403, "the viewer sees the repository but may not sign in it: {v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("may pull"), "{v}");
     let (s, v) = sign(
         gw,
         ("dev", USER_PASSWORD),
