@@ -2,8 +2,8 @@
 //! log in, browse an organisation's repositories to an image pushed with the OCI
 //! protocol, remove a tag and roll back through the forms; a viewer sees no actions
 //! and a forged form post of theirs is refused; what users typed stays inert text;
-//! logging out and a password change end sessions. Screenshots of the pages go to
-//! `docs/screenshots/`.
+//! logging out and a password change end sessions. Screenshots of the pages are saved
+//! (see `save_screenshot`).
 
 mod common;
 
@@ -31,8 +31,14 @@ async fn site() -> TestGateway {
     gw
 }
 
+/// Screenshots go to `target/screenshots`, or to `$GATEHOUSE_SCREENSHOTS` (the README's
+/// are made with `GATEHOUSE_SCREENSHOTS=docs/screenshots`).
 fn save_screenshot(name: &str, png: &[u8]) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = match std::env::var_os("GATEHOUSE_SCREENSHOTS") {
+        Some(d) => root.join(d),
+        None => root.join("target/screenshots"),
+    };
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(name), png).unwrap();
 }
@@ -181,4 +187,116 @@ async fn a_viewer_sees_no_actions_and_a_forged_post_is_refused() {
     .await;
     b.goto(&format!("{base}/ui/repos/acme/web/app")).await;
     assert!(b.url().await.contains("/ui/login"), "{}", b.url().await);
+}
+
+/// A global admin creates an organisation and a product, adds a member, and creates a
+/// pull secret whose downloaded config.json podman then pulls with; revoking it stops
+/// that; a name with markup in an error message stays text.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_sets_up_an_org_and_a_pull_secret_that_podman_uses() {
+    let gw = TestGateway::start_tls().await;
+    let (s, _) = gw
+        .api(
+            "POST",
+            "/api/v1/users",
+            ("admin", common::gateway::ADMIN_PASSWORD),
+            Some(json!({"username": "dev", "password": USER_PASSWORD})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let base = gw.url("");
+    let b = Browser::start().await;
+    b.log_in(&base, "admin", common::gateway::ADMIN_PASSWORD).await;
+
+    b.type_into("#org-label", "globex").await;
+    b.type_into("#org-name", "Globex Corporation").await;
+    let create = b.find_with_text("form button", "Create organisation").await.unwrap();
+    b.click(&create).await;
+    b.wait_url(|u| u.contains("/ui/orgs/globex?tab=products")).await;
+    b.type_into("#label", "web").await;
+    let create = b.find_with_text("form button", "Create product").await.unwrap();
+    b.click(&create).await;
+    let status = b.find("[role=status]").await;
+    assert!(b.text(&status).await.contains("Product created"));
+
+    b.goto(&format!("{base}/ui/orgs/globex?tab=access")).await;
+    b.type_into("#member-username", "dev").await;
+    let role = b.find("#member-role option[value=pusher]").await;
+    b.click(&role).await;
+    let scope = b.find("#member-product option[value=web]").await;
+    b.click(&scope).await;
+    let add = b.find_with_text("form button", "Add member").await.unwrap();
+    b.click(&add).await;
+    let status = b.find("[role=status]").await;
+    assert!(b.text(&status).await.contains("Member added"));
+    let row = b.find_with_text("tbody tr", "dev").await.expect("dev is listed");
+    assert!(b.text(&row).await.contains("pusher"));
+
+    // A name the API refuses: its error is shown, and the markup in it is text.
+    b.type_into("#secret-name", "<img src=x onerror=alert(1)>").await;
+    let create = b.find_with_text("form button", "Create pull secret").await.unwrap();
+    b.click(&create).await;
+    let alert = b.find("[role=alert]").await;
+    assert!(!b.text(&alert).await.is_empty());
+    assert!(b.find_all("main img").await.is_empty(), "no element made from the name");
+
+    b.goto(&format!("{base}/ui/orgs/globex?tab=access")).await;
+    b.type_into("#secret-name", "ci").await;
+    let web = b.find("input[name=products][value=web]").await;
+    b.click(&web).await;
+    let create = b.find_with_text("form button", "Create pull secret").await.unwrap();
+    b.click(&create).await;
+    let username = b.text(&b.find("#secret-username").await).await;
+    assert_eq!(username, "globex-ci");
+    let href = b.attr(&b.find("#download-config").await, "href").await.unwrap();
+    let config = {
+        use base64::Engine;
+        let b64 = href.strip_prefix("data:application/json;base64,").unwrap();
+        base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
+    };
+    save_screenshot("pull-secret.png", &b.screenshot().await);
+    let yaml_href = b.attr(&b.find("#download-k8s").await, "href").await.unwrap();
+    assert!(yaml_href.starts_with("data:application/yaml;base64,"));
+
+    // dev pushes with podman; a machine with only the downloaded config pulls.
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::copy(gw.ca_cert(), certs.join("ca.crt")).unwrap();
+    let host = base.trim_start_matches("https://").trim_end_matches('/').to_owned();
+    let image = format!("{host}/globex/web/app:1.0");
+    let cd = certs.to_str().unwrap().to_owned();
+    tokio::task::block_in_place(|| {
+        let dev = common::clients::Podman::new();
+        dev.import_files("localhost/app:1.0", &[("etc/hello", b"hello".as_slice())]);
+        dev.run(&["login", "--cert-dir", &cd, "-u", "dev", "-p", USER_PASSWORD, &host]);
+        dev.run(&["push", "--cert-dir", &cd, "localhost/app:1.0", &image]);
+    });
+    let authfile = dir.path().join("config.json");
+    std::fs::write(&authfile, &config).unwrap();
+    let pull = || {
+        common::clients::Podman::new().try_run(&[
+            "pull",
+            "--authfile",
+            authfile.to_str().unwrap(),
+            "--cert-dir",
+            &cd,
+            &image,
+        ])
+    };
+    let out = tokio::task::block_in_place(pull);
+    assert!(
+        out.status.success(),
+        "podman pulls with the downloaded config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    b.goto(&format!("{base}/ui/orgs/globex?tab=access")).await;
+    let revoke = b.find("button[aria-label='Revoke ci']").await;
+    b.click(&revoke).await;
+    b.accept_dialog().await;
+    let status = b.find("[role=status]").await;
+    assert!(b.text(&status).await.contains("revoked"));
+    let out = tokio::task::block_in_place(pull);
+    assert!(!out.status.success(), "a revoked pull secret no longer pulls");
 }

@@ -45,10 +45,13 @@ impl Api {
         Self { router, gw }
     }
 
+    /// Call the API as `session`'s user; `host` is the browser's `Host` (answers that
+    /// name the registry, such as a pull secret's config.json, use it).
     pub async fn call(
         &self,
         session: &Session,
         remote: Option<SocketAddr>,
+        host: Option<&header::HeaderValue>,
         method: Method,
         path: &str,
         body: Option<&Value>,
@@ -66,6 +69,9 @@ impl Api {
             .header(header::AUTHORIZATION, format!("Bearer {token}"));
         if body.is_some() {
             req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(h) = host {
+            req = req.header(header::HOST, h);
         }
         let body = body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty);
         let Ok(mut req) = req.body(body) else {

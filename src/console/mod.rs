@@ -68,7 +68,9 @@ pub fn router(gw: Gateway, api: Router, db: Database) -> Router {
         .route("/ui/", get(home))
         .route("/ui/login", get(login_form).post(login))
         .route("/ui/logout", post(logout))
+        .route("/ui/orgs", post(create_org))
         .route("/ui/orgs/{org}", get(org))
+        .route("/ui/orgs/{org}/{action}", post(org_action))
         .route("/ui/repos/{*rest}", get(repository).post(repository_action))
         .route("/ui/static/console.css", get(css))
         .route("/ui/static/console.js", get(js))
@@ -124,6 +126,7 @@ async fn js() -> Response {
 struct Caller {
     session: Session,
     remote: Option<SocketAddr>,
+    host: Option<HeaderValue>,
 }
 
 impl Caller {
@@ -154,7 +157,11 @@ impl Console {
             None => Ok(None),
         };
         match found {
-            Ok(Some(session)) => Ok(Caller { session, remote }),
+            Ok(Some(session)) => Ok(Caller {
+                session,
+                remote,
+                host: headers.get(header::HOST).cloned(),
+            }),
             Ok(None) => {
                 let next: String = form_urlencoded::byte_serialize(uri.path().as_bytes()).collect();
                 Err(Redirect::to(&format!("/ui/login?next={next}")).into_response())
@@ -167,7 +174,27 @@ impl Console {
     }
 
     async fn call(&self, c: &Caller, method: Method, path: &str, body: Option<&Value>) -> api::Answer {
-        self.api.call(&c.session, c.remote, method, path, body).await
+        self.api
+            .call(&c.session, c.remote, c.host.as_ref(), method, path, body)
+            .await
+    }
+
+    /// Whether the caller may manage organisation `org`, by the policies.
+    async fn may_manage(&self, c: &Caller, org: &str) -> bool {
+        let Some(principal) = self.principal(c).await else {
+            return false;
+        };
+        let resource = crate::policy::Resource::Org { org: org.to_owned() };
+        self.gw.allowed(&principal, Action::Manage, &resource)
+    }
+
+    async fn principal(&self, c: &Caller) -> Option<crate::policy::Principal> {
+        let account = Account {
+            id: c.session.user_id,
+            username: c.session.username.clone(),
+            kind: AccountKind::User,
+        };
+        self.gw.principal_of_account(&account).await.ok().flatten()
     }
 
     /// Whether the caller may `action` the repository `path`, by the policies.
@@ -399,17 +426,60 @@ async fn home(State(c): State<Console>, ClientAddr(remote): ClientAddr, headers:
         Ok(caller) => caller,
         Err(resp) => return resp,
     };
-    let answer = c.call(&caller, Method::GET, "/api/v1/orgs", None).await;
+    render_home(&c, &caller, None, StatusCode::OK).await
+}
+
+async fn render_home(c: &Console, caller: &Caller, message: Option<&str>, status: StatusCode) -> Response {
+    let answer = c.call(caller, Method::GET, "/api/v1/orgs", None).await;
     if !answer.ok() {
         return failed(&caller.viewer(), &answer);
     }
     let orgs = answer.body.as_array().cloned().unwrap_or_default();
-    page(StatusCode::OK, views::orgs(&caller.viewer(), &orgs))
+    let can_create = matches!(
+        c.principal(caller).await,
+        Some(crate::policy::Principal::User { global_admin: true, .. })
+    );
+    page(status, views::orgs(&caller.viewer(), &orgs, can_create, message))
+}
+
+async fn create_org(
+    State(c): State<Console>,
+    ClientAddr(remote): ClientAddr,
+    headers: HeaderMap,
+    uri: Uri,
+    raw: String,
+) -> Response {
+    let caller = match c.caller(&headers, &uri, remote).await {
+        Ok(caller) => caller,
+        Err(resp) => return resp,
+    };
+    let Ok(f) = serde_urlencoded_form(&raw) else {
+        return bad_form(&caller);
+    };
+    if let Some(refusal) = refuse_without_csrf(&caller, &f.csrf) {
+        return refusal;
+    }
+    let label = f.label.clone().unwrap_or_default();
+    let body = json!({ "label": label, "name": f.name.clone().unwrap_or_default() });
+    let answer = c.call(&caller, Method::POST, "/api/v1/orgs", Some(&body)).await;
+    if answer.ok() {
+        return Redirect::to(&format!("/ui/orgs/{}?tab=products", encode(&label))).into_response();
+    }
+    if answer.status == StatusCode::FORBIDDEN {
+        return failed(&caller.viewer(), &answer);
+    }
+    render_home(&c, &caller, Some(&answer.message()), answer.status).await
 }
 
 #[derive(Deserialize)]
-struct Search {
+struct OrgQuery {
     q: Option<String>,
+    tab: Option<String>,
+    done: Option<String>,
+}
+
+fn encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 async fn org(
@@ -418,30 +488,242 @@ async fn org(
     headers: HeaderMap,
     uri: Uri,
     Path(org): Path<String>,
-    Query(search): Query<Search>,
+    Query(q): Query<OrgQuery>,
 ) -> Response {
     let caller = match c.caller(&headers, &uri, remote).await {
         Ok(caller) => caller,
         Err(resp) => return resp,
     };
-    let q = search.q.unwrap_or_default();
-    let query: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("q", &q)
-        .finish();
-    let org_path: String = form_urlencoded::byte_serialize(org.as_bytes()).collect();
-    let answer = c
-        .call(
-            &caller,
-            Method::GET,
-            &format!("/api/v1/orgs/{org_path}/repositories?{query}"),
-            None,
-        )
-        .await;
-    if !answer.ok() {
-        return failed(&caller.viewer(), &answer);
+    // Fixed messages only: nothing a link could make the page say.
+    let done = match q.done.as_deref() {
+        Some("product") => Some(("Product created.", true)),
+        Some("member") => Some(("Member added.", true)),
+        Some("member-removed") => Some(("Role removed.", true)),
+        Some("revoked") => Some(("Pull secret revoked: it no longer works.", true)),
+        _ => None,
+    };
+    render_org(
+        &c,
+        &caller,
+        &org,
+        q.tab.as_deref(),
+        q.q.as_deref(),
+        done,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn render_org(
+    c: &Console,
+    caller: &Caller,
+    org: &str,
+    tab: Option<&str>,
+    query: Option<&str>,
+    message: Option<(&str, bool)>,
+    status: StatusCode,
+) -> Response {
+    let can_manage = c.may_manage(caller, org).await;
+    let tab = match tab {
+        Some("products") => "products",
+        Some("access") if can_manage => "access",
+        _ => "repositories",
+    };
+    let query = query.unwrap_or_default();
+    let base = format!("/api/v1/orgs/{}", encode(org));
+    let get = async |path: String| {
+        let a = c.call(caller, Method::GET, &path, None).await;
+        if a.ok() {
+            Ok(a.body)
+        } else {
+            Err(failed(&caller.viewer(), &a))
+        }
+    };
+    let list = |v: &Value, key: Option<&str>| -> Vec<Value> {
+        let v = match key {
+            Some(k) => &v[k],
+            None => v,
+        };
+        v.as_array().cloned().unwrap_or_default()
+    };
+    let (mut repos, mut products, mut members, mut secrets) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let fetched = async {
+        match tab {
+            "repositories" => {
+                let v = get(format!("{base}/repositories?q={}", encode(query))).await?;
+                repos = list(&v, Some("repositories"));
+            }
+            "products" => products = list(&get(format!("{base}/products")).await?, None),
+            _ => {
+                products = list(&get(format!("{base}/products")).await?, None);
+                members = list(&get(format!("{base}/members")).await?, None);
+                secrets = list(&get(format!("{base}/pull-secrets")).await?, None);
+            }
+        }
+        Ok::<(), Response>(())
     }
-    let repos = answer.body["repositories"].as_array().cloned().unwrap_or_default();
-    page(StatusCode::OK, views::org(&caller.viewer(), &org, &q, &repos))
+    .await;
+    if let Err(resp) = fetched {
+        return resp;
+    }
+    let view = views::Org {
+        org,
+        tab,
+        can_manage,
+        message,
+        query,
+        repos: &repos,
+        products: &products,
+        members: &members,
+        pull_secrets: &secrets,
+    };
+    page(status, views::org(&caller.viewer(), &view))
+}
+
+/// The fields of the organisation pages' forms (each form sends some).
+#[derive(Deserialize)]
+struct OrgForm {
+    csrf: String,
+    label: Option<String>,
+    name: Option<String>,
+    public: Option<String>,
+    username: Option<String>,
+    role: Option<String>,
+    product: Option<String>,
+    push: Option<String>,
+    expires_in_days: Option<String>,
+}
+
+/// `products` may repeat (checkboxes): read from the raw form.
+fn form_list(raw: &str, key: &str) -> Vec<String> {
+    form_urlencoded::parse(raw.as_bytes())
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
+async fn org_action(
+    State(c): State<Console>,
+    ClientAddr(remote): ClientAddr,
+    headers: HeaderMap,
+    uri: Uri,
+    Path((org, action)): Path<(String, String)>,
+    raw: String,
+) -> Response {
+    let caller = match c.caller(&headers, &uri, remote).await {
+        Ok(caller) => caller,
+        Err(resp) => return resp,
+    };
+    let Ok(f) = serde_urlencoded_form(&raw) else {
+        return bad_form(&caller);
+    };
+    if let Some(refusal) = refuse_without_csrf(&caller, &f.csrf) {
+        return refusal;
+    }
+    let base = format!("/api/v1/orgs/{}", encode(&org));
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let (method, path, body, tab, done) = match action.as_str() {
+        "products" => (
+            Method::POST,
+            format!("{base}/products"),
+            Some(json!({ "label": text(&f.label), "public": f.public.is_some() })),
+            "products",
+            "product",
+        ),
+        "members" => {
+            let mut body = json!({ "username": text(&f.username), "role": text(&f.role) });
+            if let Some(p) = f.product.as_deref().filter(|p| !p.is_empty()) {
+                body["product"] = json!(p);
+            }
+            (Method::POST, format!("{base}/members"), Some(body), "access", "member")
+        }
+        "members-remove" => {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            q.append_pair("role", &text(&f.role));
+            if let Some(p) = f.product.as_deref().filter(|p| !p.is_empty()) {
+                q.append_pair("product", p);
+            }
+            (
+                Method::DELETE,
+                format!("{base}/members/{}?{}", encode(&text(&f.username)), q.finish()),
+                None,
+                "access",
+                "member-removed",
+            )
+        }
+        "pull-secrets" => {
+            let products = form_list(&raw, "products");
+            let mut body = json!({
+                "name": text(&f.name),
+                "actions": if f.push.is_some() { json!(["pull", "push"]) } else { json!(["pull"]) },
+            });
+            if !products.is_empty() {
+                body["products"] = json!(products);
+            }
+            if let Some(d) = f.expires_in_days.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+                let Ok(n) = d.parse::<u32>() else {
+                    let why = "expires_in_days: a whole number of days";
+                    let status = StatusCode::BAD_REQUEST;
+                    return render_org(&c, &caller, &org, Some("access"), None, Some((why, false)), status).await;
+                };
+                body["expires_in_days"] = json!(n);
+            }
+            (
+                Method::POST,
+                format!("{base}/pull-secrets"),
+                Some(body),
+                "access",
+                "secret",
+            )
+        }
+        "pull-secrets-revoke" => (
+            Method::DELETE,
+            format!("{base}/pull-secrets/{}", encode(&text(&f.name))),
+            None,
+            "access",
+            "revoked",
+        ),
+        _ => return not_found_page(&caller),
+    };
+    let answer = c.call(&caller, method, &path, body.as_ref()).await;
+    if !answer.ok() {
+        if matches!(answer.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND) {
+            return failed(&caller.viewer(), &answer);
+        }
+        let why = answer.message();
+        return render_org(&c, &caller, &org, Some(tab), None, Some((&why, false)), answer.status).await;
+    }
+    if done == "secret" {
+        let host = c.gw.registry_host(&headers).unwrap_or_default();
+        return page(
+            StatusCode::CREATED,
+            views::new_pull_secret(&caller.viewer(), &org, &answer.body, &host),
+        );
+    }
+    Redirect::to(&format!("/ui/orgs/{}?tab={tab}&done={done}", encode(&org))).into_response()
+}
+
+fn serde_urlencoded_form(raw: &str) -> Result<OrgForm, ()> {
+    // Repeated keys (checkboxes) are read separately; the first of each here.
+    let mut seen = std::collections::HashSet::new();
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.as_bytes())
+        .filter(|(k, _)| seen.insert(k.to_string()))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let value = Value::Object(pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect());
+    serde_json::from_value(value).map_err(|_| ())
+}
+
+fn bad_form(caller: &Caller) -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        views::problem(
+            Some(&caller.viewer()),
+            "Unreadable form",
+            "The form sent was not one of this console's.",
+            "Go back, reload the page and try again.",
+        ),
+    )
 }
 
 #[derive(Deserialize)]

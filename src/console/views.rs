@@ -90,12 +90,13 @@ fn flash(message: Option<&str>, ok: bool) -> Markup {
     }
 }
 
-pub fn orgs(viewer: &Viewer<'_>, orgs: &[Value]) -> Markup {
+pub fn orgs(viewer: &Viewer<'_>, orgs: &[Value], can_create: bool, error: Option<&str>) -> Markup {
     layout(
         "Organisations",
         Some(viewer),
         html! {
             h1 { "Organisations" }
+            (flash(error, false))
             @if orgs.is_empty() {
                 p.muted { "You belong to no organisation yet: an administrator adds you to one." }
             } @else {
@@ -111,6 +112,17 @@ pub fn orgs(viewer: &Viewer<'_>, orgs: &[Value]) -> Markup {
                         }
                     }
                 } }
+            }
+            @if can_create {
+                h2 { "New organisation" }
+                form.card method="post" action="/ui/orgs" {
+                    (csrf_field(viewer))
+                    label for="org-label" { "Label (in image names)" }
+                    input #org-label type="text" name="label" required;
+                    label for="org-name" { "Name" }
+                    input #org-name type="text" name="name" required;
+                    p { button type="submit" { "Create organisation" } }
+                }
             }
         },
     )
@@ -147,40 +159,245 @@ pub fn when(ms: Option<i64>) -> String {
         .unwrap_or_else(|| "never".into())
 }
 
-pub fn org(viewer: &Viewer<'_>, org: &str, query: &str, repos: &[Value]) -> Markup {
+/// What an organisation page shows (one tab's data is filled).
+pub struct Org<'a> {
+    pub org: &'a str,
+    pub tab: &'a str,
+    pub can_manage: bool,
+    pub message: Option<(&'a str, bool)>,
+    pub query: &'a str,
+    pub repos: &'a [Value],
+    pub products: &'a [Value],
+    pub members: &'a [Value],
+    pub pull_secrets: &'a [Value],
+}
+
+pub fn org(viewer: &Viewer<'_>, o: &Org<'_>) -> Markup {
+    let tab = |name: &str, label: &str| {
+        html! {
+            a href={ "/ui/orgs/" (o.org) "?tab=" (name) } aria-current=[(o.tab == name).then_some("page")] { (label) }
+        }
+    };
     layout(
-        org,
+        o.org,
         Some(viewer),
         html! {
-            h1 { "Repositories of " (org) }
-            form.search role="search" method="get" action={ "/ui/orgs/" (org) } {
-                label.visually-hidden for="q" { "Search repositories" }
-                input #q type="search" name="q" value=(query) placeholder="Search by name";
-                button type="submit" { "Search" }
+            h1 { "Organisation " (o.org) }
+            (flash(o.message.map(|m| m.0), o.message.is_some_and(|m| m.1)))
+            nav.tabs aria-label="Organisation" {
+                (tab("repositories", "Repositories")) (tab("products", "Products"))
+                @if o.can_manage { (tab("access", "Access")) }
             }
-            @if repos.is_empty() {
-                p.muted { "No repository" @if !query.is_empty() { " matches " code { (query) } } "." }
-            } @else {
-                div.table-wrap { table {
-                    thead { tr {
-                        th { "Repository" } th.optional { "Product" } th { "Source" }
-                        th { "Tags" } th.optional { "Size" } th.optional { "Last change" }
-                    } }
-                    tbody {
-                        @for r in repos {
-                            @let name = r["name"].as_str().unwrap_or_default();
-                            tr {
-                                td { a href={ "/ui/repos/" (name) } { (name) } }
-                                td.optional { (r["product"].as_str().unwrap_or_default()) }
-                                td { @if r["mirrored"] == true { span.badge { "mirrored" } } @else { span.badge { "local" } } }
-                                td { (r["tags"].as_i64().unwrap_or(0)) }
-                                td.optional { (size(r["size"].as_i64().unwrap_or(0))) }
-                                td.optional { (when(r["changed_at"].as_i64())) }
+            @match o.tab {
+                "products" => (products(viewer, o)),
+                "access" => (access(viewer, o)),
+                _ => (repositories(o)),
+            }
+        },
+    )
+}
+
+fn repositories(o: &Org<'_>) -> Markup {
+    html! {
+        form.search role="search" method="get" action={ "/ui/orgs/" (o.org) } {
+            label.visually-hidden for="q" { "Search repositories" }
+            input #q type="search" name="q" value=(o.query) placeholder="Search by name";
+            button type="submit" { "Search" }
+        }
+        @if o.repos.is_empty() {
+            p.muted { "No repository" @if !o.query.is_empty() { " matches " code { (o.query) } } "." }
+        } @else {
+            div.table-wrap { table {
+                thead { tr {
+                    th { "Repository" } th.optional { "Product" } th { "Source" }
+                    th { "Tags" } th.optional { "Size" } th.optional { "Last change" }
+                } }
+                tbody {
+                    @for r in o.repos {
+                        @let name = r["name"].as_str().unwrap_or_default();
+                        tr {
+                            td { a href={ "/ui/repos/" (name) } { (name) } }
+                            td.optional { (r["product"].as_str().unwrap_or_default()) }
+                            td { @if r["mirrored"] == true { span.badge { "mirrored" } } @else { span.badge { "local" } } }
+                            td { (r["tags"].as_i64().unwrap_or(0)) }
+                            td.optional { (size(r["size"].as_i64().unwrap_or(0))) }
+                            td.optional { (when(r["changed_at"].as_i64())) }
+                        }
+                    }
+                }
+            } }
+        }
+    }
+}
+
+fn csrf_field(viewer: &Viewer<'_>) -> Markup {
+    html! { input type="hidden" name="csrf" value=(viewer.csrf); }
+}
+
+fn products(viewer: &Viewer<'_>, o: &Org<'_>) -> Markup {
+    html! {
+        @if o.products.is_empty() {
+            p.muted { "No products yet." }
+        } @else {
+            div.table-wrap { table {
+                thead { tr { th { "Product" } th { "Visibility" } th.optional { "Signatures required" } } }
+                tbody {
+                    @for p in o.products {
+                        tr {
+                            td { (p["label"].as_str().unwrap_or_default()) }
+                            td { @if p["public"] == true { "public (anyone may pull)" } @else { "private" } }
+                            td.optional {
+                                @let keys: Vec<&str> = p["require_signed_by"].as_array().into_iter().flatten().filter_map(|k| k.as_str()).collect();
+                                @if keys.is_empty() { span.muted { "no" } } @else { (keys.join(", ")) }
                             }
                         }
                     }
-                } }
+                }
+            } }
+        }
+        @if o.can_manage {
+            h2 { "New product" }
+            form.card method="post" action={ "/ui/orgs/" (o.org) "/products" } {
+                (csrf_field(viewer))
+                label for="label" { "Label" }
+                input #label type="text" name="label" required pattern="[a-z0-9]+([._-][a-z0-9]+)*"
+                    title="lowercase letters and digits, separated by . _ or -";
+                label { input type="checkbox" name="public" value="on"; " Public: anyone may pull" }
+                p { button type="submit" { "Create product" } }
             }
+        }
+    }
+}
+
+fn access(viewer: &Viewer<'_>, o: &Org<'_>) -> Markup {
+    let product_names: Vec<&str> = o.products.iter().filter_map(|p| p["label"].as_str()).collect();
+    html! {
+        h2 { "Members" }
+        div.table-wrap { table {
+            thead { tr { th { "User" } th { "Role" } th { "Scope" } th { span.visually-hidden { "Actions" } } } }
+            tbody {
+                @for m in o.members {
+                    @let user = m["username"].as_str().unwrap_or_default();
+                    @let role = m["role"].as_str().unwrap_or_default();
+                    @let product = m["product"].as_str().unwrap_or_default();
+                    tr {
+                        td { (user) }
+                        td { (role) }
+                        td { @if product.is_empty() { "whole organisation" } @else { "product " (product) } }
+                        td {
+                            form.inline method="post" action={ "/ui/orgs/" (o.org) "/members-remove" }
+                                data-confirm={ "Remove " (user) "'s " (role) " role?" } {
+                                (csrf_field(viewer))
+                                input type="hidden" name="username" value=(user);
+                                input type="hidden" name="role" value=(role);
+                                input type="hidden" name="product" value=(product);
+                                button.danger type="submit" aria-label={ "Remove " (user) " as " (role) } { "Remove" }
+                            }
+                        }
+                    }
+                }
+            }
+        } }
+        form.card method="post" action={ "/ui/orgs/" (o.org) "/members" } {
+            (csrf_field(viewer))
+            label for="member-username" { "Add a member: username" }
+            input #member-username type="text" name="username" required;
+            label for="member-role" { "Role" }
+            select #member-role name="role" {
+                option value="viewer" { "viewer (pull)" }
+                option value="pusher" { "pusher (pull and push)" }
+                option value="org_admin" { "org_admin (everything in the organisation)" }
+            }
+            label for="member-product" { "Scope" }
+            select #member-product name="product" {
+                option value="" { "whole organisation" }
+                @for p in &product_names { option value=(p) { "product " (p) } }
+            }
+            p { button type="submit" { "Add member" } }
+        }
+
+        h2 { "Pull secrets" }
+        @if o.pull_secrets.is_empty() {
+            p.muted { "No pull secrets." }
+        } @else {
+            div.table-wrap { table {
+                thead { tr { th { "Name" } th { "Username" } th.optional { "Products" } th { "Access" } th.optional { "Expires" } th.optional { "Last used" } th { span.visually-hidden { "Actions" } } } }
+                tbody {
+                    @for p in o.pull_secrets {
+                        @let name = p["name"].as_str().unwrap_or_default();
+                        tr {
+                            td { (name) }
+                            td.mono { (p["username"].as_str().unwrap_or_default()) }
+                            td.optional {
+                                @let list: Vec<&str> = p["products"].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect();
+                                @if p["products"].is_null() { "all" } @else { (list.join(", ")) }
+                            }
+                            td { @if p["can_push"] == true { "pull, push" } @else { "pull" } }
+                            td.optional { @if p["expires_at"].is_null() { "never" } @else { (when(p["expires_at"].as_i64())) } }
+                            td.optional { (when(p["last_used_at"].as_i64())) }
+                            td {
+                                form.inline method="post" action={ "/ui/orgs/" (o.org) "/pull-secrets-revoke" }
+                                    data-confirm={ "Revoke pull secret " (name) "? Machines using it stop pulling." } {
+                                    (csrf_field(viewer))
+                                    input type="hidden" name="name" value=(name);
+                                    button.danger type="submit" aria-label={ "Revoke " (name) } { "Revoke" }
+                                }
+                            }
+                        }
+                    }
+                }
+            } }
+        }
+        form.card method="post" action={ "/ui/orgs/" (o.org) "/pull-secrets" } {
+            (csrf_field(viewer))
+            label for="secret-name" { "New pull secret: name" }
+            input #secret-name type="text" name="name" required;
+            fieldset {
+                legend { "Products (none checked: all)" }
+                @for p in &product_names {
+                    label { input type="checkbox" name="products" value=(p); " " (p) }
+                }
+            }
+            label { input type="checkbox" name="push" value="on"; " May push too" }
+            label for="secret-expiry" { "Expires after (days, empty: never)" }
+            input #secret-expiry type="text" name="expires_in_days" inputmode="numeric" pattern="[0-9]*";
+            p { button type="submit" { "Create pull secret" } }
+        }
+    }
+}
+
+/// A new pull secret, shown once, with its client configurations to download.
+pub fn new_pull_secret(viewer: &Viewer<'_>, org: &str, made: &Value, host: &str) -> Markup {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let username = made["username"].as_str().unwrap_or_default();
+    let secret = made["secret"].as_str().unwrap_or_default();
+    let config = serde_json::to_string_pretty(&made["dockerconfigjson"]).unwrap_or_default();
+    let k8s_name = username.replace(['_', '.'], "-");
+    let yaml = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {k8s_name}\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {}\n",
+        b64(&made["dockerconfigjson"].to_string())
+    );
+    layout(
+        "New pull secret",
+        Some(viewer),
+        html! {
+            h1 { "Pull secret " (username) }
+            p.flash.ok role="status" { "Created. The secret is shown only now: store it or download a configuration." }
+            div.card {
+                p { "Username: " code #secret-username { (username) } }
+                p { "Secret: " code #secret-value { (secret) } " "
+                    button.secondary type="button" data-copy=(secret) hidden { "Copy" } }
+                (pull_command(&format!("podman login -u {username} {host}")))
+                p {
+                    a.button #download-config download="config.json"
+                        href={ "data:application/json;base64," (b64(&config)) } { "Download config.json" }
+                    " "
+                    a.button #download-k8s download={ (k8s_name) ".yaml" }
+                        href={ "data:application/yaml;base64," (b64(&yaml)) } { "Download Kubernetes Secret" }
+                }
+            }
+            p { a href={ "/ui/orgs/" (org) "?tab=access" } { "Back to access" } }
         },
     )
 }
