@@ -300,3 +300,54 @@ async fn an_admin_sets_up_an_org_and_a_pull_secret_that_podman_uses() {
     let out = tokio::task::block_in_place(pull);
     assert!(!out.status.success(), "a revoked pull secret no longer pulls");
 }
+
+/// An org admin creates a remote on Debian's docker-registry through the form, starts
+/// its sync, and watches the job page (it reloads itself) until it is done; the
+/// repository then lists the synced tag and shows as mirrored.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_org_admin_creates_a_remote_and_watches_its_sync_complete() {
+    let gw = site().await;
+    gw.create_member("acme-admin", "acme", "org_admin", None).await;
+    let dist = common::distribution::start_distribution();
+    common::distribution::push_plain(&dist.base, "library/tool", "3.1", &[common::random_bytes(4096, 9)]).await;
+    common::distribution::push_plain(&dist.base, "library/tool", "4.0-rc", &[common::random_bytes(4096, 10)]).await;
+    let base = gw.url("");
+    let b = Browser::start().await;
+    b.log_in(&base, "acme-admin", USER_PASSWORD).await;
+    b.goto(&format!("{base}/ui/orgs/acme?tab=remotes")).await;
+    let web = b.find("#remote-product option[value=web]").await;
+    b.click(&web).await;
+    b.type_into("#remote-name", "tool").await;
+    b.type_into("#remote-url", &dist.base).await;
+    b.type_into("#remote-upstream", "library/tool").await;
+    b.type_into("#remote-exclude", "*-rc*").await;
+    let create = b.find_with_text("form button", "Create remote").await.unwrap();
+    b.click(&create).await;
+    let status = b.find("[role=status]").await;
+    assert!(b.text(&status).await.contains("Remote created"));
+
+    let sync = b.find("button[aria-label='Sync tool now']").await;
+    b.click(&sync).await;
+    b.wait_url(|u| u.contains("/ui/jobs/")).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let state = b.text(&b.find("#job-state").await).await;
+        if state == "done" {
+            break;
+        }
+        assert_ne!(state, "failed", "{}", b.source().await);
+        assert!(std::time::Instant::now() < deadline, "the sync did not finish: {state}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let main = b.text(&b.find("main").await).await;
+    assert!(main.contains("Made version 1"), "{main}");
+    save_screenshot("sync.png", &b.screenshot().await);
+
+    b.goto(&format!("{base}/ui/orgs/acme")).await;
+    let row = b.find_with_text("tbody tr", "acme/web/tool").await.expect("listed");
+    assert!(b.text(&row).await.contains("mirrored"));
+    b.goto(&format!("{base}/ui/repos/acme/web/tool")).await;
+    let commands = b.find_all(".pull code").await;
+    assert_eq!(commands.len(), 1, "4.0-rc is excluded");
+    assert!(b.text(&commands[0]).await.ends_with("/acme/web/tool:3.1"));
+}

@@ -72,6 +72,7 @@ pub fn router(gw: Gateway, api: Router, db: Database) -> Router {
         .route("/ui/orgs/{org}", get(org))
         .route("/ui/orgs/{org}/{action}", post(org_action))
         .route("/ui/repos/{*rest}", get(repository).post(repository_action))
+        .route("/ui/jobs/{id}", get(job))
         .route("/ui/static/console.css", get(css))
         .route("/ui/static/console.js", get(js))
         .route("/ui/{*rest}", get(not_found).post(not_found))
@@ -500,6 +501,7 @@ async fn org(
         Some("member") => Some(("Member added.", true)),
         Some("member-removed") => Some(("Role removed.", true)),
         Some("revoked") => Some(("Pull secret revoked: it no longer works.", true)),
+        Some("remote") => Some(("Remote created. Sync it to fill the repository.", true)),
         _ => None,
     };
     render_org(
@@ -527,6 +529,7 @@ async fn render_org(
     let tab = match tab {
         Some("products") => "products",
         Some("access") if can_manage => "access",
+        Some("remotes") if can_manage => "remotes",
         _ => "repositories",
     };
     let query = query.unwrap_or_default();
@@ -546,7 +549,8 @@ async fn render_org(
         };
         v.as_array().cloned().unwrap_or_default()
     };
-    let (mut repos, mut products, mut members, mut secrets) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut repos, mut products, mut members, mut secrets, mut remotes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let fetched = async {
         match tab {
             "repositories" => {
@@ -554,6 +558,14 @@ async fn render_org(
                 repos = list(&v, Some("repositories"));
             }
             "products" => products = list(&get(format!("{base}/products")).await?, None),
+            "remotes" => {
+                products = list(&get(format!("{base}/products")).await?, None);
+                for p in &products {
+                    let label = p["label"].as_str().unwrap_or_default();
+                    let v = get(format!("{base}/products/{}/remotes", encode(label))).await?;
+                    remotes.extend(list(&v, Some("remotes")));
+                }
+            }
             _ => {
                 products = list(&get(format!("{base}/products")).await?, None);
                 members = list(&get(format!("{base}/members")).await?, None);
@@ -576,6 +588,7 @@ async fn render_org(
         products: &products,
         members: &members,
         pull_secrets: &secrets,
+        remotes: &remotes,
     };
     page(status, views::org(&caller.viewer(), &view))
 }
@@ -592,6 +605,24 @@ struct OrgForm {
     product: Option<String>,
     push: Option<String>,
     expires_in_days: Option<String>,
+    url: Option<String>,
+    upstream_name: Option<String>,
+    include_tags: Option<String>,
+    exclude_tags: Option<String>,
+    mirror: Option<String>,
+    policy: Option<String>,
+    password: Option<String>,
+}
+
+/// Comma-separated patterns, as a list.
+fn patterns(v: &Option<String>) -> Vec<String> {
+    v.as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `products` may repeat (checkboxes): read from the raw form.
@@ -676,6 +707,42 @@ async fn org_action(
                 "secret",
             )
         }
+        "remotes" => {
+            let product = text(&f.product);
+            let mut body = json!({
+                "name": text(&f.name),
+                "url": text(&f.url),
+                "upstream_name": text(&f.upstream_name),
+                "include_tags": patterns(&f.include_tags),
+                "exclude_tags": patterns(&f.exclude_tags),
+                "mirror": f.mirror.is_some(),
+                "policy": f.policy.clone().unwrap_or_else(|| "immediate".into()),
+            });
+            if let Some(u) = f.username.as_deref().filter(|u| !u.is_empty()) {
+                body["username"] = json!(u);
+            }
+            if let Some(p) = f.password.as_deref().filter(|p| !p.is_empty()) {
+                body["password"] = json!(p);
+            }
+            (
+                Method::POST,
+                format!("{base}/products/{}/remotes", encode(&product)),
+                Some(body),
+                "remotes",
+                "remote",
+            )
+        }
+        "remotes-sync" => (
+            Method::POST,
+            format!(
+                "{base}/products/{}/remotes/{}/sync",
+                encode(&text(&f.product)),
+                encode(&text(&f.name))
+            ),
+            None,
+            "remotes",
+            "job",
+        ),
         "pull-secrets-revoke" => (
             Method::DELETE,
             format!("{base}/pull-secrets/{}", encode(&text(&f.name))),
@@ -692,6 +759,11 @@ async fn org_action(
         }
         let why = answer.message();
         return render_org(&c, &caller, &org, Some(tab), None, Some((&why, false)), answer.status).await;
+    }
+    if done == "job"
+        && let Some(id) = answer.body["job"].as_i64()
+    {
+        return Redirect::to(&format!("/ui/jobs/{id}")).into_response();
     }
     if done == "secret" {
         let host = c.gw.registry_host(&headers).unwrap_or_default();
@@ -866,6 +938,30 @@ async fn repository_action(
         answer.status,
     )
     .await
+}
+
+async fn job(
+    State(c): State<Console>,
+    ClientAddr(remote): ClientAddr,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<i64>,
+) -> Response {
+    let caller = match c.caller(&headers, &uri, remote).await {
+        Ok(caller) => caller,
+        Err(resp) => return resp,
+    };
+    let answer = c.call(&caller, Method::GET, &format!("/api/v1/jobs/{id}"), None).await;
+    if !answer.ok() {
+        return failed(&caller.viewer(), &answer);
+    }
+    let org = answer.body["payload"]["org"].as_str().unwrap_or_default();
+    let back = if org.is_empty() {
+        "/ui/".to_owned()
+    } else {
+        format!("/ui/orgs/{}?tab=remotes", encode(org))
+    };
+    page(StatusCode::OK, views::job(&caller.viewer(), &answer.body, &back))
 }
 
 fn not_found_page(caller: &Caller) -> Response {

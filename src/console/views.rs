@@ -11,12 +11,18 @@ pub struct Viewer<'a> {
 }
 
 pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup {
+    layout_refreshing(title, viewer, None, body)
+}
+
+/// `layout`, reloading itself every `refresh` seconds (live progress without a script).
+pub fn layout_refreshing(title: &str, viewer: Option<&Viewer<'_>>, refresh: Option<u32>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(secs) = refresh { meta http-equiv="refresh" content=(secs); }
                 title { (title) " · gatehouse" }
                 link rel="stylesheet" href="/ui/static/console.css";
                 script src="/ui/static/console.js" defer {}
@@ -170,6 +176,7 @@ pub struct Org<'a> {
     pub products: &'a [Value],
     pub members: &'a [Value],
     pub pull_secrets: &'a [Value],
+    pub remotes: &'a [Value],
 }
 
 pub fn org(viewer: &Viewer<'_>, o: &Org<'_>) -> Markup {
@@ -186,11 +193,12 @@ pub fn org(viewer: &Viewer<'_>, o: &Org<'_>) -> Markup {
             (flash(o.message.map(|m| m.0), o.message.is_some_and(|m| m.1)))
             nav.tabs aria-label="Organisation" {
                 (tab("repositories", "Repositories")) (tab("products", "Products"))
-                @if o.can_manage { (tab("access", "Access")) }
+                @if o.can_manage { (tab("access", "Access")) (tab("remotes", "Remotes")) }
             }
             @match o.tab {
                 "products" => (products(viewer, o)),
                 "access" => (access(viewer, o)),
+                "remotes" => (remotes(viewer, o)),
                 _ => (repositories(o)),
             }
         },
@@ -363,6 +371,120 @@ fn access(viewer: &Viewer<'_>, o: &Org<'_>) -> Markup {
             input #secret-expiry type="text" name="expires_in_days" inputmode="numeric" pattern="[0-9]*";
             p { button type="submit" { "Create pull secret" } }
         }
+    }
+}
+
+fn remotes(viewer: &Viewer<'_>, o: &Org<'_>) -> Markup {
+    let product_names: Vec<&str> = o.products.iter().filter_map(|p| p["label"].as_str()).collect();
+    html! {
+        @if o.remotes.is_empty() {
+            p.muted { "No remotes: nothing is mirrored from another registry yet." }
+        } @else {
+            div.table-wrap { table {
+                thead { tr { th { "Remote" } th { "Upstream" } th.optional { "Tags" } th.optional { "Mode" } th { span.visually-hidden { "Actions" } } } }
+                tbody {
+                    @for r in o.remotes {
+                        @let product = r["product"].as_str().unwrap_or_default();
+                        @let name = r["name"].as_str().unwrap_or_default();
+                        tr {
+                            td { a href={ "/ui/repos/" (o.org) "/" (product) "/" (name) } { (o.org) "/" (product) "/" (name) } }
+                            td.mono { (r["url"].as_str().unwrap_or_default()) "/" (r["upstream_name"].as_str().unwrap_or_default()) }
+                            td.optional {
+                                @let inc: Vec<&str> = r["include_tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str()).collect();
+                                @let exc: Vec<&str> = r["exclude_tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str()).collect();
+                                @if inc.is_empty() { "all" } @else { (inc.join(", ")) }
+                                @if !exc.is_empty() { " except " (exc.join(", ")) }
+                            }
+                            td.optional {
+                                @if r["mirror"] == true { "mirror" } @else { "additive" } ", " (r["policy"].as_str().unwrap_or_default())
+                                @if r["signed_only"] == true { ", signed only" }
+                            }
+                            td {
+                                form.inline method="post" action={ "/ui/orgs/" (o.org) "/remotes-sync" } {
+                                    (csrf_field(viewer))
+                                    input type="hidden" name="product" value=(product);
+                                    input type="hidden" name="name" value=(name);
+                                    button type="submit" aria-label={ "Sync " (name) " now" } { "Sync now" }
+                                }
+                                @if let Some(job) = r["last_job"].as_i64() {
+                                    " " a href={ "/ui/jobs/" (job) } { "last sync" }
+                                }
+                            }
+                        }
+                    }
+                }
+            } }
+        }
+        h2 { "New remote" }
+        form.card method="post" action={ "/ui/orgs/" (o.org) "/remotes" } {
+            (csrf_field(viewer))
+            label for="remote-product" { "Product" }
+            select #remote-product name="product" required {
+                @for p in &product_names { option value=(p) { (p) } }
+            }
+            label for="remote-name" { "Name (the repository it fills)" }
+            input #remote-name type="text" name="name" required;
+            label for="remote-url" { "Registry URL" }
+            input #remote-url type="text" name="url" required placeholder="https://registry.example:5000";
+            label for="remote-upstream" { "Upstream repository" }
+            input #remote-upstream type="text" name="upstream_name" required placeholder="library/alpine";
+            label for="remote-include" { "Include tags (comma-separated patterns, empty: all)" }
+            input #remote-include type="text" name="include_tags";
+            label for="remote-exclude" { "Exclude tags" }
+            input #remote-exclude type="text" name="exclude_tags";
+            label { input type="checkbox" name="mirror" value="on"; " Mirror: remove what the upstream no longer has" }
+            label for="remote-policy" { "Blobs" }
+            select #remote-policy name="policy" {
+                option value="immediate" { "fetch during the sync" }
+                option value="on_demand" { "fetch on first pull" }
+            }
+            label for="remote-username" { "Username (optional)" }
+            input #remote-username type="text" name="username" autocomplete="off";
+            label for="remote-password" { "Password (optional; stored encrypted, never shown)" }
+            input #remote-password type="password" name="password" autocomplete="new-password";
+            p { button type="submit" { "Create remote" } }
+        }
+    }
+}
+
+/// A job (a sync): its state and progress; the page refreshes itself while it runs.
+pub fn job(viewer: &Viewer<'_>, job: &Value, back: &str) -> Markup {
+    let state = job["state"].as_str().unwrap_or_default();
+    let running = matches!(state, "queued" | "running");
+    let p = &job["progress"];
+    let pair = |k: &str| {
+        format!(
+            "{} of {}",
+            p[k]["done"].as_u64().unwrap_or(0),
+            p[k]["total"].as_u64().unwrap_or(0)
+        )
+    };
+    let id = job["id"].as_i64().unwrap_or(0);
+    html! {
+        (layout_refreshing(&format!("Job {id}"), Some(viewer), running.then_some(1), html! {
+            h1 { "Sync job " (id) }
+            div.card aria-live="polite" {
+                p { "State: " strong #job-state { (state) }
+                    @if let Some(phase) = p["phase"].as_str().filter(|_| running) { " (" (phase) ")" } }
+                @if !p.is_null() {
+                    ul {
+                        li { "Tags: " (p["tags"].as_u64().unwrap_or(0)) }
+                        li { "Manifests: " (pair("manifests")) }
+                        li { "Blobs: " (pair("blobs")) }
+                        li { "Bytes: " (size(p["bytes"]["done"].as_i64().unwrap_or(0))) " of " (size(p["bytes"]["total"].as_i64().unwrap_or(0))) }
+                    }
+                    @if let Some(v) = p["outcome"]["version"].as_i64() {
+                        p { "Made version " (v) "." }
+                    } @else if state == "done" {
+                        p { "Nothing new: the repository already had it all." }
+                    }
+                }
+                @if let Some(e) = job["last_error"].as_str() {
+                    p.flash.error role="alert" { (e) }
+                }
+            }
+            p { a href=(back) { "Back" } }
+        }))
     }
 }
 
