@@ -351,3 +351,60 @@ async fn an_org_admin_creates_a_remote_and_watches_its_sync_complete() {
     assert_eq!(commands.len(), 1, "4.0-rc is excluded");
     assert!(b.text(&commands[0]).await.ends_with("/acme/web/tool:3.1"));
 }
+
+/// An index expands into its platforms, an image shows its config and layers, a pusher
+/// adds a tag from the image page, and the version it made lists what it added.
+#[tokio::test(flavor = "multi_thread")]
+async fn images_and_indexes_are_inspected_and_tagged() {
+    let gw = site().await;
+    let token = gw
+        .token(Some(("dev", USER_PASSWORD)), &["repository:acme/web/app:pull,push"])
+        .await;
+    let (_, amd) = push_image_with(&gw, &token, "acme/web/app", "amd", 11).await;
+    let (_, arm) = push_image_with(&gw, &token, "acme/web/app", "arm", 12).await;
+    let index = common::index_manifest(&[(&amd, "amd64"), (&arm, "arm64")]);
+    let r = gw
+        .client()
+        .put(gw.url("/v2/acme/web/app/manifests/multi"))
+        .bearer_auth(&token)
+        .header("content-type", common::OCI_INDEX)
+        .body(index)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    let base = gw.url("");
+    let b = Browser::start().await;
+    b.log_in(&base, "dev", USER_PASSWORD).await;
+    b.goto(&format!("{base}/ui/repos/acme/web/app")).await;
+    let multi = b.find_with_text("tbody td a", "multi").await.expect("the index's tag");
+    b.click(&multi).await;
+    let rows = b.find_all("tbody tr").await;
+    let mut platforms = Vec::new();
+    for r in &rows {
+        platforms.push(b.text(r).await);
+    }
+    assert_eq!(platforms.len(), 2, "{platforms:?}");
+    assert!(platforms[0].starts_with("linux/amd64"), "{platforms:?}");
+    assert!(platforms[1].starts_with("linux/arm64"), "{platforms:?}");
+    let first = b.find("tbody td a").await;
+    b.click(&first).await;
+    let main = b.text(&b.find("main").await).await;
+    assert!(main.contains("Platform: linux/amd64"), "{main}");
+    assert!(main.contains("Layers (1, 2.0 KiB)"), "{main}");
+    save_screenshot("image.png", &b.screenshot().await);
+
+    b.type_into("#new-tag", "stable").await;
+    let add = b.find_with_text("form button", "Add tag").await.unwrap();
+    b.click(&add).await;
+    let status = b.find("[role=status]").await;
+    assert!(b.text(&status).await.contains("Tag added"));
+    assert!(b.find_with_text("tbody td a", "stable").await.is_some());
+
+    b.goto(&format!("{base}/ui/repos/acme/web/app?tab=versions")).await;
+    let latest = b.find("tbody tr td a").await;
+    b.click(&latest).await;
+    let main = b.text(&b.find("main").await).await;
+    assert!(main.contains("tag stable"), "{main}");
+}

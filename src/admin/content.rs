@@ -25,11 +25,12 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const OPS: &[&str] = &[
     "versions",
     "signatures",
+    "manifests",
     "rollback",
     "copy",
     "remove",
@@ -111,8 +112,65 @@ pub(super) async fn get_repository(
             Ok(Json(json!({ "repository": path.public, "version": info, "tags": tags, "diff": diff })).into_response())
         }
         ["signatures"] => signature_status(reg, keys.map(|Extension(k)| k), &path, &normal).await,
-        _ => Err(ApiError::not_found("use …/versions, …/versions/{n} or …/signatures")),
+        ["manifests", digest] => manifest_detail(reg, &path, &normal, digest).await,
+        _ => Err(ApiError::not_found(
+            "use …/versions, …/versions/{n}, …/signatures or …/manifests/{digest}",
+        )),
     }
+}
+
+/// Configs larger than this are not returned inline.
+const MAX_INLINE_CONFIG: u64 = 1024 * 1024;
+
+/// `GET …/manifests/{digest}`: a manifest of the repository as people inspect it: its
+/// media type, size, tags, the manifest itself, an image's config (architecture, OS,
+/// history), and an index's platforms.
+async fn manifest_detail(reg: &crate::store::Registry, path: &RepoPath, normal: &str, digest: &str) -> ApiResult {
+    check_digest(digest)?;
+    let name: crate::oci::RepoName = normal
+        .parse()
+        .map_err(|e: crate::oci::name::NameError| ApiError::invalid("repository", &e.to_string()))?;
+    let reference: crate::oci::Reference = digest
+        .parse()
+        .map_err(|e: crate::oci::name::ReferenceError| ApiError::invalid("digest", &e.to_string()))?;
+    let stored = reg.get_manifest(&name, &reference).await.map_err(|e| {
+        if e.code == crate::error::ErrorCode::ManifestUnknown {
+            ApiError::not_found(&format!("{} has no manifest {digest}", path.public))
+        } else {
+            e.into()
+        }
+    })?;
+    let manifest: Value = serde_json::from_slice(&stored.content).unwrap_or(Value::Null);
+    let tags: Vec<String> = reg
+        .tag_map(normal)
+        .await?
+        .into_iter()
+        .filter(|(_, d)| d == digest)
+        .map(|(t, _)| t)
+        .collect();
+    let mut config = Value::Null;
+    if let (Some(d), Some(size)) = (
+        manifest["config"]["digest"].as_str(),
+        manifest["config"]["size"].as_u64(),
+    ) && size <= MAX_INLINE_CONFIG
+        && let Ok(d) = d.parse::<crate::oci::Digest>()
+    {
+        use futures_util::TryStreamExt as _;
+        if let Ok(stream) = reg.read_blob(&d, size, None).await {
+            let bytes: Vec<u8> = stream.map_ok(|b| b.to_vec()).try_concat().await.unwrap_or_default();
+            config = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        }
+    }
+    Ok(Json(json!({
+        "repository": path.public,
+        "digest": stored.digest,
+        "media_type": stored.media_type,
+        "size": stored.content.len(),
+        "tags": tags,
+        "manifest": manifest,
+        "config": config,
+    }))
+    .into_response())
 }
 
 /// `GET …/signatures`: each tag with its signatures, each checked against the

@@ -820,16 +820,67 @@ async fn repository(
         Ok(caller) => caller,
         Err(resp) => return resp,
     };
+    if let Some((name, digest)) = rest.split_once("/manifests/") {
+        return manifest_page(&c, &caller, &headers, name, digest).await;
+    }
+    if let Some((name, n)) = rest.split_once("/versions/") {
+        return version_page(&c, &caller, name, n).await;
+    }
     let Some(path) = repo_path(&rest) else {
         return not_found_page(&caller);
     };
     // Fixed messages only: nothing a link could make the page say.
     let done = match q.done.as_deref() {
+        Some("tag") => Some(("Tag added: a new version records it.", true)),
         Some("rollback") => Some(("Rolled back: a new version has the old content.", true)),
         Some("untag") => Some(("Tag removed: a new version records it.", true)),
         _ => None,
     };
     render_repository(&c, &caller, &headers, &path, q.tab.as_deref(), done, StatusCode::OK).await
+}
+
+async fn manifest_page(c: &Console, caller: &Caller, headers: &HeaderMap, name: &str, digest: &str) -> Response {
+    let Some(path) = repo_path(name) else {
+        return not_found_page(caller);
+    };
+    let answer = c
+        .call(
+            caller,
+            Method::GET,
+            &format!("/api/v1/repositories/{}/manifests/{}", path.public, encode(digest)),
+            None,
+        )
+        .await;
+    if !answer.ok() {
+        return failed(&caller.viewer(), &answer);
+    }
+    let host = c.gw.registry_host(headers).unwrap_or_else(|| "REGISTRY".into());
+    let can_push = c.may(caller, Action::Push, &path).await;
+    page(
+        StatusCode::OK,
+        views::manifest(&caller.viewer(), &path.public, &host, &answer.body, can_push),
+    )
+}
+
+async fn version_page(c: &Console, caller: &Caller, name: &str, n: &str) -> Response {
+    let (Some(path), Ok(n)) = (repo_path(name), n.parse::<i64>()) else {
+        return not_found_page(caller);
+    };
+    let answer = c
+        .call(
+            caller,
+            Method::GET,
+            &format!("/api/v1/repositories/{}/versions/{n}", path.public),
+            None,
+        )
+        .await;
+    if !answer.ok() {
+        return failed(&caller.viewer(), &answer);
+    }
+    page(
+        StatusCode::OK,
+        views::version(&caller.viewer(), &path.public, &answer.body),
+    )
 }
 
 async fn render_repository(
@@ -888,6 +939,7 @@ async fn render_repository(
 struct ActionForm {
     csrf: String,
     tag: Option<String>,
+    digest: Option<String>,
     version: Option<i64>,
 }
 
@@ -915,6 +967,7 @@ async fn repository_action(
     let base = format!("/api/v1/repositories/{}", path.public);
     let (call, body, tab) = match (action, &f.tag, f.version) {
         ("untag", Some(tag), _) => ("untag", json!({ "tag": tag }), "images"),
+        ("tag", Some(tag), _) => ("tag", json!({ "tag": tag, "digest": f.digest }), "images"),
         ("rollback", _, Some(v)) => ("rollback", json!({ "version": v }), "versions"),
         _ => return not_found_page(&caller),
     };

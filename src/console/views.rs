@@ -588,7 +588,7 @@ fn images(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
                         @let tag = t["tag"].as_str().unwrap_or_default();
                         @let digest = t["digest"].as_str().unwrap_or_default();
                         tr {
-                            td { (tag) }
+                            td { a href={ "/ui/repos/" (r.public) "/manifests/" (digest) } { (tag) } }
                             td { (pull_command(&format!("podman pull {}/{}:{tag}", r.host, r.public))) }
                             td.optional.mono title=(digest) { (short_digest(digest)) }
                             td {
@@ -651,7 +651,7 @@ fn versions(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
                     @for v in r.versions {
                         @let n = v["number"].as_i64().unwrap_or(0);
                         tr {
-                            td { (n) @if Some(n) == latest { " " span.badge { "latest" } } }
+                            td { a href={ "/ui/repos/" (r.public) "/versions/" (n) } { (n) } @if Some(n) == latest { " " span.badge { "latest" } } }
                             td { (when(v["created_at"].as_i64())) }
                             td { (v["reason"].as_str().unwrap_or_default()) }
                             td.optional { (counts(v, "added")) }
@@ -674,4 +674,153 @@ fn versions(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
             } }
         }
     }
+}
+
+/// A manifest: an index's platforms, or an image's layers, config and history.
+pub fn manifest(viewer: &Viewer<'_>, public: &str, host: &str, d: &Value, can_push: bool) -> Markup {
+    let digest = d["digest"].as_str().unwrap_or_default();
+    let m = &d["manifest"];
+    let tags: Vec<&str> = d["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str())
+        .collect();
+    let total: i64 = m["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["size"].as_i64())
+        .sum();
+    layout(
+        &format!("{public}@{}", short_digest(digest)),
+        Some(viewer),
+        html! {
+            p { a href={ "/ui/repos/" (public) } { "← " (public) } }
+            h1 { (public) "@" (short_digest(digest)) }
+            div.card {
+                p { "Digest: " code { (digest) } }
+                p { "Media type: " code { (d["media_type"].as_str().unwrap_or_default()) } " · " (size(d["size"].as_i64().unwrap_or(0))) }
+                p { "Tags: " @if tags.is_empty() { span.muted { "none" } } @else { (tags.join(", ")) } }
+                (pull_command(&format!("podman pull {host}/{public}@{digest}")))
+            }
+            @if let Some(children) = m["manifests"].as_array() {
+                h2 { "Platforms" }
+                div.table-wrap { table {
+                    thead { tr { th { "Platform" } th { "Manifest" } th.optional { "Size" } } }
+                    tbody {
+                        @for c in children {
+                            @let p = &c["platform"];
+                            @let child = c["digest"].as_str().unwrap_or_default();
+                            tr {
+                                td {
+                                    @if p.is_null() { span.muted { "(not a platform: " (c["artifactType"].as_str().or(c["mediaType"].as_str()).unwrap_or_default()) ")" } }
+                                    @else {
+                                        (p["os"].as_str().unwrap_or_default()) "/" (p["architecture"].as_str().unwrap_or_default())
+                                        @if let Some(v) = p["variant"].as_str() { "/" (v) }
+                                    }
+                                }
+                                td { a href={ "/ui/repos/" (public) "/manifests/" (child) } { (short_digest(child)) } }
+                                td.optional { (size(c["size"].as_i64().unwrap_or(0))) }
+                            }
+                        }
+                    }
+                } }
+            }
+            @if let Some(layers) = m["layers"].as_array() {
+                @let c = &d["config"];
+                @if !c.is_null() {
+                    h2 { "Config" }
+                    div.card {
+                        p { "Platform: " (c["os"].as_str().unwrap_or("?")) "/" (c["architecture"].as_str().unwrap_or("?")) }
+                        @if let Some(created) = c["created"].as_str() { p { "Created: " (created) } }
+                        @if let Some(cmd) = c["config"]["Cmd"].as_array() {
+                            p { "Command: " code { (cmd.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")) } }
+                        }
+                    }
+                }
+                h2 { "Layers (" (layers.len()) ", " (size(total)) ")" }
+                div.table-wrap { table {
+                    thead { tr { th { "#" } th { "Digest" } th { "Size" } th.optional { "Media type" } } }
+                    tbody {
+                        @for (i, l) in layers.iter().enumerate() {
+                            tr {
+                                td { (i + 1) }
+                                td.mono title=(l["digest"].as_str().unwrap_or_default()) { (short_digest(l["digest"].as_str().unwrap_or_default())) }
+                                td { (size(l["size"].as_i64().unwrap_or(0))) }
+                                td.optional.mono { (l["mediaType"].as_str().unwrap_or_default()) }
+                            }
+                        }
+                    }
+                } }
+                @if let Some(history) = c["history"].as_array().filter(|h| !h.is_empty()) {
+                    h2 { "History" }
+                    div.table-wrap { table {
+                        thead { tr { th { "Created" } th { "Step" } } }
+                        tbody {
+                            @for h in history {
+                                tr {
+                                    td { (h["created"].as_str().unwrap_or_default()) }
+                                    td.mono { (h["created_by"].as_str().or(h["comment"].as_str()).unwrap_or_default())
+                                        @if h["empty_layer"] == true { " " span.badge { "no layer" } } }
+                                }
+                            }
+                        }
+                    } }
+                }
+            }
+            @if can_push {
+                h2 { "Add a tag" }
+                form.card method="post" action={ "/ui/repos/" (public) "/tag" } {
+                    (csrf_field(viewer))
+                    input type="hidden" name="digest" value=(digest);
+                    label for="new-tag" { "Tag" }
+                    input #new-tag type="text" name="tag" required pattern="[A-Za-z0-9_][A-Za-z0-9._-]{0,127}";
+                    p { button type="submit" { "Add tag" } }
+                }
+            }
+        },
+    )
+}
+
+/// What one version added and removed.
+pub fn version(viewer: &Viewer<'_>, public: &str, v: &Value) -> Markup {
+    let n = v["version"]["number"].as_i64().unwrap_or(0);
+    let items = |side: &str| v["diff"][side].as_array().cloned().unwrap_or_default();
+    let row = |i: &Value| {
+        let kind = i["kind"].as_str().unwrap_or_default();
+        let digest = i["digest"].as_str().unwrap_or_default();
+        html! {
+            tr {
+                td { (kind) }
+                td {
+                    @match kind {
+                        "tag" => { (i["name"].as_str().unwrap_or_default()) " → " code { (short_digest(digest)) } },
+                        "manifest" => a href={ "/ui/repos/" (public) "/manifests/" (digest) } { code { (short_digest(digest)) } },
+                        "signature" => { "of " code { (short_digest(i["manifest"].as_str().unwrap_or_default())) } },
+                        _ => code { (short_digest(digest)) },
+                    }
+                }
+            }
+        }
+    };
+    layout(
+        &format!("{public} version {n}"),
+        Some(viewer),
+        html! {
+            p { a href={ "/ui/repos/" (public) "?tab=versions" } { "← versions of " (public) } }
+            h1 { (public) " version " (n) }
+            p { (v["version"]["reason"].as_str().unwrap_or_default()) " · " (when(v["version"]["created_at"].as_i64())) }
+            @for side in ["added", "removed"] {
+                h2 { (if side == "added" { "Added" } else { "Removed" }) }
+                @let list = items(side);
+                @if list.is_empty() { p.muted { "Nothing." } } @else {
+                    div.table-wrap { table {
+                        thead { tr { th { "Kind" } th { "What" } } }
+                        tbody { @for i in &list { (row(i)) } }
+                    } }
+                }
+            }
+        },
+    )
 }
