@@ -126,16 +126,27 @@ impl AuditLog {
         }
     }
 
-    /// Events newest first, with ids below `before`; only `org`'s when given.
-    pub async fn page(&self, org: Option<&str>, before: Option<i64>, limit: u32) -> Result<Vec<Event>, sqlx::Error> {
+    /// Events newest first, with ids below `before`, that `filter` selects.
+    pub async fn page(&self, filter: &Filter, before: Option<i64>, limit: u32) -> Result<Vec<Event>, sqlx::Error> {
         self.flush().await;
+        let target = filter.target.as_deref().map(|t| {
+            let literal = t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            format!("{literal}%")
+        });
         let rows = sqlx::query(
             "SELECT id, at, actor, actor_kind, action, org, target, outcome, remote, detail FROM audit_events \
-             WHERE ($1 IS NULL OR org = $1) AND id < $2 ORDER BY id DESC LIMIT $3",
+             WHERE ($1 IS NULL OR org = $1) AND id < $2 AND ($4 IS NULL OR actor = $4) \
+             AND ($5 IS NULL OR action = $5) AND ($6 IS NULL OR target LIKE $6 ESCAPE '\\') \
+             AND ($7 IS NULL OR at >= $7) AND ($8 IS NULL OR at < $8) ORDER BY id DESC LIMIT $3",
         )
-        .bind(org)
+        .bind(filter.org.as_deref())
         .bind(before.unwrap_or(i64::MAX))
         .bind(i64::from(limit))
+        .bind(filter.actor.as_deref())
+        .bind(filter.action.as_deref())
+        .bind(target)
+        .bind(filter.since)
+        .bind(filter.until)
         .fetch_all(&self.db.read)
         .await?;
         Ok(rows
@@ -200,6 +211,21 @@ async fn insert(db: &Database, events: &[Event]) -> Result<(), sqlx::Error> {
         .await?;
     }
     tx.commit().await
+}
+
+/// Which events a page shows: all of them when every field is `None`.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub org: Option<String>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    /// Targets starting with this (a repository's events: `acme/web/app`, and its
+    /// `acme/web/app:tag` and `acme/web/app@digest` ones).
+    pub target: Option<String>,
+    /// Milliseconds since the epoch, inclusive.
+    pub since: Option<i64>,
+    /// Milliseconds since the epoch, exclusive.
+    pub until: Option<i64>,
 }
 
 /// Apply the retention once; returns how many events were removed.

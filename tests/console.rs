@@ -299,6 +299,16 @@ async fn an_admin_sets_up_an_org_and_a_pull_secret_that_podman_uses() {
     assert!(b.text(&status).await.contains("revoked"));
     let out = tokio::task::block_in_place(pull);
     assert!(!out.status.success(), "a revoked pull secret no longer pulls");
+
+    // The audit log, filtered by action, and by a time range with nothing in it.
+    b.goto(&format!("{base}/ui/orgs/globex?tab=audit&action=revoke_pull_secret")).await;
+    let rows = b.find_all("tbody tr").await;
+    assert_eq!(rows.len(), 1);
+    let row = b.text(&rows[0]).await;
+    assert!(row.contains("admin") && row.contains("globex-ci"), "{row}");
+    save_screenshot("audit.png", &b.screenshot().await);
+    b.goto(&format!("{base}/ui/orgs/globex?tab=audit&until=2000-01-01")).await;
+    assert!(b.find_with_text("main p", "No events").await.is_some());
 }
 
 /// An org admin creates a remote on Debian's docker-registry through the form, starts

@@ -922,7 +922,12 @@ async fn audit_retention_bounds_the_table() {
     .await
     .unwrap();
     assert!(removed >= 20);
-    let page = gw.gateway.audit().page(None, None, 1000).await.unwrap();
+    let page = gw
+        .gateway
+        .audit()
+        .page(&gatehouse::audit::Filter::default(), None, 1000)
+        .await
+        .unwrap();
     assert_eq!(page.len(), 10);
     assert_eq!(page[0].target, "t29", "the newest are kept");
 }

@@ -677,6 +677,11 @@ async fn revoke_pull_secret(
 struct AuditPage {
     before: Option<i64>,
     limit: Option<u32>,
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
 }
 
 async fn audit_page(gw: &Gateway, org: Option<&str>, page: AuditPage) -> ApiResult {
@@ -684,9 +689,18 @@ async fn audit_page(gw: &Gateway, org: Option<&str>, page: AuditPage) -> ApiResu
     if limit == 0 || limit > 1000 {
         return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
     }
+    let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let filter = crate::audit::Filter {
+        org: org.map(str::to_owned),
+        actor: nonempty(page.actor),
+        action: nonempty(page.action),
+        target: nonempty(page.target),
+        since: page.since,
+        until: page.until,
+    };
     let events = gw
         .audit()
-        .page(org, page.before, limit)
+        .page(&filter, page.before, limit)
         .await
         .map_err(|e| ApiError::internal(&e))?;
     let next = (events.len() as u32 == limit)

@@ -472,11 +472,28 @@ async fn create_org(
     render_home(&c, &caller, Some(&answer.message()), answer.status).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct OrgQuery {
     q: Option<String>,
     tab: Option<String>,
     done: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    before: Option<i64>,
+}
+
+/// `YYYY-MM-DD` as milliseconds since the epoch at 00:00 UTC.
+fn day_ms(s: &str) -> Option<i64> {
+    let mut parts = s.trim().splitn(3, '-').map(str::parse::<i32>);
+    let (Some(Ok(y)), Some(Ok(m)), Some(Ok(d))) = (parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    let month = time::Month::try_from(u8::try_from(m).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(y, month, u8::try_from(d).ok()?).ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp() * 1000)
 }
 
 fn encode(s: &str) -> String {
@@ -504,32 +521,24 @@ async fn org(
         Some("remote") => Some(("Remote created. Sync it to fill the repository.", true)),
         _ => None,
     };
-    render_org(
-        &c,
-        &caller,
-        &org,
-        q.tab.as_deref(),
-        q.q.as_deref(),
-        done,
-        StatusCode::OK,
-    )
-    .await
+    render_org(&c, &caller, &org, &q, done, StatusCode::OK).await
 }
 
 async fn render_org(
     c: &Console,
     caller: &Caller,
     org: &str,
-    tab: Option<&str>,
-    query: Option<&str>,
+    q: &OrgQuery,
     message: Option<(&str, bool)>,
     status: StatusCode,
 ) -> Response {
     let can_manage = c.may_manage(caller, org).await;
-    let tab = match tab {
+    let query = q.q.as_deref();
+    let tab = match q.tab.as_deref() {
         Some("products") => "products",
         Some("access") if can_manage => "access",
         Some("remotes") if can_manage => "remotes",
+        Some("audit") if can_manage => "audit",
         _ => "repositories",
     };
     let query = query.unwrap_or_default();
@@ -551,8 +560,49 @@ async fn render_org(
     };
     let (mut repos, mut products, mut members, mut secrets, mut remotes) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let (actor, action, target, since, until) = (
+        text(&q.actor),
+        text(&q.action),
+        text(&q.target),
+        text(&q.since),
+        text(&q.until),
+    );
+    let mut audit = views::AuditView {
+        actor: &actor,
+        action: &action,
+        target: &target,
+        since: &since,
+        until: &until,
+        ..Default::default()
+    };
     let fetched = async {
         match tab {
+            "audit" => {
+                // Built before any await: the serializer is not Send.
+                let query = {
+                    let mut p = form_urlencoded::Serializer::new(String::new());
+                    p.append_pair("limit", "100");
+                    for (k, v) in [("actor", &actor), ("action", &action), ("target", &target)] {
+                        if !v.is_empty() {
+                            p.append_pair(k, v);
+                        }
+                    }
+                    if let Some(ms) = day_ms(&since) {
+                        p.append_pair("since", &ms.to_string());
+                    }
+                    if let Some(ms) = day_ms(&until) {
+                        p.append_pair("until", &(ms + 86_400_000).to_string());
+                    }
+                    if let Some(b) = q.before {
+                        p.append_pair("before", &b.to_string());
+                    }
+                    p.finish()
+                };
+                let v = get(format!("{base}/audit?{query}")).await?;
+                audit.events = list(&v, Some("events"));
+                audit.next_before = v["next_before"].as_i64();
+            }
             "repositories" => {
                 let v = get(format!("{base}/repositories?q={}", encode(query))).await?;
                 repos = list(&v, Some("repositories"));
@@ -589,6 +639,7 @@ async fn render_org(
         members: &members,
         pull_secrets: &secrets,
         remotes: &remotes,
+        audit: &audit,
     };
     page(status, views::org(&caller.viewer(), &view))
 }
@@ -695,7 +746,11 @@ async fn org_action(
                 let Ok(n) = d.parse::<u32>() else {
                     let why = "expires_in_days: a whole number of days";
                     let status = StatusCode::BAD_REQUEST;
-                    return render_org(&c, &caller, &org, Some("access"), None, Some((why, false)), status).await;
+                    let q = OrgQuery {
+                        tab: Some("access".into()),
+                        ..Default::default()
+                    };
+                    return render_org(&c, &caller, &org, &q, Some((why, false)), status).await;
                 };
                 body["expires_in_days"] = json!(n);
             }
@@ -758,7 +813,11 @@ async fn org_action(
             return failed(&caller.viewer(), &answer);
         }
         let why = answer.message();
-        return render_org(&c, &caller, &org, Some(tab), None, Some((&why, false)), answer.status).await;
+        let q = OrgQuery {
+            tab: Some(tab.into()),
+            ..Default::default()
+        };
+        return render_org(&c, &caller, &org, &q, Some((&why, false)), answer.status).await;
     }
     if done == "job"
         && let Some(id) = answer.body["job"].as_i64()
@@ -923,7 +982,9 @@ async fn render_repository(
         .unwrap_or_default();
     let host = c.gw.registry_host(headers).unwrap_or_else(|| "REGISTRY".into());
     let can_push = c.may(caller, Action::Push, path).await;
+    let can_manage = c.may_manage(caller, &path.org).await;
     let view = views::Repository {
+        can_manage,
         public: &path.public,
         host: &host,
         tab,

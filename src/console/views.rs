@@ -177,6 +177,19 @@ pub struct Org<'a> {
     pub members: &'a [Value],
     pub pull_secrets: &'a [Value],
     pub remotes: &'a [Value],
+    pub audit: &'a AuditView<'a>,
+}
+
+/// The audit tab: the filter as given, the events, and the next page's cursor.
+#[derive(Default)]
+pub struct AuditView<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub target: &'a str,
+    pub since: &'a str,
+    pub until: &'a str,
+    pub events: Vec<Value>,
+    pub next_before: Option<i64>,
 }
 
 pub fn org(viewer: &Viewer<'_>, o: &Org<'_>) -> Markup {
@@ -193,12 +206,13 @@ pub fn org(viewer: &Viewer<'_>, o: &Org<'_>) -> Markup {
             (flash(o.message.map(|m| m.0), o.message.is_some_and(|m| m.1)))
             nav.tabs aria-label="Organisation" {
                 (tab("repositories", "Repositories")) (tab("products", "Products"))
-                @if o.can_manage { (tab("access", "Access")) (tab("remotes", "Remotes")) }
+                @if o.can_manage { (tab("access", "Access")) (tab("remotes", "Remotes")) (tab("audit", "Audit log")) }
             }
             @match o.tab {
                 "products" => (products(viewer, o)),
                 "access" => (access(viewer, o)),
                 "remotes" => (remotes(viewer, o)),
+                "audit" => (audit(o)),
                 _ => (repositories(o)),
             }
         },
@@ -447,6 +461,53 @@ fn remotes(viewer: &Viewer<'_>, o: &Org<'_>) -> Markup {
     }
 }
 
+fn audit(o: &Org<'_>) -> Markup {
+    let a = o.audit;
+    html! {
+        form.card method="get" action={ "/ui/orgs/" (o.org) } {
+            input type="hidden" name="tab" value="audit";
+            label for="f-actor" { "Who" }
+            input #f-actor type="text" name="actor" value=(a.actor);
+            label for="f-action" { "Action" }
+            input #f-action type="text" name="action" value=(a.action) placeholder="push, pull, create_pull_secret…";
+            label for="f-target" { "Repository (or any target starting with)" }
+            input #f-target type="text" name="target" value=(a.target) placeholder={ (o.org) "/web/app" };
+            label for="f-since" { "From (YYYY-MM-DD, UTC)" }
+            input #f-since type="text" name="since" value=(a.since) pattern="[0-9]{4}-[0-9]{2}-[0-9]{2}";
+            label for="f-until" { "Until (YYYY-MM-DD, UTC, inclusive)" }
+            input #f-until type="text" name="until" value=(a.until) pattern="[0-9]{4}-[0-9]{2}-[0-9]{2}";
+            p { button type="submit" { "Filter" } }
+        }
+        @if a.events.is_empty() {
+            p.muted { "No events." }
+        } @else {
+            div.table-wrap { table {
+                thead { tr { th { "When" } th { "Who" } th { "Action" } th { "Target" } th { "Outcome" } th.optional { "From" } th.optional { "Detail" } } }
+                tbody {
+                    @for e in &a.events {
+                        tr {
+                            td { (when(e["at"].as_i64())) }
+                            td { (e["actor"].as_str().unwrap_or_default()) " " span.muted { "(" (e["actor_kind"].as_str().unwrap_or_default()) ")" } }
+                            td { (e["action"].as_str().unwrap_or_default()) }
+                            td.mono { (e["target"].as_str().unwrap_or_default()) }
+                            td { @if e["outcome"] == "ok" { span.badge.ok { "ok" } } @else { span.badge.bad { (e["outcome"].as_str().unwrap_or_default()) } } }
+                            td.optional { (e["remote"].as_str().unwrap_or_default()) }
+                            td.optional { (e["detail"].as_str().unwrap_or_default()) }
+                        }
+                    }
+                }
+            } }
+            @if let Some(next) = a.next_before {
+                @let q = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("tab", "audit").append_pair("actor", a.actor).append_pair("action", a.action)
+                    .append_pair("target", a.target).append_pair("since", a.since).append_pair("until", a.until)
+                    .append_pair("before", &next.to_string()).finish();
+                p { a href={ "/ui/orgs/" (o.org) "?" (q) } { "Older events" } }
+            }
+        }
+    }
+}
+
 /// A job (a sync): its state and progress; the page refreshes itself while it runs.
 pub fn job(viewer: &Viewer<'_>, job: &Value, back: &str) -> Markup {
     let state = job["state"].as_str().unwrap_or_default();
@@ -530,6 +591,8 @@ pub struct Repository<'a> {
     pub host: &'a str,
     pub tab: &'a str,
     pub can_push: bool,
+    /// Organisation admins see the repository's audit events.
+    pub can_manage: bool,
     pub message: Option<(&'a str, bool)>,
     /// `GET …/signatures`: tags with their digests and signatures.
     pub tags: &'a [Value],
@@ -552,6 +615,10 @@ pub fn repository(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
             (flash(r.message.map(|m| m.0), r.message.is_some_and(|m| m.1)))
             nav.tabs aria-label="Repository" {
                 (tab("images", "Images")) (tab("versions", "Versions"))
+                @if r.can_manage {
+                    @let org = r.public.split('/').next().unwrap_or_default();
+                    a href={ "/ui/orgs/" (org) "?tab=audit&target=" (r.public) } { "Activity" }
+                }
             }
             @if r.tab == "versions" { (versions(viewer, r)) } @else { (images(viewer, r)) }
         },
