@@ -70,7 +70,7 @@ fn migrator(engine: Engine) -> Migrator {
     let migration = |version, name: &'static str, sql: &'static str| {
         Migration::new(version, name.into(), MigrationType::Simple, sql.into_sql_str(), false)
     };
-    let files: [(&'static str, &'static str); 10] = match engine {
+    let files: [(&'static str, &'static str); 11] = match engine {
         Engine::Sqlite => [
             ("store", include_str!("../migrations/sqlite/0001_store.sql")),
             ("identity", include_str!("../migrations/sqlite/0002_identity.sql")),
@@ -96,6 +96,10 @@ fn migrator(engine: Engine) -> Migrator {
             (
                 "console_sessions",
                 include_str!("../migrations/sqlite/0010_console_sessions.sql"),
+            ),
+            (
+                "repository_readmes",
+                include_str!("../migrations/sqlite/0011_repository_readmes.sql"),
             ),
         ],
         Engine::Postgres => [
@@ -123,6 +127,10 @@ fn migrator(engine: Engine) -> Migrator {
             (
                 "console_sessions",
                 include_str!("../migrations/postgres/0010_console_sessions.sql"),
+            ),
+            (
+                "repository_readmes",
+                include_str!("../migrations/postgres/0011_repository_readmes.sql"),
             ),
         ],
     };

@@ -301,13 +301,15 @@ async fn an_admin_sets_up_an_org_and_a_pull_secret_that_podman_uses() {
     assert!(!out.status.success(), "a revoked pull secret no longer pulls");
 
     // The audit log, filtered by action, and by a time range with nothing in it.
-    b.goto(&format!("{base}/ui/orgs/globex?tab=audit&action=revoke_pull_secret")).await;
+    b.goto(&format!("{base}/ui/orgs/globex?tab=audit&action=revoke_pull_secret"))
+        .await;
     let rows = b.find_all("tbody tr").await;
     assert_eq!(rows.len(), 1);
     let row = b.text(&rows[0]).await;
     assert!(row.contains("admin") && row.contains("globex-ci"), "{row}");
     save_screenshot("audit.png", &b.screenshot().await);
-    b.goto(&format!("{base}/ui/orgs/globex?tab=audit&until=2000-01-01")).await;
+    b.goto(&format!("{base}/ui/orgs/globex?tab=audit&until=2000-01-01"))
+        .await;
     assert!(b.find_with_text("main p", "No events").await.is_some());
 }
 
@@ -417,4 +419,25 @@ async fn images_and_indexes_are_inspected_and_tagged() {
     b.click(&latest).await;
     let main = b.text(&b.find("main").await).await;
     assert!(main.contains("tag stable"), "{main}");
+
+    // A README with markup and a script address: rendered Markdown, nothing active.
+    b.goto(&format!("{base}/ui/repos/acme/web/app?tab=readme")).await;
+    b.type_into(
+        "#readme",
+        "# Hello app\n\n<script>document.title='pwned'</script>\n\n[docs](javascript:document.title='pwned') [site](https://example.com/)",
+    )
+    .await;
+    let save = b.find_with_text("form button", "Save README").await.unwrap();
+    b.click(&save).await;
+    let status = b.find("[role=status]").await;
+    assert!(b.text(&status).await.contains("README saved"));
+    let heading = b.find("section.readme h1").await;
+    assert_eq!(b.text(&heading).await, "Hello app");
+    assert!(b.find_all("section.readme script").await.is_empty());
+    let docs = b.find_with_text("section.readme a", "docs").await.unwrap();
+    assert_eq!(b.attr(&docs, "href").await.as_deref(), Some("#"));
+    b.click(&docs).await;
+    let title = b.run_async("arguments[0](document.title)").await;
+    assert_ne!(title, "pwned");
+    save_screenshot("readme.png", &b.screenshot().await);
 }

@@ -31,6 +31,7 @@ const OPS: &[&str] = &[
     "versions",
     "signatures",
     "manifests",
+    "readme",
     "rollback",
     "copy",
     "remove",
@@ -113,6 +114,9 @@ pub(super) async fn get_repository(
         }
         ["signatures"] => signature_status(reg, keys.map(|Extension(k)| k), &path, &normal).await,
         ["manifests", digest] => manifest_detail(reg, &path, &normal, digest).await,
+        ["readme"] => {
+            Ok(Json(json!({ "repository": path.public, "readme": reg.readme(&normal).await? })).into_response())
+        }
         _ => Err(ApiError::not_found(
             "use …/versions, …/versions/{n}, …/signatures or …/manifests/{digest}",
         )),
@@ -396,7 +400,7 @@ pub(super) async fn post_repository(
 ) -> ApiResult {
     let (path, tail) = split(&rest)?;
     let op = match tail.as_slice() {
-        [op] if *op != "versions" && *op != "signatures" => *op,
+        [op] if !matches!(*op, "versions" | "signatures" | "manifests") => *op,
         _ => {
             return Err(ApiError::not_found(
                 "use …/rollback, …/copy, …/remove, …/tag, …/untag, …/sign or …/import",
@@ -414,6 +418,17 @@ pub(super) async fn post_repository(
     let body: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid("body", &format!("not JSON: {e}")))?;
     let normal = path.backend_name();
+    if op == "readme" {
+        let content = body["content"]
+            .as_str()
+            .ok_or_else(|| ApiError::invalid("content", "the README's Markdown text (\"\" removes it)"))?;
+        if content.len() > crate::store::readmes::MAX_README_BYTES {
+            return Err(ApiError::invalid("content", "larger than 64 KiB"));
+        }
+        reg.set_readme(&normal, content, &a.actor).await?;
+        a.audit(&gw, "edit_readme", Some(&path.org), path.public.clone());
+        return Ok(Json(json!({ "repository": path.public, "readme": reg.readme(&normal).await? })).into_response());
+    }
     use crate::store::versions::ContentOp;
     let (ops, reason) = match op {
         "rollback" => {

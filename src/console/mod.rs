@@ -8,6 +8,7 @@
 //! scripts and anything from elsewhere (Content-Security-Policy).
 
 mod api;
+mod markdown;
 mod session;
 mod views;
 
@@ -891,6 +892,7 @@ async fn repository(
     // Fixed messages only: nothing a link could make the page say.
     let done = match q.done.as_deref() {
         Some("tag") => Some(("Tag added: a new version records it.", true)),
+        Some("readme") => Some(("README saved.", true)),
         Some("rollback") => Some(("Rolled back: a new version has the old content.", true)),
         Some("untag") => Some(("Tag removed: a new version records it.", true)),
         _ => None,
@@ -953,6 +955,7 @@ async fn render_repository(
 ) -> Response {
     let tab = match tab {
         Some("versions") => "versions",
+        Some("readme") => "readme",
         _ => "images",
     };
     let base = format!("/api/v1/repositories/{}", path.public);
@@ -972,6 +975,12 @@ async fn render_repository(
             return failed(&caller.viewer(), a);
         }
     }
+    let readme = if tab == "versions" {
+        String::new()
+    } else {
+        let a = c.call(caller, Method::GET, &format!("{base}/readme"), None).await;
+        a.body["readme"]["content"].as_str().unwrap_or_default().to_owned()
+    };
     let tags = listing
         .as_ref()
         .and_then(|a| a.body["tags"].as_array().cloned())
@@ -983,8 +992,11 @@ async fn render_repository(
     let host = c.gw.registry_host(headers).unwrap_or_else(|| "REGISTRY".into());
     let can_push = c.may(caller, Action::Push, path).await;
     let can_manage = c.may_manage(caller, &path.org).await;
+    let rendered = markdown::render(&readme);
     let view = views::Repository {
         can_manage,
+        readme: &readme,
+        readme_html: &rendered,
         public: &path.public,
         host: &host,
         tab,
@@ -999,6 +1011,7 @@ async fn render_repository(
 #[derive(Deserialize)]
 struct ActionForm {
     csrf: String,
+    content: Option<String>,
     tag: Option<String>,
     digest: Option<String>,
     version: Option<i64>,
@@ -1029,6 +1042,11 @@ async fn repository_action(
     let (call, body, tab) = match (action, &f.tag, f.version) {
         ("untag", Some(tag), _) => ("untag", json!({ "tag": tag }), "images"),
         ("tag", Some(tag), _) => ("tag", json!({ "tag": tag, "digest": f.digest }), "images"),
+        ("readme", _, _) => (
+            "readme",
+            json!({ "content": f.content.clone().unwrap_or_default() }),
+            "images",
+        ),
         ("rollback", _, Some(v)) => ("rollback", json!({ "version": v }), "versions"),
         _ => return not_found_page(&caller),
     };

@@ -1,7 +1,7 @@
 //! The console's pages, as compile-time checked templates (maud): everything
 //! interpolated is HTML-escaped; no page loads anything from elsewhere.
 
-use maud::{DOCTYPE, Markup, html};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde_json::Value;
 
 /// Who is looking, as the header needs it.
@@ -593,6 +593,9 @@ pub struct Repository<'a> {
     pub can_push: bool,
     /// Organisation admins see the repository's audit events.
     pub can_manage: bool,
+    /// The README's Markdown, and as sanitized HTML.
+    pub readme: &'a str,
+    pub readme_html: &'a str,
     pub message: Option<(&'a str, bool)>,
     /// `GET …/signatures`: tags with their digests and signatures.
     pub tags: &'a [Value],
@@ -620,7 +623,19 @@ pub fn repository(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
                     a href={ "/ui/orgs/" (org) "?tab=audit&target=" (r.public) } { "Activity" }
                 }
             }
-            @if r.tab == "versions" { (versions(viewer, r)) } @else { (images(viewer, r)) }
+            @match r.tab {
+                "versions" => (versions(viewer, r)),
+                "readme" if r.can_push => (edit_readme(viewer, r)),
+                _ => {
+                    @if !r.readme.trim().is_empty() {
+                        section.card.readme aria-label="README" { (PreEscaped(r.readme_html)) }
+                    }
+                    @if r.can_push {
+                        p { a href={ "/ui/repos/" (r.public) "?tab=readme" } { @if r.readme.trim().is_empty() { "Add a README" } @else { "Edit the README" } } }
+                    }
+                    (images(viewer, r))
+                }
+            }
         },
     )
 }
@@ -686,6 +701,17 @@ fn images(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
                     }
                 }
             } }
+        }
+    }
+}
+
+fn edit_readme(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
+    html! {
+        form.card method="post" action={ "/ui/repos/" (r.public) "/readme" } {
+            (csrf_field(viewer))
+            label for="readme" { "README (Markdown; HTML in it is shown as text)" }
+            textarea #readme name="content" rows="16" { (r.readme) }
+            p { button type="submit" { "Save README" } " " a href={ "/ui/repos/" (r.public) } { "Cancel" } }
         }
     }
 }

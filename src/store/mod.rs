@@ -19,6 +19,7 @@ pub mod manifests;
 pub mod meta;
 pub mod object_blobs;
 pub mod on_demand;
+pub mod readmes;
 mod shared_uploads;
 pub mod signatures;
 pub mod sigstore;
