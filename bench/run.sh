@@ -34,12 +34,13 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 echo "building release binaries..." >&2
-cargo build --release --quiet --bin gatehouse --example loadgen --example hookbench --example syncbench
+cargo build --release --quiet --bin gatehouse --example loadgen --example hookbench --example syncbench --example consolebench
 TARGET=${CARGO_TARGET_DIR:-target}
 GH_BIN=$TARGET/release/gatehouse
 LOADGEN=$TARGET/release/examples/loadgen
 HOOKBENCH=$TARGET/release/examples/hookbench
 SYNCBENCH=$TARGET/release/examples/syncbench
+CONSOLEBENCH=$TARGET/release/examples/consolebench
 
 work=$(mktemp -d /var/tmp/gatehouse-bench.XXXXXX)
 chmod 755 "$work"  # nginx workers run unprivileged
@@ -328,6 +329,9 @@ kill "$GH_PID" 2>/dev/null || true
 start_distribution
 mkdir -p "$work/sync"
 sync=$("$SYNCBENCH" "$GH_BIN" "http://127.0.0.1:$DR_PORT" "$work/sync" "$SYNC_MB")
+echo "web console (1,000 repositories, 10,000 tags)..." >&2
+console=$("$CONSOLEBENCH" "$GH_BIN" "$work")
+cv() { echo "$console" | awk -F= -v k="$1" '$1==k{print $2}'; }
 sv() { echo "$sync" | awk -F= -v k="$1" '$1==k{print $2}'; }
 
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
@@ -393,3 +397,7 @@ grow "first sync, 500 tags (ms)" "$(sv sync500_first_ms)" "-" "" ""
 grow "re-sync, 500 tags, nothing new, from gatehouse" "$(sv resync500_gatehouse_ms)" "-" "" "< 200 ms"
 grow "  the same from Distribution (500 HEADs) (ms)" "$(sv resync500_ms)" "-" "" ""
 grow "sync of a ${SYNC_MB} MiB image (ms; skopeo copy)" "$(sv sync_big_ms)" "$(sv skopeo_big_ms)" "$(ratio "$(sv skopeo_big_ms)" "$(sv sync_big_ms)")x" ">= 0.8x skopeo"
+
+printf '\n%-44s %12s %12s %12s  %s\n' "web console (1,000 repos, 10,000 tags)" "p50 (ms)" "p99 (ms)" "page (KiB)" "target"
+printf '%-44s %12s %12s %12s  %s\n' "repository list (first 100)" "$(cv list_p50_ms)" "$(cv list_p99_ms)" "$(cv list_kib)" "p99 < 50 ms, < 100 KiB"
+printf '%-44s %12s %12s %12s  %s\n' "repository page (10 tags, signatures)" "$(cv detail_p50_ms)" "$(cv detail_p99_ms)" "$(cv detail_kib)" "p99 < 50 ms, < 100 KiB"

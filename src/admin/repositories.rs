@@ -1,6 +1,7 @@
-//! `GET /api/v1/orgs/{org}/repositories?q=&limit=`: the organisation's repositories the
-//! caller may pull, with their size, tag count, latest version and whether a remote
-//! fills them (the web console's repository list).
+//! `GET /api/v1/orgs/{org}/repositories?q=&after=&limit=`: the organisation's
+//! repositories the caller may pull, by name, with their size, tag count, latest version
+//! and whether a remote fills them (the web console's repository list). `next` is the
+//! `after` of the following page, when there may be one.
 
 use super::{Admin, ApiError, ApiResult};
 use crate::gateway::Gateway;
@@ -13,13 +14,14 @@ use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
 
-const DEFAULT_LIMIT: u32 = 1000;
+const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 5000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ListQuery {
     q: Option<String>,
+    after: Option<String>,
     limit: Option<u32>,
 }
 
@@ -50,9 +52,22 @@ pub(super) async fn list(
             .map_err(|e| ApiError::internal(&e))?,
         None => Default::default(),
     };
+    // `after` is a public name; the listing goes by backend names.
+    let after = query
+        .after
+        .as_deref()
+        .and_then(|a| crate::gateway::mapping::RepoPath::parse(a).ok());
     let rows = reg
-        .normal_repositories(&format!("{org}/"), query.q.as_deref(), limit)
+        .normal_repositories(
+            &format!("{org}/"),
+            query.q.as_deref(),
+            after.map(|p| p.backend_name()).as_deref(),
+            limit,
+        )
         .await?;
+    let next = (rows.len() as u32 == limit)
+        .then(|| rows.last().and_then(|r| public_name(&r.name)).map(|p| p.public))
+        .flatten();
     // One decision per product: rights are granted per product.
     let mut may_pull: HashMap<String, bool> = HashMap::new();
     let mut out = Vec::new();
@@ -80,5 +95,5 @@ pub(super) async fn list(
             "mirrored": mirrored.contains(&r.name),
         }));
     }
-    Ok(Json(json!({ "repositories": out })).into_response())
+    Ok(Json(json!({ "repositories": out, "next": next })).into_response())
 }

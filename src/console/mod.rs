@@ -484,6 +484,7 @@ struct OrgQuery {
     since: Option<String>,
     until: Option<String>,
     before: Option<i64>,
+    after: Option<String>,
 }
 
 /// `YYYY-MM-DD` as milliseconds since the epoch at 00:00 UTC.
@@ -561,6 +562,7 @@ async fn render_org(
     };
     let (mut repos, mut products, mut members, mut secrets, mut remotes) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut next_page: Option<String> = None;
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let (actor, action, target, since, until) = (
         text(&q.actor),
@@ -605,8 +607,14 @@ async fn render_org(
                 audit.next_before = v["next_before"].as_i64();
             }
             "repositories" => {
-                let v = get(format!("{base}/repositories?q={}", encode(query))).await?;
+                let after = q
+                    .after
+                    .as_deref()
+                    .map(|a| format!("&after={}", encode(a)))
+                    .unwrap_or_default();
+                let v = get(format!("{base}/repositories?q={}{after}", encode(query))).await?;
                 repos = list(&v, Some("repositories"));
+                next_page = v["next"].as_str().map(str::to_owned);
             }
             "products" => products = list(&get(format!("{base}/products")).await?, None),
             "remotes" => {
@@ -641,6 +649,7 @@ async fn render_org(
         pull_secrets: &secrets,
         remotes: &remotes,
         audit: &audit,
+        next_page: next_page.as_deref(),
     };
     page(status, views::org(&caller.viewer(), &view))
 }

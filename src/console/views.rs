@@ -178,6 +178,8 @@ pub struct Org<'a> {
     pub pull_secrets: &'a [Value],
     pub remotes: &'a [Value],
     pub audit: &'a AuditView<'a>,
+    /// The next page of repositories starts after this one.
+    pub next_page: Option<&'a str>,
 }
 
 /// The audit tab: the filter as given, the events, and the next page's cursor.
@@ -248,6 +250,11 @@ fn repositories(o: &Org<'_>) -> Markup {
                     }
                 }
             } }
+            @if let Some(after) = o.next_page {
+                @let q = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("q", o.query).append_pair("after", after).finish();
+                p { a href={ "/ui/orgs/" (o.org) "?" (q) } { "Next page" } }
+            }
         }
     }
 }

@@ -23,11 +23,12 @@ fn like_literal(s: &str) -> String {
 
 impl Registry {
     /// The normal repositories whose name starts with `prefix` and contains `query`,
-    /// by name, at most `limit`.
+    /// by name, after `after` (a page's last name), at most `limit`.
     pub async fn normal_repositories(
         &self,
         prefix: &str,
         query: Option<&str>,
+        after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<RepositorySummary>> {
         let pattern = format!("{}%{}%", like_literal(prefix), like_literal(query.unwrap_or_default()));
@@ -39,11 +40,13 @@ impl Registry {
                 WHERE rb.repository_id = r.id), \
                (SELECT v.created_at FROM repository_versions v WHERE v.repository_id = r.id \
                 AND v.number = r.latest_version) \
-             FROM repositories r WHERE r.kind = $1 AND r.name LIKE $2 ESCAPE '\\' ORDER BY r.name LIMIT $3",
+             FROM repositories r WHERE r.kind = $1 AND r.name LIKE $2 ESCAPE '\\' AND r.name > $4 \
+             ORDER BY r.name LIMIT $3",
         )
         .bind(KIND_NORMAL)
         .bind(pattern)
         .bind(i64::from(limit))
+        .bind(after.unwrap_or_default())
         .fetch_all(self.meta().reader())
         .await
         .map_err(super::super::meta::MetaError::from)?;
