@@ -177,6 +177,10 @@ async fn a_viewer_sees_no_actions_and_a_forged_post_is_refused() {
     assert_eq!(status, 403);
     b.goto(&format!("{base}/ui/repos/acme/web/app")).await;
     assert_eq!(b.find_all(".pull code").await.len(), 2, "nothing was removed");
+    assert!(b.find_with_text("header nav a", "Administration").await.is_none());
+    b.goto(&format!("{base}/ui/admin?tab=users")).await;
+    let h1 = b.text(&b.find("h1").await).await;
+    assert_eq!(h1, "Not allowed", "a viewer cannot list users");
 
     // A password change ends the viewer's session.
     gw.admin(

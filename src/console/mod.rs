@@ -74,6 +74,8 @@ pub fn router(gw: Gateway, api: Router, db: Database) -> Router {
         .route("/ui/orgs/{org}/{action}", post(org_action))
         .route("/ui/repos/{*rest}", get(repository).post(repository_action))
         .route("/ui/jobs/{id}", get(job))
+        .route("/ui/admin", get(admin_page))
+        .route("/ui/admin/{action}", post(admin_action))
         .route("/ui/static/console.css", get(css))
         .route("/ui/static/console.js", get(js))
         .route("/ui/{*rest}", get(not_found).post(not_found))
@@ -129,6 +131,7 @@ struct Caller {
     session: Session,
     remote: Option<SocketAddr>,
     host: Option<HeaderValue>,
+    global_admin: bool,
 }
 
 impl Caller {
@@ -136,6 +139,7 @@ impl Caller {
         Viewer {
             username: &self.session.username,
             csrf: &self.session.csrf,
+            global_admin: self.global_admin,
         }
     }
 }
@@ -159,11 +163,19 @@ impl Console {
             None => Ok(None),
         };
         match found {
-            Ok(Some(session)) => Ok(Caller {
-                session,
-                remote,
-                host: headers.get(header::HOST).cloned(),
-            }),
+            Ok(Some(session)) => {
+                let mut caller = Caller {
+                    session,
+                    remote,
+                    host: headers.get(header::HOST).cloned(),
+                    global_admin: false,
+                };
+                caller.global_admin = matches!(
+                    self.principal(&caller).await,
+                    Some(crate::policy::Principal::User { global_admin: true, .. })
+                );
+                Ok(caller)
+            }
             Ok(None) => {
                 let next: String = form_urlencoded::byte_serialize(uri.path().as_bytes()).collect();
                 Err(Redirect::to(&format!("/ui/login?next={next}")).into_response())
@@ -437,10 +449,7 @@ async fn render_home(c: &Console, caller: &Caller, message: Option<&str>, status
         return failed(&caller.viewer(), &answer);
     }
     let orgs = answer.body.as_array().cloned().unwrap_or_default();
-    let can_create = matches!(
-        c.principal(caller).await,
-        Some(crate::policy::Principal::User { global_admin: true, .. })
-    );
+    let can_create = caller.global_admin;
     page(status, views::orgs(&caller.viewer(), &orgs, can_create, message))
 }
 
@@ -666,6 +675,7 @@ struct OrgForm {
     product: Option<String>,
     push: Option<String>,
     expires_in_days: Option<String>,
+    global_admin: Option<String>,
     url: Option<String>,
     upstream_name: Option<String>,
     include_tags: Option<String>,
@@ -1103,6 +1113,120 @@ async fn job(
         format!("/ui/orgs/{}?tab=remotes", encode(org))
     };
     page(StatusCode::OK, views::job(&caller.viewer(), &answer.body, &back))
+}
+
+#[derive(Deserialize)]
+struct AdminQuery {
+    tab: Option<String>,
+    done: Option<String>,
+}
+
+async fn admin_page(
+    State(c): State<Console>,
+    ClientAddr(remote): ClientAddr,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Query<AdminQuery>,
+) -> Response {
+    let caller = match c.caller(&headers, &uri, remote).await {
+        Ok(caller) => caller,
+        Err(resp) => return resp,
+    };
+    let done = match q.done.as_deref() {
+        Some("user") => Some(("User created.", true)),
+        Some("user-deleted") => Some(("User deleted: their sessions and tokens ended.", true)),
+        _ => None,
+    };
+    render_admin(&c, &caller, q.tab.as_deref(), done, StatusCode::OK).await
+}
+
+async fn render_admin(
+    c: &Console,
+    caller: &Caller,
+    tab: Option<&str>,
+    message: Option<(&str, bool)>,
+    status: StatusCode,
+) -> Response {
+    let tab = if tab == Some("users") { "users" } else { "edges" };
+    let (path, key) = match tab {
+        "users" => ("/api/v1/users", None),
+        _ => ("/api/v1/smart-proxies", Some("smart_proxies")),
+    };
+    let answer = c.call(caller, Method::GET, path, None).await;
+    if !answer.ok() {
+        return failed(&caller.viewer(), &answer);
+    }
+    let items = match key {
+        Some(k) => &answer.body[k],
+        None => &answer.body,
+    }
+    .as_array()
+    .cloned()
+    .unwrap_or_default();
+    page(status, views::admin(&caller.viewer(), tab, message, &items))
+}
+
+async fn admin_action(
+    State(c): State<Console>,
+    ClientAddr(remote): ClientAddr,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(action): Path<String>,
+    raw: String,
+) -> Response {
+    let caller = match c.caller(&headers, &uri, remote).await {
+        Ok(caller) => caller,
+        Err(resp) => return resp,
+    };
+    let Ok(f) = serde_urlencoded_form(&raw) else {
+        return bad_form(&caller);
+    };
+    if let Some(refusal) = refuse_without_csrf(&caller, &f.csrf) {
+        return refusal;
+    }
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let (method, path, body, tab, done) = match action.as_str() {
+        "users" => (
+            Method::POST,
+            "/api/v1/users".to_owned(),
+            Some(json!({
+                "username": text(&f.username),
+                "password": text(&f.password),
+                "global_admin": f.global_admin.is_some(),
+            })),
+            "users",
+            "user",
+        ),
+        "users-delete" => (
+            Method::DELETE,
+            format!("/api/v1/users/{}", encode(&text(&f.username))),
+            None,
+            "users",
+            "user-deleted",
+        ),
+        "edges-sync" => (
+            Method::POST,
+            format!("/api/v1/smart-proxies/{}/sync", encode(&text(&f.name))),
+            None,
+            "edges",
+            "job",
+        ),
+        _ => return not_found_page(&caller),
+    };
+    let answer = c.call(&caller, method, &path, body.as_ref()).await;
+    if !answer.ok() {
+        if matches!(answer.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND) {
+            return failed(&caller.viewer(), &answer);
+        }
+        let why = answer.message();
+        return render_admin(&c, &caller, Some(tab), Some((&why, false)), answer.status).await;
+    }
+    if done == "job"
+        && let Some(id) = answer.body["job"].as_i64()
+    {
+        return Redirect::to(&format!("/ui/jobs/{id}")).into_response();
+    }
+    Redirect::to(&format!("/ui/admin?tab={tab}&done={done}")).into_response()
 }
 
 fn not_found_page(caller: &Caller) -> Response {
