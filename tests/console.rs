@@ -359,6 +359,12 @@ async fn an_org_admin_creates_a_remote_and_watches_its_sync_complete() {
     assert!(main.contains("Made version 1"), "{main}");
     save_screenshot("sync.png", &b.screenshot().await);
 
+    b.goto(&format!("{base}/ui/repos/acme/web/tool")).await;
+    let mirror = b.text(&b.find("#mirror").await).await;
+    assert!(
+        mirror.contains("Mirrored from") && mirror.contains("library/tool") && mirror.contains("done"),
+        "{mirror}"
+    );
     b.goto(&format!("{base}/ui/orgs/acme")).await;
     let row = b.find_with_text("tbody tr", "acme/web/tool").await.expect("listed");
     assert!(b.text(&row).await.contains("mirrored"));
@@ -389,10 +395,33 @@ async fn images_and_indexes_are_inspected_and_tagged() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+    // An image whose annotation carries markup.
+    let mut annotated: serde_json::Value = serde_json::from_slice(&amd).unwrap();
+    annotated["annotations"] =
+        json!({"org.opencontainers.image.description": "<script>document.title='pwned'</script>"});
+    let r = gw
+        .client()
+        .put(gw.url("/v2/acme/web/app/manifests/annotated"))
+        .bearer_auth(&token)
+        .header("content-type", common::OCI_MANIFEST)
+        .body(annotated.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    gw.admin("POST", "/api/v1/orgs/acme/signing-keys", json!({"name": "release"}))
+        .await;
 
     let base = gw.url("");
     let b = Browser::start().await;
     b.log_in(&base, "dev", USER_PASSWORD).await;
+    b.goto(&format!("{base}/ui/repos/acme/web/app")).await;
+    let annotated = b.find_with_text("tbody td a", "annotated").await.unwrap();
+    b.click(&annotated).await;
+    let cell = b.find("table.annotations tbody td:last-child").await;
+    assert_eq!(b.text(&cell).await, "<script>document.title='pwned'</script>");
+    assert!(b.find_all("table.annotations script").await.is_empty());
+    assert_ne!(b.run_async("arguments[0](document.title)").await, "pwned");
     b.goto(&format!("{base}/ui/repos/acme/web/app")).await;
     let multi = b.find_with_text("tbody td a", "multi").await.expect("the index's tag");
     b.click(&multi).await;
@@ -418,8 +447,18 @@ async fn images_and_indexes_are_inspected_and_tagged() {
     assert!(b.text(&status).await.contains("Tag added"));
     assert!(b.find_with_text("tbody td a", "stable").await.is_some());
 
+    // Sign the new tag with the organisation's key from the repository page.
+    let stable = b.find("#sign-tag option[value=stable]").await;
+    b.click(&stable).await;
+    let sign = b.find_with_text("form button", "Sign").await.unwrap();
+    b.click(&sign).await;
+    let status = b.find("[role=status]").await;
+    assert!(b.text(&status).await.contains("Signed"));
+    let row = b.find_with_text("tbody tr", "stable").await.unwrap();
+    assert!(b.text(&row).await.contains("atomic: release"), "{}", b.text(&row).await);
+    // The version that added the tag lists it.
     b.goto(&format!("{base}/ui/repos/acme/web/app?tab=versions")).await;
-    let latest = b.find("tbody tr td a").await;
+    let latest = b.find_all("tbody tr td a").await[1].clone();
     b.click(&latest).await;
     let main = b.text(&b.find("main").await).await;
     assert!(main.contains("tag stable"), "{main}");

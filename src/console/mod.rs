@@ -912,6 +912,7 @@ async fn repository(
     let done = match q.done.as_deref() {
         Some("tag") => Some(("Tag added: a new version records it.", true)),
         Some("readme") => Some(("README saved.", true)),
+        Some("sign") => Some(("Signed: a new version holds the signature.", true)),
         Some("rollback") => Some(("Rolled back: a new version has the old content.", true)),
         Some("untag") => Some(("Tag removed: a new version records it.", true)),
         _ => None,
@@ -1012,10 +1013,55 @@ async fn render_repository(
     let can_push = c.may(caller, Action::Push, path).await;
     let can_manage = c.may_manage(caller, &path.org).await;
     let rendered = markdown::render(&readme);
+    // Mirrored: the remote that fills it and its last sync (org admins see remotes).
+    let (mut remote, mut last_sync) = (None, None);
+    if can_manage && tab == "images" {
+        let remotes = c
+            .call(
+                caller,
+                Method::GET,
+                &format!(
+                    "/api/v1/orgs/{}/products/{}/remotes",
+                    encode(&path.org),
+                    encode(&path.product)
+                ),
+                None,
+            )
+            .await;
+        remote = remotes.body["remotes"]
+            .as_array()
+            .and_then(|l| l.iter().find(|r| r["name"] == path.name.as_str()).cloned());
+        if let Some(job) = remote.as_ref().and_then(|r| r["last_job"].as_i64()) {
+            let j = c.call(caller, Method::GET, &format!("/api/v1/jobs/{job}"), None).await;
+            last_sync = j.ok().then_some(j.body);
+        }
+    }
+    // Keys the org's pushers can sign with.
+    let mut signing_keys = Vec::new();
+    if can_push && tab == "images" {
+        let keys = c
+            .call(
+                caller,
+                Method::GET,
+                &format!("/api/v1/orgs/{}/signing-keys", encode(&path.org)),
+                None,
+            )
+            .await;
+        signing_keys = keys.body["signing_keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|k| k["can_sign"] == true)
+            .filter_map(|k| k["name"].as_str().map(str::to_owned))
+            .collect();
+    }
     let view = views::Repository {
         can_manage,
         readme: &readme,
         readme_html: &rendered,
+        remote: remote.as_ref(),
+        last_sync: last_sync.as_ref(),
+        signing_keys: &signing_keys,
         public: &path.public,
         host: &host,
         tab,
@@ -1031,6 +1077,7 @@ async fn render_repository(
 struct ActionForm {
     csrf: String,
     content: Option<String>,
+    key: Option<String>,
     tag: Option<String>,
     digest: Option<String>,
     version: Option<i64>,
@@ -1066,6 +1113,7 @@ async fn repository_action(
             json!({ "content": f.content.clone().unwrap_or_default() }),
             "images",
         ),
+        ("sign", Some(tag), _) => ("sign", json!({ "tags": [tag], "key": f.key }), "images"),
         ("rollback", _, Some(v)) => ("rollback", json!({ "version": v }), "versions"),
         _ => return not_found_page(&caller),
     };

@@ -610,6 +610,12 @@ pub struct Repository<'a> {
     pub tags: &'a [Value],
     /// `GET …/versions`.
     pub versions: &'a [Value],
+    /// The remote that fills it, with its last sync job, when it is mirrored (seen by
+    /// org admins).
+    pub remote: Option<&'a Value>,
+    pub last_sync: Option<&'a Value>,
+    /// The organisation's signing keys that can sign (for pushers).
+    pub signing_keys: &'a [String],
 }
 
 pub fn repository(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
@@ -625,6 +631,7 @@ pub fn repository(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
         html! {
             h1 { (r.public) }
             (flash(r.message.map(|m| m.0), r.message.is_some_and(|m| m.1)))
+            (repository_header(viewer, r))
             nav.tabs aria-label="Repository" {
                 (tab("images", "Images")) (tab("versions", "Versions"))
                 @if r.can_manage {
@@ -654,6 +661,50 @@ fn short_digest(digest: &str) -> String {
     match digest.split_once(':') {
         Some((algo, hex)) if hex.len() > 12 => format!("{algo}:{}…", &hex[..12]),
         _ => digest.to_owned(),
+    }
+}
+
+/// Where the content comes from and the actions on the whole repository.
+fn repository_header(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
+    let mut parts = r.public.splitn(3, '/');
+    let (org, product) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    html! {
+        @if let Some(remote) = r.remote {
+            div.card #mirror {
+                p {
+                    "Mirrored from " code { (remote["url"].as_str().unwrap_or_default()) "/" (remote["upstream_name"].as_str().unwrap_or_default()) }
+                    " · last sync: "
+                    @match r.last_sync {
+                        Some(job) => {
+                            a href={ "/ui/jobs/" (job["id"].as_i64().unwrap_or(0)) } { (job["state"].as_str().unwrap_or_default()) }
+                            " (" (when(job["updated_at"].as_i64())) ")"
+                            @if let Some(e) = job["last_error"].as_str() { " " span.badge.bad { "error" } " " (e) }
+                        }
+                        None => "never",
+                    }
+                }
+                form.inline method="post" action={ "/ui/orgs/" (org) "/remotes-sync" } {
+                    (csrf_field(viewer))
+                    input type="hidden" name="product" value=(product);
+                    input type="hidden" name="name" value=(remote["name"].as_str().unwrap_or_default());
+                    button type="submit" { "Sync now" }
+                }
+            }
+        }
+        @if r.can_push && !r.signing_keys.is_empty() && !r.tags.is_empty() {
+            form.card.search method="post" action={ "/ui/repos/" (r.public) "/sign" } {
+                (csrf_field(viewer))
+                label for="sign-tag" { "Sign" }
+                select #sign-tag name="tag" {
+                    @for t in r.tags { @let tag = t["tag"].as_str().unwrap_or_default(); option value=(tag) { (tag) } }
+                }
+                label for="sign-key" { "with" }
+                select #sign-key name="key" {
+                    @for k in r.signing_keys { option value=(k) { (k) } }
+                }
+                button type="submit" { "Sign" }
+            }
+        }
     }
 }
 
@@ -805,6 +856,17 @@ pub fn manifest(viewer: &Viewer<'_>, public: &str, host: &str, d: &Value, can_pu
                 p { "Media type: " code { (d["media_type"].as_str().unwrap_or_default()) } " · " (size(d["size"].as_i64().unwrap_or(0))) }
                 p { "Tags: " @if tags.is_empty() { span.muted { "none" } } @else { (tags.join(", ")) } }
                 (pull_command(&format!("podman pull {host}/{public}@{digest}")))
+            }
+            @if let Some(annotations) = m["annotations"].as_object().filter(|a| !a.is_empty()) {
+                h2 { "Annotations" }
+                div.table-wrap { table.annotations {
+                    thead { tr { th { "Key" } th { "Value" } } }
+                    tbody {
+                        @for (k, v) in annotations {
+                            tr { td.mono { (k) } td { (v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())) } }
+                        }
+                    }
+                } }
             }
             @if let Some(children) = m["manifests"].as_array() {
                 h2 { "Platforms" }
