@@ -117,6 +117,11 @@ async fn a_pusher_browses_to_an_image_removes_a_tag_and_rolls_back() {
     assert_eq!(rows.len(), 3, "push 1.0, push 2.0, delete tag 2.0");
     assert!(b.text(&rows[0]).await.contains("latest"));
     save_screenshot("versions.png", &b.screenshot().await);
+    let compare = b.find_with_text("form button", "Compare").await.unwrap();
+    b.click(&compare).await;
+    let row = b.text(&b.find("table.compare tbody tr").await).await;
+    assert!(row.starts_with("2.0") && row.contains("absent"), "{row}");
+    b.goto(&format!("{base}/ui/repos/acme/web/app?tab=versions")).await;
     let back = b
         .find_with_text("form[action$='/rollback'] button", "Roll back to 2")
         .await

@@ -881,6 +881,8 @@ fn bad_form(caller: &Caller) -> Response {
 struct RepoQuery {
     tab: Option<String>,
     done: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
 }
 
 fn repo_path(rest: &str) -> Option<RepoPath> {
@@ -904,6 +906,9 @@ async fn repository(
     }
     if let Some((name, n)) = rest.split_once("/versions/") {
         return version_page(&c, &caller, name, n).await;
+    }
+    if let Some(name) = rest.strip_suffix("/compare") {
+        return compare_page(&c, &caller, name, q.from, q.to).await;
     }
     let Some(path) = repo_path(&rest) else {
         return not_found_page(&caller);
@@ -961,6 +966,45 @@ async fn version_page(c: &Console, caller: &Caller, name: &str, n: &str) -> Resp
     page(
         StatusCode::OK,
         views::version(&caller.viewer(), &path.public, &answer.body),
+    )
+}
+
+async fn compare_page(c: &Console, caller: &Caller, name: &str, from: Option<i64>, to: Option<i64>) -> Response {
+    let (Some(path), Some(from), Some(to)) = (repo_path(name), from, to) else {
+        return not_found_page(caller);
+    };
+    let mut tags = Vec::new();
+    for n in [from, to] {
+        let a = c
+            .call(
+                caller,
+                Method::GET,
+                &format!("/api/v1/repositories/{}/versions/{n}", path.public),
+                None,
+            )
+            .await;
+        if !a.ok() {
+            return failed(&caller.viewer(), &a);
+        }
+        let map: std::collections::BTreeMap<String, String> = a.body["tags"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(t, d)| Some((t.clone(), d.as_str()?.to_owned())))
+            .collect();
+        tags.push(map);
+    }
+    let names: std::collections::BTreeSet<&String> = tags[0].keys().chain(tags[1].keys()).collect();
+    let changes: Vec<(String, Option<String>, Option<String>)> = names
+        .into_iter()
+        .filter_map(|t| {
+            let (a, b) = (tags[0].get(t).cloned(), tags[1].get(t).cloned());
+            (a != b).then(|| (t.clone(), a, b))
+        })
+        .collect();
+    page(
+        StatusCode::OK,
+        views::compare(&caller.viewer(), &path.public, from, to, &changes),
     )
 }
 

@@ -776,6 +776,41 @@ fn edit_readme(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
     }
 }
 
+/// Tags in version `from` and `to` compared: (tag, digest in `from`, digest in `to`) for
+/// each tag that differs.
+pub fn compare(
+    viewer: &Viewer<'_>,
+    public: &str,
+    from: i64,
+    to: i64,
+    changes: &[(String, Option<String>, Option<String>)],
+) -> Markup {
+    layout(
+        &format!("{public}: version {from} and {to}"),
+        Some(viewer),
+        html! {
+            p { a href={ "/ui/repos/" (public) "?tab=versions" } { "← versions of " (public) } }
+            h1 { (public) ": version " (from) " → " (to) }
+            @if changes.is_empty() {
+                p.muted { "The two versions have the same tags." }
+            } @else {
+                div.table-wrap { table.compare {
+                    thead { tr { th { "Tag" } th { "In " (from) } th { "In " (to) } } }
+                    tbody {
+                        @for (tag, a, b) in changes {
+                            tr {
+                                td { (tag) }
+                                td { @match a { Some(d) => a href={ "/ui/repos/" (public) "/manifests/" (d) } { code { (short_digest(d)) } }, None => span.muted { "absent" } } }
+                                td { @match b { Some(d) => a href={ "/ui/repos/" (public) "/manifests/" (d) } { code { (short_digest(d)) } }, None => span.muted { "absent" } } }
+                            }
+                        }
+                    }
+                } }
+            }
+        },
+    )
+}
+
 fn versions(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
     let latest = r.versions.first().and_then(|v| v["number"].as_i64());
     let counts = |v: &Value, side: &str| -> String {
@@ -798,6 +833,17 @@ fn versions(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
         @if r.versions.is_empty() {
             p.muted { "No versions yet." }
         } @else {
+            @if r.versions.len() > 1 {
+                form.card.search method="get" action={ "/ui/repos/" (r.public) "/compare" } {
+                    label for="cmp-from" { "Compare version" }
+                    input #cmp-from type="text" name="from" inputmode="numeric" size="4"
+                        value=(r.versions.get(1).and_then(|v| v["number"].as_i64()).unwrap_or(1));
+                    label for="cmp-to" { "with" }
+                    input #cmp-to type="text" name="to" inputmode="numeric" size="4"
+                        value=(r.versions.first().and_then(|v| v["number"].as_i64()).unwrap_or(1));
+                    button type="submit" { "Compare" }
+                }
+            }
             div.table-wrap { table {
                 thead { tr { th { "Version" } th { "When" } th { "Why" } th.optional { "Added" } th.optional { "Removed" } @if r.can_push { th { span.visually-hidden { "Actions" } } } } }
                 tbody {
