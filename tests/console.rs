@@ -377,6 +377,20 @@ async fn an_org_admin_creates_a_remote_and_watches_its_sync_complete() {
     let commands = b.find_all(".pull code").await;
     assert_eq!(commands.len(), 1, "4.0-rc is excluded");
     assert!(b.text(&commands[0]).await.ends_with("/acme/web/tool:3.1"));
+
+    // Edit the remote to take release candidates too; the next sync brings 4.0-rc.
+    b.goto(&format!("{base}/ui/orgs/acme?tab=remotes")).await;
+    let edit = b.find("a[aria-label='Edit tool']").await;
+    b.click(&edit).await;
+    b.clear("#remote-exclude").await;
+    let save = b.find_with_text("form button", "Save remote").await.unwrap();
+    b.click(&save).await;
+    let status = b.find("[role=status]").await;
+    assert!(b.text(&status).await.contains("Remote saved"));
+    let job = gw.sync_remote("acme/web", "tool").await;
+    assert_eq!(job["state"], "done", "{job}");
+    b.goto(&format!("{base}/ui/repos/acme/web/tool")).await;
+    assert_eq!(b.find_all(".pull code").await.len(), 2, "3.1 and 4.0-rc");
 }
 
 /// An index expands into its platforms, an image shows its config and layers, a pusher

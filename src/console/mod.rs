@@ -494,6 +494,7 @@ struct OrgQuery {
     until: Option<String>,
     before: Option<i64>,
     after: Option<String>,
+    edit: Option<String>,
 }
 
 /// `YYYY-MM-DD` as milliseconds since the epoch at 00:00 UTC.
@@ -530,6 +531,7 @@ async fn org(
         Some("member-removed") => Some(("Role removed.", true)),
         Some("revoked") => Some(("Pull secret revoked: it no longer works.", true)),
         Some("remote") => Some(("Remote created. Sync it to fill the repository.", true)),
+        Some("remote-saved") => Some(("Remote saved: the next sync uses it.", true)),
         _ => None,
     };
     render_org(&c, &caller, &org, &q, done, StatusCode::OK).await
@@ -659,6 +661,7 @@ async fn render_org(
         remotes: &remotes,
         audit: &audit,
         next_page: next_page.as_deref(),
+        editing: q.edit.as_deref(),
     };
     page(status, views::org(&caller.viewer(), &view))
 }
@@ -805,6 +808,31 @@ async fn org_action(
                 Some(body),
                 "remotes",
                 "remote",
+            )
+        }
+        "remotes-edit" => {
+            let mut body = json!({
+                "url": text(&f.url),
+                "upstream_name": text(&f.upstream_name),
+                "include_tags": patterns(&f.include_tags),
+                "exclude_tags": patterns(&f.exclude_tags),
+                "mirror": f.mirror.is_some(),
+                "policy": f.policy.clone().unwrap_or_else(|| "immediate".into()),
+                "username": f.username.as_deref().filter(|u| !u.is_empty()),
+            });
+            if let Some(p) = f.password.as_deref().filter(|p| !p.is_empty()) {
+                body["password"] = json!(p);
+            }
+            (
+                Method::PATCH,
+                format!(
+                    "{base}/products/{}/remotes/{}",
+                    encode(&text(&f.product)),
+                    encode(&text(&f.name))
+                ),
+                Some(body),
+                "remotes",
+                "remote-saved",
             )
         }
         "remotes-sync" => (

@@ -182,6 +182,8 @@ pub struct Org<'a> {
     pub audit: &'a AuditView<'a>,
     /// The next page of repositories starts after this one.
     pub next_page: Option<&'a str>,
+    /// The remote being edited (`product/name`), if any.
+    pub editing: Option<&'a str>,
 }
 
 /// The audit tab: the filter as given, the events, and the next page's cursor.
@@ -432,40 +434,51 @@ fn remotes(viewer: &Viewer<'_>, o: &Org<'_>) -> Markup {
                                 @if let Some(job) = r["last_job"].as_i64() {
                                     " " a href={ "/ui/jobs/" (job) } { "last sync" }
                                 }
+                                " " a href={ "/ui/orgs/" (o.org) "?tab=remotes&edit=" (product) "/" (name) } aria-label={ "Edit " (name) } { "Edit" }
                             }
                         }
                     }
                 }
             } }
         }
-        h2 { "New remote" }
-        form.card method="post" action={ "/ui/orgs/" (o.org) "/remotes" } {
+        @let editing = o.editing.and_then(|e| e.split_once('/')).and_then(|(p, n)| {
+            o.remotes.iter().find(|r| r["product"] == p && r["name"] == n)
+        });
+        @let field = |k: &str| editing.and_then(|r| r[k].as_str()).unwrap_or_default().to_owned();
+        @let list = |k: &str| editing.map(|r| r[k].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+        h2 { @if let Some(r) = editing { "Edit remote " (r["name"].as_str().unwrap_or_default()) } @else { "New remote" } }
+        form.card method="post" action={ "/ui/orgs/" (o.org) @if editing.is_some() { "/remotes-edit" } @else { "/remotes" } } {
             (csrf_field(viewer))
-            label for="remote-product" { "Product" }
-            select #remote-product name="product" required {
-                @for p in &product_names { option value=(p) { (p) } }
+            @if let Some(r) = editing {
+                input type="hidden" name="product" value=(r["product"].as_str().unwrap_or_default());
+                input type="hidden" name="name" value=(r["name"].as_str().unwrap_or_default());
+            } @else {
+                label for="remote-product" { "Product" }
+                select #remote-product name="product" required {
+                    @for p in &product_names { option value=(p) { (p) } }
+                }
+                label for="remote-name" { "Name (the repository it fills)" }
+                input #remote-name type="text" name="name" required;
             }
-            label for="remote-name" { "Name (the repository it fills)" }
-            input #remote-name type="text" name="name" required;
             label for="remote-url" { "Registry URL" }
-            input #remote-url type="text" name="url" required placeholder="https://registry.example:5000";
+            input #remote-url type="text" name="url" required placeholder="https://registry.example:5000" value=(field("url"));
             label for="remote-upstream" { "Upstream repository" }
-            input #remote-upstream type="text" name="upstream_name" required placeholder="library/alpine";
+            input #remote-upstream type="text" name="upstream_name" required placeholder="library/alpine" value=(field("upstream_name"));
             label for="remote-include" { "Include tags (comma-separated patterns, empty: all)" }
-            input #remote-include type="text" name="include_tags";
+            input #remote-include type="text" name="include_tags" value=(list("include_tags"));
             label for="remote-exclude" { "Exclude tags" }
-            input #remote-exclude type="text" name="exclude_tags";
-            label { input type="checkbox" name="mirror" value="on"; " Mirror: remove what the upstream no longer has" }
+            input #remote-exclude type="text" name="exclude_tags" value=(list("exclude_tags"));
+            label { input type="checkbox" name="mirror" value="on" checked[editing.is_some_and(|r| r["mirror"] == true)]; " Mirror: remove what the upstream no longer has" }
             label for="remote-policy" { "Blobs" }
             select #remote-policy name="policy" {
                 option value="immediate" { "fetch during the sync" }
-                option value="on_demand" { "fetch on first pull" }
+                option value="on_demand" selected[field("policy") == "on_demand"] { "fetch on first pull" }
             }
             label for="remote-username" { "Username (optional)" }
-            input #remote-username type="text" name="username" autocomplete="off";
-            label for="remote-password" { "Password (optional; stored encrypted, never shown)" }
+            input #remote-username type="text" name="username" autocomplete="off" value=(field("username"));
+            label for="remote-password" { "Password (optional; stored encrypted, never shown" @if editing.is_some() { "; empty keeps the current one" } ")" }
             input #remote-password type="password" name="password" autocomplete="new-password";
-            p { button type="submit" { "Create remote" } }
+            p { button type="submit" { @if editing.is_some() { "Save remote" } @else { "Create remote" } } }
         }
     }
 }

@@ -206,6 +206,17 @@ impl Browser {
         .await;
     }
 
+    /// Empty a text field.
+    pub async fn clear(&self, css: &str) {
+        let e = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{}/clear", e.0),
+            Some(json!({})),
+        )
+        .await;
+    }
+
     pub async fn click(&self, e: &Element) {
         self.cmd(
             reqwest::Method::POST,
