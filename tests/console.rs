@@ -300,6 +300,16 @@ async fn an_admin_sets_up_an_org_and_a_pull_secret_that_podman_uses() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // What podman pushed shows in the console: the tag, its layers, the version.
+    b.goto(&format!("{base}/ui/repos/globex/web/app")).await;
+    let tag = b.find_with_text("tbody td a", "1.0").await.expect("the pushed tag");
+    b.click(&tag).await;
+    let main = b.text(&b.find("main").await).await;
+    assert!(main.contains("Layers (1,"), "{main}");
+    b.goto(&format!("{base}/ui/repos/globex/web/app?tab=versions")).await;
+    let main = b.text(&b.find("main").await).await;
+    assert!(main.contains("push 1.0"), "{main}");
+
     b.goto(&format!("{base}/ui/orgs/globex?tab=access")).await;
     let revoke = b.find("button[aria-label='Revoke ci']").await;
     b.click(&revoke).await;
