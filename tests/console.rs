@@ -513,3 +513,55 @@ async fn images_and_indexes_are_inspected_and_tagged() {
     assert_ne!(title, "pwned");
     save_screenshot("readme.png", &b.screenshot().await);
 }
+
+/// Failed logins are limited per address and user: the eleventh attempt is refused
+/// even with the right password, and says why.
+#[tokio::test]
+async fn failed_logins_are_limited() {
+    let gw = TestGateway::start_tls().await;
+    gw.create_org("acme").await;
+    gw.create_member("dev", "acme", "viewer", None).await;
+    let c = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(gw.ca_cert()).unwrap()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let attempt = async |password: &str| {
+        let form = c.get(gw.url("/ui/login")).send().await.unwrap();
+        let cookie = form.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let html = form.text().await.unwrap();
+        let csrf = html
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned();
+        let r = c
+            .post(gw.url("/ui/login"))
+            .header("cookie", cookie)
+            .form(&[
+                ("username", "dev"),
+                ("password", password),
+                ("csrf", &csrf),
+                ("next", "/ui/"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    for _ in 0..10 {
+        assert_eq!(attempt("wrong password").await.0, 401);
+    }
+    let (status, page) = attempt(USER_PASSWORD).await;
+    assert_eq!(status, 429);
+    assert!(page.contains("Too many failed logins"), "{page}");
+}

@@ -38,6 +38,8 @@ use views::Viewer;
 const LOGIN_COOKIE: &str = "__Host-gatehouse-login";
 /// Failed logins allowed per client address and username within `FAILURE_WINDOW`.
 const MAX_FAILURES: u32 = 10;
+/// Failed logins allowed per client address, whatever the usernames, in that window.
+const MAX_FAILURES_PER_ADDRESS: u32 = 100;
 const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -329,15 +331,16 @@ async fn login(
             "This form expired or did not come from this site; log in again.",
         );
     }
-    let key = format!(
-        "{}|{}",
-        remote.map(|r| r.ip().to_string()).unwrap_or_default(),
-        f.username
-    );
-    if c.failures.get(&key).unwrap_or(0) >= MAX_FAILURES {
+    let address = remote.map(|r| r.ip().to_string()).unwrap_or_default();
+    let key = format!("{address}|{}", f.username);
+    // Trying many usernames from one address is limited too (the `|` cannot be in a name).
+    let address_key = format!("{address}|");
+    if c.failures.get(&key).unwrap_or(0) >= MAX_FAILURES
+        || c.failures.get(&address_key).unwrap_or(0) >= MAX_FAILURES_PER_ADDRESS
+    {
         return again(
             StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed logins for this user from here. Wait 15 minutes and try again.",
+            "Too many failed logins from here. Wait 15 minutes and try again.",
         );
     }
     let account = match c
@@ -358,6 +361,8 @@ async fn login(
     };
     let (Some(account), Some((id, tag))) = (account, tag) else {
         c.failures.insert(key.clone(), c.failures.get(&key).unwrap_or(0) + 1);
+        c.failures
+            .insert(address_key.clone(), c.failures.get(&address_key).unwrap_or(0) + 1);
         c.gw.audit().record(
             Event::new(&f.username, "user", "console_login", "console")
                 .outcome("denied")
