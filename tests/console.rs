@@ -55,7 +55,7 @@ async fn a_pusher_browses_to_an_image_removes_a_tag_and_rolls_back() {
     b.type_into("#username", "dev").await;
     b.type_into("#password", "wrong password").await;
     let submit = b.find("form button[type=submit]").await;
-    b.click(&submit).await;
+    b.click_to_load(&submit).await;
     let alert = b.find("[role=alert]").await;
     assert!(b.text(&alert).await.contains("Wrong username or password"));
     b.log_in(&base, "dev", USER_PASSWORD).await;
@@ -68,11 +68,11 @@ async fn a_pusher_browses_to_an_image_removes_a_tag_and_rolls_back() {
     save_screenshot("organisations.png", &b.screenshot().await);
 
     let acme = b.find("a[href='/ui/orgs/acme']").await;
-    b.click(&acme).await;
+    b.click_to_load(&acme).await;
     let repo = b.find("a[href='/ui/repos/acme/web/app']").await;
     assert_eq!(b.text(&repo).await, "acme/web/app");
     save_screenshot("repositories.png", &b.screenshot().await);
-    b.click(&repo).await;
+    b.click_to_load(&repo).await;
 
     // The images tab: each tag with the exact pull command.
     // The registry host the browser used (the request's Host: no public_url is set).
@@ -106,8 +106,7 @@ async fn a_pusher_browses_to_an_image_removes_a_tag_and_rolls_back() {
         b.attr(&buttons[1], "aria-label").await.as_deref(),
         Some("Remove tag 2.0")
     );
-    b.click(&buttons[1]).await;
-    b.accept_dialog().await;
+    b.click_confirmed(&buttons[1]).await;
     let status = b.find("[role=status]").await;
     assert!(b.text(&status).await.contains("Tag removed"));
     assert_eq!(b.find_all(".pull code").await.len(), 1, "2.0 is gone");
@@ -118,7 +117,7 @@ async fn a_pusher_browses_to_an_image_removes_a_tag_and_rolls_back() {
     assert!(b.text(&rows[0]).await.contains("latest"));
     save_screenshot("versions.png", &b.screenshot().await);
     let compare = b.find_with_text("form button", "Compare").await.unwrap();
-    b.click(&compare).await;
+    b.click_to_load(&compare).await;
     let row = b.text(&b.find("table.compare tbody tr").await).await;
     assert!(row.starts_with("2.0") && row.contains("absent"), "{row}");
     b.goto(&format!("{base}/ui/repos/acme/web/app?tab=versions")).await;
@@ -126,8 +125,7 @@ async fn a_pusher_browses_to_an_image_removes_a_tag_and_rolls_back() {
         .find_with_text("form[action$='/rollback'] button", "Roll back to 2")
         .await
         .expect("a rollback button for version 2");
-    b.click(&back).await;
-    b.accept_dialog().await;
+    b.click_confirmed(&back).await;
     let status = b.find("[role=status]").await;
     assert!(b.text(&status).await.contains("Rolled back"));
     b.goto(&format!("{base}/ui/repos/acme/web/app")).await;
@@ -135,7 +133,7 @@ async fn a_pusher_browses_to_an_image_removes_a_tag_and_rolls_back() {
 
     // Logging out ends the session: the pages ask to log in again.
     let logout = b.find("header form button").await;
-    b.click(&logout).await;
+    b.click_to_load(&logout).await;
     b.wait_url(|u| u.contains("/ui/login")).await;
     b.goto(&format!("{base}/ui/orgs/acme")).await;
     assert!(b.url().await.contains("/ui/login"));
@@ -220,11 +218,11 @@ async fn an_admin_sets_up_an_org_and_a_pull_secret_that_podman_uses() {
     b.type_into("#org-label", "globex").await;
     b.type_into("#org-name", "Globex Corporation").await;
     let create = b.find_with_text("form button", "Create organisation").await.unwrap();
-    b.click(&create).await;
+    b.click_to_load(&create).await;
     b.wait_url(|u| u.contains("/ui/orgs/globex?tab=products")).await;
     b.type_into("#label", "web").await;
     let create = b.find_with_text("form button", "Create product").await.unwrap();
-    b.click(&create).await;
+    b.click_to_load(&create).await;
     let status = b.find("[role=status]").await;
     assert!(b.text(&status).await.contains("Product created"));
 
@@ -235,7 +233,7 @@ async fn an_admin_sets_up_an_org_and_a_pull_secret_that_podman_uses() {
     let scope = b.find("#member-product option[value=web]").await;
     b.click(&scope).await;
     let add = b.find_with_text("form button", "Add member").await.unwrap();
-    b.click(&add).await;
+    b.click_to_load(&add).await;
     let status = b.find("[role=status]").await;
     assert!(b.text(&status).await.contains("Member added"));
     let row = b.find_with_text("tbody tr", "dev").await.expect("dev is listed");
@@ -244,7 +242,7 @@ async fn an_admin_sets_up_an_org_and_a_pull_secret_that_podman_uses() {
     // A name the API refuses: its error is shown, and the markup in it is text.
     b.type_into("#secret-name", "<img src=x onerror=alert(1)>").await;
     let create = b.find_with_text("form button", "Create pull secret").await.unwrap();
-    b.click(&create).await;
+    b.click_to_load(&create).await;
     let alert = b.find("[role=alert]").await;
     assert!(!b.text(&alert).await.is_empty());
     assert!(b.find_all("main img").await.is_empty(), "no element made from the name");
@@ -254,7 +252,7 @@ async fn an_admin_sets_up_an_org_and_a_pull_secret_that_podman_uses() {
     let web = b.find("input[name=products][value=web]").await;
     b.click(&web).await;
     let create = b.find_with_text("form button", "Create pull secret").await.unwrap();
-    b.click(&create).await;
+    b.click_to_load(&create).await;
     let username = b.text(&b.find("#secret-username").await).await;
     assert_eq!(username, "globex-ci");
     let href = b.attr(&b.find("#download-config").await, "href").await.unwrap();
@@ -303,7 +301,7 @@ async fn an_admin_sets_up_an_org_and_a_pull_secret_that_podman_uses() {
     // What podman pushed shows in the console: the tag, its layers, the version.
     b.goto(&format!("{base}/ui/repos/globex/web/app")).await;
     let tag = b.find_with_text("tbody td a", "1.0").await.expect("the pushed tag");
-    b.click(&tag).await;
+    b.click_to_load(&tag).await;
     let main = b.text(&b.find("main").await).await;
     assert!(main.contains("Layers (1,"), "{main}");
     b.goto(&format!("{base}/ui/repos/globex/web/app?tab=versions")).await;
@@ -312,8 +310,7 @@ async fn an_admin_sets_up_an_org_and_a_pull_secret_that_podman_uses() {
 
     b.goto(&format!("{base}/ui/orgs/globex?tab=access")).await;
     let revoke = b.find("button[aria-label='Revoke ci']").await;
-    b.click(&revoke).await;
-    b.accept_dialog().await;
+    b.click_confirmed(&revoke).await;
     let status = b.find("[role=status]").await;
     assert!(b.text(&status).await.contains("revoked"));
     let out = tokio::task::block_in_place(pull);
@@ -353,12 +350,12 @@ async fn an_org_admin_creates_a_remote_and_watches_its_sync_complete() {
     b.type_into("#remote-upstream", "library/tool").await;
     b.type_into("#remote-exclude", "*-rc*").await;
     let create = b.find_with_text("form button", "Create remote").await.unwrap();
-    b.click(&create).await;
+    b.click_to_load(&create).await;
     let status = b.find("[role=status]").await;
     assert!(b.text(&status).await.contains("Remote created"));
 
     let sync = b.find("button[aria-label='Sync tool now']").await;
-    b.click(&sync).await;
+    b.click_to_load(&sync).await;
     b.wait_url(|u| u.contains("/ui/jobs/")).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
@@ -391,10 +388,10 @@ async fn an_org_admin_creates_a_remote_and_watches_its_sync_complete() {
     // Edit the remote to take release candidates too; the next sync brings 4.0-rc.
     b.goto(&format!("{base}/ui/orgs/acme?tab=remotes")).await;
     let edit = b.find("a[aria-label='Edit tool']").await;
-    b.click(&edit).await;
+    b.click_to_load(&edit).await;
     b.clear("#remote-exclude").await;
     let save = b.find_with_text("form button", "Save remote").await.unwrap();
-    b.click(&save).await;
+    b.click_to_load(&save).await;
     let status = b.find("[role=status]").await;
     assert!(b.text(&status).await.contains("Remote saved"));
     let job = gw.sync_remote("acme/web", "tool").await;
@@ -446,14 +443,14 @@ async fn images_and_indexes_are_inspected_and_tagged() {
     b.log_in(&base, "dev", USER_PASSWORD).await;
     b.goto(&format!("{base}/ui/repos/acme/web/app")).await;
     let annotated = b.find_with_text("tbody td a", "annotated").await.unwrap();
-    b.click(&annotated).await;
+    b.click_to_load(&annotated).await;
     let cell = b.find("table.annotations tbody td:last-child").await;
     assert_eq!(b.text(&cell).await, "<script>document.title='pwned'</script>");
     assert!(b.find_all("table.annotations script").await.is_empty());
     assert_ne!(b.run_async("arguments[0](document.title)").await, "pwned");
     b.goto(&format!("{base}/ui/repos/acme/web/app")).await;
     let multi = b.find_with_text("tbody td a", "multi").await.expect("the index's tag");
-    b.click(&multi).await;
+    b.click_to_load(&multi).await;
     let rows = b.find_all("tbody tr").await;
     let mut platforms = Vec::new();
     for r in &rows {
@@ -463,7 +460,7 @@ async fn images_and_indexes_are_inspected_and_tagged() {
     assert!(platforms[0].starts_with("linux/amd64"), "{platforms:?}");
     assert!(platforms[1].starts_with("linux/arm64"), "{platforms:?}");
     let first = b.find("tbody td a").await;
-    b.click(&first).await;
+    b.click_to_load(&first).await;
     let main = b.text(&b.find("main").await).await;
     assert!(main.contains("Platform: linux/amd64"), "{main}");
     assert!(main.contains("Layers (1, 2.0 KiB)"), "{main}");
@@ -471,7 +468,7 @@ async fn images_and_indexes_are_inspected_and_tagged() {
 
     b.type_into("#new-tag", "stable").await;
     let add = b.find_with_text("form button", "Add tag").await.unwrap();
-    b.click(&add).await;
+    b.click_to_load(&add).await;
     let status = b.find("[role=status]").await;
     assert!(b.text(&status).await.contains("Tag added"));
     assert!(b.find_with_text("tbody td a", "stable").await.is_some());
@@ -480,7 +477,7 @@ async fn images_and_indexes_are_inspected_and_tagged() {
     let stable = b.find("#sign-tag option[value=stable]").await;
     b.click(&stable).await;
     let sign = b.find_with_text("form button", "Sign").await.unwrap();
-    b.click(&sign).await;
+    b.click_to_load(&sign).await;
     let status = b.find("[role=status]").await;
     assert!(b.text(&status).await.contains("Signed"));
     let row = b.find_with_text("tbody tr", "stable").await.unwrap();
@@ -488,7 +485,7 @@ async fn images_and_indexes_are_inspected_and_tagged() {
     // The version that added the tag lists it.
     b.goto(&format!("{base}/ui/repos/acme/web/app?tab=versions")).await;
     let latest = b.find_all("tbody tr td a").await[1].clone();
-    b.click(&latest).await;
+    b.click_to_load(&latest).await;
     let main = b.text(&b.find("main").await).await;
     assert!(main.contains("tag stable"), "{main}");
 
@@ -500,7 +497,7 @@ async fn images_and_indexes_are_inspected_and_tagged() {
     )
     .await;
     let save = b.find_with_text("form button", "Save README").await.unwrap();
-    b.click(&save).await;
+    b.click_to_load(&save).await;
     let status = b.find("[role=status]").await;
     assert!(b.text(&status).await.contains("README saved"));
     let heading = b.find("section.readme h1").await;

@@ -6,7 +6,12 @@ use std::process::{Child, Command, Stdio};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// One browser at a time in a test binary: Chromium is heavy, and on a small machine
+/// several at once make page loads slow enough to look like failures.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub struct Browser {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
     driver: Child,
     base: String,
     session: String,
@@ -27,6 +32,7 @@ pub struct Element(String);
 
 impl Browser {
     pub async fn start() -> Self {
+        let turn = ONE_AT_A_TIME.lock().await;
         let found = Command::new("chromedriver")
             .arg("--version")
             .output()
@@ -81,6 +87,7 @@ impl Browser {
             .unwrap_or_else(|| panic!("no WebDriver session: {v}"))
             .to_owned();
         let b = Self {
+            _turn: turn,
             driver,
             base,
             session,
@@ -226,6 +233,55 @@ impl Browser {
         .await;
     }
 
+    /// Click something that loads a new page (a link, a form's button), and wait until
+    /// the new page has loaded: elements found before then could belong to the old one.
+    pub async fn click_to_load(&self, e: &Element) {
+        self.mark_page().await;
+        self.click(e).await;
+        self.wait_new_page().await;
+    }
+
+    /// `click_to_load` for a button that asks `confirm()` first: accepted.
+    pub async fn click_confirmed(&self, e: &Element) {
+        self.mark_page().await;
+        self.click(e).await;
+        self.accept_dialog().await;
+        self.wait_new_page().await;
+    }
+
+    async fn mark_page(&self) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": "window.__gatehouseOldPage = true;", "args": []})),
+        )
+        .await;
+    }
+
+    async fn wait_new_page(&self) {
+        let url = format!("{}/session/{}/execute/sync", self.base, self.session);
+        let script = "return window.__gatehouseOldPage === undefined && document.readyState === 'complete';";
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            // While the page changes the script may fail: that is waiting too.
+            let done = match self
+                .http
+                .post(&url)
+                .json(&json!({ "script": script, "args": [] }))
+                .send()
+                .await
+            {
+                Ok(r) => r.json::<Value>().await.is_ok_and(|v| v["value"] == true),
+                Err(_) => false,
+            };
+            if done {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "the next page did not load");
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
     /// Accept the open `confirm()` dialog.
     pub async fn accept_dialog(&self) {
         self.cmd(reqwest::Method::POST, "/alert/accept", Some(json!({}))).await;
@@ -256,7 +312,7 @@ impl Browser {
         self.type_into("#username", user).await;
         self.type_into("#password", password).await;
         let submit = self.find("form button[type=submit]").await;
-        self.click(&submit).await;
+        self.click_to_load(&submit).await;
         self.wait_url(|u| !u.contains("/ui/login")).await;
     }
 }
