@@ -8,17 +8,7 @@ pub(super) struct AdminQuery {
     done: Option<String>,
 }
 
-pub(super) async fn admin_page(
-    State(c): State<Console>,
-    ClientAddr(remote): ClientAddr,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(q): Query<AdminQuery>,
-) -> Response {
-    let caller = match c.caller(&headers, &uri, remote).await {
-        Ok(caller) => caller,
-        Err(resp) => return resp,
-    };
+pub(super) async fn admin_page(State(c): State<Console>, caller: Caller, Query(q): Query<AdminQuery>) -> Response {
     let done = match q.done.as_deref() {
         Some("user") => Some(("User created.", true)),
         Some("user-deleted") => Some(("User deleted: their sessions and tokens ended.", true)),
@@ -39,13 +29,13 @@ pub(super) async fn render_admin(
         "users" => ("/api/v1/users", None),
         _ => ("/api/v1/smart-proxies", Some("smart_proxies")),
     };
-    let answer = c.call(caller, Method::GET, path, None).await;
-    if !answer.ok() {
-        return failed(&caller.viewer(), &answer);
-    }
+    let body = match c.read(caller, path).await {
+        Ok(v) => v,
+        Err(page) => return page,
+    };
     let items = match key {
-        Some(k) => &answer.body[k],
-        None => &answer.body,
+        Some(k) => &body[k],
+        None => &body,
     }
     .as_array()
     .cloned()
@@ -55,22 +45,14 @@ pub(super) async fn render_admin(
 
 pub(super) async fn admin_action(
     State(c): State<Console>,
-    ClientAddr(remote): ClientAddr,
-    headers: HeaderMap,
-    uri: Uri,
+    caller: Caller,
     Path(action): Path<String>,
     raw: String,
 ) -> Response {
-    let caller = match c.caller(&headers, &uri, remote).await {
-        Ok(caller) => caller,
-        Err(resp) => return resp,
+    let f = match checked_form(&caller, &raw) {
+        Ok(f) => f,
+        Err(refusal) => return *refusal,
     };
-    let Ok(f) = serde_urlencoded_form(&raw) else {
-        return bad_form(&caller);
-    };
-    if let Some(refusal) = refuse_without_csrf(&caller, &f.csrf) {
-        return refusal;
-    }
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let (method, path, body, tab, done) = match action.as_str() {
         "users" => (

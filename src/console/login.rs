@@ -125,17 +125,7 @@ pub(super) struct CsrfForm {
     csrf: String,
 }
 
-pub(super) async fn logout(
-    State(c): State<Console>,
-    ClientAddr(remote): ClientAddr,
-    headers: HeaderMap,
-    uri: Uri,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    let caller = match c.caller(&headers, &uri, remote).await {
-        Ok(caller) => caller,
-        Err(resp) => return resp,
-    };
+pub(super) async fn logout(State(c): State<Console>, caller: Caller, Form(f): Form<CsrfForm>) -> Response {
     if let Some(refusal) = refuse_without_csrf(&caller, &f.csrf) {
         return refusal;
     }

@@ -26,7 +26,7 @@ use crate::policy::Action;
 use api::Api;
 use axum::Router;
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -140,6 +140,8 @@ struct Caller {
     session: Session,
     remote: Option<SocketAddr>,
     host: Option<HeaderValue>,
+    /// The user as the policies see them (looked up once per request).
+    principal: Option<crate::policy::Principal>,
     global_admin: bool,
 }
 
@@ -153,17 +155,20 @@ impl Caller {
     }
 }
 
-impl Console {
-    /// The caller's session, or the response that sends them to log in.
-    async fn caller(&self, headers: &HeaderMap, uri: &Uri, remote: Option<SocketAddr>) -> Result<Caller, Response> {
-        let token = headers
+/// A logged-in caller, or the response that sends them to log in.
+impl axum::extract::FromRequestParts<Console> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, c: &Console) -> Result<Self, Response> {
+        let token = parts
+            .headers
             .get(header::COOKIE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|c| session::cookie(c, COOKIE));
+            .and_then(|h| session::cookie(h, COOKIE));
         let found = match token {
             Some(t) => {
-                let identities = self.gw.identities().clone();
-                self.sessions
+                let identities = c.gw.identities().clone();
+                c.sessions
                     .find(t, async move |user: &str| {
                         identities.password_tag(user).await.ok().flatten()
                     })
@@ -173,20 +178,25 @@ impl Console {
         };
         match found {
             Ok(Some(session)) => {
-                let mut caller = Caller {
-                    session,
-                    remote,
-                    host: headers.get(header::HOST).cloned(),
-                    global_admin: false,
+                let account = Account {
+                    id: session.user_id,
+                    username: session.username.clone(),
+                    kind: AccountKind::User,
                 };
-                caller.global_admin = matches!(
-                    self.principal(&caller).await,
-                    Some(crate::policy::Principal::User { global_admin: true, .. })
-                );
-                Ok(caller)
+                let principal = c.gw.principal_of_account(&account).await.ok().flatten();
+                Ok(Caller {
+                    global_admin: matches!(
+                        principal,
+                        Some(crate::policy::Principal::User { global_admin: true, .. })
+                    ),
+                    principal,
+                    session,
+                    remote: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ci| ci.0),
+                    host: parts.headers.get(header::HOST).cloned(),
+                })
             }
             Ok(None) => {
-                let next: String = form_urlencoded::byte_serialize(uri.path().as_bytes()).collect();
+                let next: String = form_urlencoded::byte_serialize(parts.uri.path().as_bytes()).collect();
                 Err(Redirect::to(&format!("/ui/login?next={next}")).into_response())
             }
             Err(e) => {
@@ -195,45 +205,39 @@ impl Console {
             }
         }
     }
+}
 
+impl Console {
     async fn call(&self, c: &Caller, method: Method, path: &str, body: Option<&Value>) -> api::Answer {
         self.api
             .call(&c.session, c.remote, c.host.as_ref(), method, path, body)
             .await
     }
 
-    /// Whether the caller may manage organisation `org`, by the policies.
-    async fn may_manage(&self, c: &Caller, org: &str) -> bool {
-        let Some(principal) = self.principal(c).await else {
-            return false;
-        };
-        let resource = crate::policy::Resource::Org { org: org.to_owned() };
-        self.gw.allowed(&principal, Action::Manage, &resource)
+    /// GET `path` from the API as the caller: its JSON, or the page saying why not.
+    async fn read(&self, c: &Caller, path: &str) -> Result<Value, Response> {
+        let answer = self.call(c, Method::GET, path, None).await;
+        if answer.ok() {
+            Ok(answer.body)
+        } else {
+            Err(failed(&c.viewer(), &answer))
+        }
     }
 
-    async fn principal(&self, c: &Caller) -> Option<crate::policy::Principal> {
-        let account = Account {
-            id: c.session.user_id,
-            username: c.session.username.clone(),
-            kind: AccountKind::User,
-        };
-        self.gw.principal_of_account(&account).await.ok().flatten()
+    /// Whether the caller may manage organisation `org`, by the policies.
+    fn may_manage(&self, c: &Caller, org: &str) -> bool {
+        let resource = crate::policy::Resource::Org { org: org.to_owned() };
+        c.principal
+            .as_ref()
+            .is_some_and(|p| self.gw.allowed(p, Action::Manage, &resource))
     }
 
     /// Whether the caller may `action` the repository `path`, by the policies.
     async fn may(&self, c: &Caller, action: Action, path: &RepoPath) -> bool {
-        let account = Account {
-            id: c.session.user_id,
-            username: c.session.username.clone(),
-            kind: AccountKind::User,
-        };
-        let (Ok(Some(principal)), Ok(resource)) = (
-            self.gw.principal_of_account(&account).await,
-            self.gw.resource(path).await,
-        ) else {
+        let (Some(principal), Ok(resource)) = (&c.principal, self.gw.resource(path).await) else {
             return false;
         };
-        self.gw.allowed(&principal, action, &resource)
+        self.gw.allowed(principal, action, &resource)
     }
 }
 
@@ -342,6 +346,18 @@ fn form_list(raw: &str, key: &str) -> Vec<String> {
         .filter(|(k, _)| k == key)
         .map(|(_, v)| v.into_owned())
         .collect()
+}
+
+/// A posted form of the organisation and administration pages, read and checked for the
+/// session's CSRF token; the refusal page when it is not one of ours.
+fn checked_form(caller: &Caller, raw: &str) -> Result<OrgForm, Box<Response>> {
+    let Ok(f) = serde_urlencoded_form(raw) else {
+        return Err(Box::new(bad_form(caller)));
+    };
+    match refuse_without_csrf(caller, &f.csrf) {
+        Some(refusal) => Err(Box::new(refusal)),
+        None => Ok(f),
+    }
 }
 
 fn serde_urlencoded_form(raw: &str) -> Result<OrgForm, ()> {

@@ -3,46 +3,24 @@
 
 use super::*;
 
-pub(super) async fn home(
-    State(c): State<Console>,
-    ClientAddr(remote): ClientAddr,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    let caller = match c.caller(&headers, &uri, remote).await {
-        Ok(caller) => caller,
-        Err(resp) => return resp,
-    };
+pub(super) async fn home(State(c): State<Console>, caller: Caller) -> Response {
     render_home(&c, &caller, None, StatusCode::OK).await
 }
 
 pub(super) async fn render_home(c: &Console, caller: &Caller, message: Option<&str>, status: StatusCode) -> Response {
-    let answer = c.call(caller, Method::GET, "/api/v1/orgs", None).await;
-    if !answer.ok() {
-        return failed(&caller.viewer(), &answer);
-    }
-    let orgs = answer.body.as_array().cloned().unwrap_or_default();
+    let orgs = match c.read(caller, "/api/v1/orgs").await {
+        Ok(v) => v.as_array().cloned().unwrap_or_default(),
+        Err(page) => return page,
+    };
     let can_create = caller.global_admin;
     page(status, views::orgs(&caller.viewer(), &orgs, can_create, message))
 }
 
-pub(super) async fn create_org(
-    State(c): State<Console>,
-    ClientAddr(remote): ClientAddr,
-    headers: HeaderMap,
-    uri: Uri,
-    raw: String,
-) -> Response {
-    let caller = match c.caller(&headers, &uri, remote).await {
-        Ok(caller) => caller,
-        Err(resp) => return resp,
+pub(super) async fn create_org(State(c): State<Console>, caller: Caller, raw: String) -> Response {
+    let f = match checked_form(&caller, &raw) {
+        Ok(f) => f,
+        Err(refusal) => return *refusal,
     };
-    let Ok(f) = serde_urlencoded_form(&raw) else {
-        return bad_form(&caller);
-    };
-    if let Some(refusal) = refuse_without_csrf(&caller, &f.csrf) {
-        return refusal;
-    }
     let label = f.label.clone().unwrap_or_default();
     let body = json!({ "label": label, "name": f.name.clone().unwrap_or_default() });
     let answer = c.call(&caller, Method::POST, "/api/v1/orgs", Some(&body)).await;
@@ -83,16 +61,10 @@ pub(super) fn day_ms(s: &str) -> Option<i64> {
 
 pub(super) async fn org(
     State(c): State<Console>,
-    ClientAddr(remote): ClientAddr,
-    headers: HeaderMap,
-    uri: Uri,
+    caller: Caller,
     Path(org): Path<String>,
     Query(q): Query<OrgQuery>,
 ) -> Response {
-    let caller = match c.caller(&headers, &uri, remote).await {
-        Ok(caller) => caller,
-        Err(resp) => return resp,
-    };
     // Fixed messages only: nothing a link could make the page say.
     let done = match q.done.as_deref() {
         Some("product") => Some(("Product created.", true)),
@@ -114,7 +86,7 @@ pub(super) async fn render_org(
     message: Option<(&str, bool)>,
     status: StatusCode,
 ) -> Response {
-    let can_manage = c.may_manage(caller, org).await;
+    let can_manage = c.may_manage(caller, org);
     let query = q.q.as_deref();
     let tab = match q.tab.as_deref() {
         Some("products") => "products",
@@ -125,14 +97,7 @@ pub(super) async fn render_org(
     };
     let query = query.unwrap_or_default();
     let base = format!("/api/v1/orgs/{}", encode(org));
-    let get = async |path: String| {
-        let a = c.call(caller, Method::GET, &path, None).await;
-        if a.ok() {
-            Ok(a.body)
-        } else {
-            Err(failed(&caller.viewer(), &a))
-        }
-    };
+    let get = async |path: String| c.read(caller, &path).await;
     let list = |v: &Value, key: Option<&str>| -> Vec<Value> {
         let v = match key {
             Some(k) => &v[k],
@@ -237,22 +202,15 @@ pub(super) async fn render_org(
 
 pub(super) async fn org_action(
     State(c): State<Console>,
-    ClientAddr(remote): ClientAddr,
+    caller: Caller,
     headers: HeaderMap,
-    uri: Uri,
     Path((org, action)): Path<(String, String)>,
     raw: String,
 ) -> Response {
-    let caller = match c.caller(&headers, &uri, remote).await {
-        Ok(caller) => caller,
-        Err(resp) => return resp,
+    let f = match checked_form(&caller, &raw) {
+        Ok(f) => f,
+        Err(refusal) => return *refusal,
     };
-    let Ok(f) = serde_urlencoded_form(&raw) else {
-        return bad_form(&caller);
-    };
-    if let Some(refusal) = refuse_without_csrf(&caller, &f.csrf) {
-        return refusal;
-    }
     let base = format!("/api/v1/orgs/{}", encode(&org));
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let (method, path, body, tab, done) = match action.as_str() {
@@ -410,26 +368,16 @@ pub(super) async fn org_action(
     Redirect::to(&format!("/ui/orgs/{}?tab={tab}&done={done}", encode(&org))).into_response()
 }
 
-pub(super) async fn job(
-    State(c): State<Console>,
-    ClientAddr(remote): ClientAddr,
-    headers: HeaderMap,
-    uri: Uri,
-    Path(id): Path<i64>,
-) -> Response {
-    let caller = match c.caller(&headers, &uri, remote).await {
-        Ok(caller) => caller,
-        Err(resp) => return resp,
+pub(super) async fn job(State(c): State<Console>, caller: Caller, Path(id): Path<i64>) -> Response {
+    let job = match c.read(&caller, &format!("/api/v1/jobs/{id}")).await {
+        Ok(v) => v,
+        Err(page) => return page,
     };
-    let answer = c.call(&caller, Method::GET, &format!("/api/v1/jobs/{id}"), None).await;
-    if !answer.ok() {
-        return failed(&caller.viewer(), &answer);
-    }
-    let org = answer.body["payload"]["org"].as_str().unwrap_or_default();
+    let org = job["payload"]["org"].as_str().unwrap_or_default();
     let back = if org.is_empty() {
         "/ui/".to_owned()
     } else {
         format!("/ui/orgs/{}?tab=remotes", encode(org))
     };
-    page(StatusCode::OK, views::job(&caller.viewer(), &answer.body, &back))
+    page(StatusCode::OK, views::job(&caller.viewer(), &job, &back))
 }

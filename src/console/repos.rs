@@ -17,16 +17,11 @@ pub(super) fn repo_path(rest: &str) -> Option<RepoPath> {
 
 pub(super) async fn repository(
     State(c): State<Console>,
-    ClientAddr(remote): ClientAddr,
+    caller: Caller,
     headers: HeaderMap,
-    uri: Uri,
     Path(rest): Path<String>,
     Query(q): Query<RepoQuery>,
 ) -> Response {
-    let caller = match c.caller(&headers, &uri, remote).await {
-        Ok(caller) => caller,
-        Err(resp) => return resp,
-    };
     if let Some((name, digest)) = rest.split_once("/manifests/") {
         return manifest_page(&c, &caller, &headers, name, digest).await;
     }
@@ -61,22 +56,16 @@ pub(super) async fn manifest_page(
     let Some(path) = repo_path(name) else {
         return not_found_page(caller);
     };
-    let answer = c
-        .call(
-            caller,
-            Method::GET,
-            &format!("/api/v1/repositories/{}/manifests/{}", path.public, encode(digest)),
-            None,
-        )
-        .await;
-    if !answer.ok() {
-        return failed(&caller.viewer(), &answer);
-    }
+    let detail = format!("/api/v1/repositories/{}/manifests/{}", path.public, encode(digest));
+    let detail = match c.read(caller, &detail).await {
+        Ok(v) => v,
+        Err(page) => return page,
+    };
     let host = c.gw.registry_host(headers).unwrap_or_else(|| "REGISTRY".into());
     let can_push = c.may(caller, Action::Push, &path).await;
     page(
         StatusCode::OK,
-        views::manifest(&caller.viewer(), &path.public, &host, &answer.body, can_push),
+        views::manifest(&caller.viewer(), &path.public, &host, &detail, can_push),
     )
 }
 
@@ -84,21 +73,13 @@ pub(super) async fn version_page(c: &Console, caller: &Caller, name: &str, n: &s
     let (Some(path), Ok(n)) = (repo_path(name), n.parse::<i64>()) else {
         return not_found_page(caller);
     };
-    let answer = c
-        .call(
-            caller,
-            Method::GET,
-            &format!("/api/v1/repositories/{}/versions/{n}", path.public),
-            None,
-        )
-        .await;
-    if !answer.ok() {
-        return failed(&caller.viewer(), &answer);
+    match c
+        .read(caller, &format!("/api/v1/repositories/{}/versions/{n}", path.public))
+        .await
+    {
+        Ok(v) => page(StatusCode::OK, views::version(&caller.viewer(), &path.public, &v)),
+        Err(page) => page,
     }
-    page(
-        StatusCode::OK,
-        views::version(&caller.viewer(), &path.public, &answer.body),
-    )
 }
 
 pub(super) async fn compare_page(
@@ -113,18 +94,14 @@ pub(super) async fn compare_page(
     };
     let mut tags = Vec::new();
     for n in [from, to] {
-        let a = c
-            .call(
-                caller,
-                Method::GET,
-                &format!("/api/v1/repositories/{}/versions/{n}", path.public),
-                None,
-            )
-            .await;
-        if !a.ok() {
-            return failed(&caller.viewer(), &a);
-        }
-        let map: std::collections::BTreeMap<String, String> = a.body["tags"]
+        let version = match c
+            .read(caller, &format!("/api/v1/repositories/{}/versions/{n}", path.public))
+            .await
+        {
+            Ok(v) => v,
+            Err(page) => return page,
+        };
+        let map: std::collections::BTreeMap<String, String> = version["tags"]
             .as_object()
             .into_iter()
             .flatten()
@@ -161,39 +138,28 @@ pub(super) async fn render_repository(
         _ => "images",
     };
     let base = format!("/api/v1/repositories/{}", path.public);
-    let (listing, versions) = if tab == "versions" {
-        (
-            None,
-            Some(c.call(caller, Method::GET, &format!("{base}/versions"), None).await),
+    // One listing per tab: the versions, or the tags with their signatures.
+    let listing = match c
+        .read(
+            caller,
+            &format!("{base}/{}", if tab == "versions" { "versions" } else { "signatures" }),
         )
-    } else {
-        (
-            Some(c.call(caller, Method::GET, &format!("{base}/signatures"), None).await),
-            None,
-        )
+        .await
+    {
+        Ok(v) => v,
+        Err(page) => return page,
     };
-    for a in listing.iter().chain(versions.iter()) {
-        if !a.ok() {
-            return failed(&caller.viewer(), a);
-        }
-    }
     let readme = if tab == "versions" {
         String::new()
     } else {
         let a = c.call(caller, Method::GET, &format!("{base}/readme"), None).await;
         a.body["readme"]["content"].as_str().unwrap_or_default().to_owned()
     };
-    let tags = listing
-        .as_ref()
-        .and_then(|a| a.body["tags"].as_array().cloned())
-        .unwrap_or_default();
-    let versions = versions
-        .as_ref()
-        .and_then(|a| a.body["versions"].as_array().cloned())
-        .unwrap_or_default();
+    let items = |key: &str| listing[key].as_array().cloned().unwrap_or_default();
+    let (tags, versions) = (items("tags"), items("versions"));
     let host = c.gw.registry_host(headers).unwrap_or_else(|| "REGISTRY".into());
     let can_push = c.may(caller, Action::Push, path).await;
-    let can_manage = c.may_manage(caller, &path.org).await;
+    let can_manage = c.may_manage(caller, &path.org);
     let rendered = markdown::render(&readme);
     // Mirrored: the remote that fills it and its last sync (org admins see remotes).
     let (mut remote, mut last_sync) = (None, None);
@@ -267,16 +233,11 @@ pub(super) struct ActionForm {
 
 pub(super) async fn repository_action(
     State(c): State<Console>,
-    ClientAddr(remote): ClientAddr,
+    caller: Caller,
     headers: HeaderMap,
-    uri: Uri,
     Path(rest): Path<String>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    let caller = match c.caller(&headers, &uri, remote).await {
-        Ok(caller) => caller,
-        Err(resp) => return resp,
-    };
     if let Some(refusal) = refuse_without_csrf(&caller, &f.csrf) {
         return refusal;
     }
