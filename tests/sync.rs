@@ -371,6 +371,14 @@ async fn remote_fields_are_checked_and_named() {
             json!({"name": "x", "url": "https://r.example", "upstream_name": "a/b", "policy": "sometimes"}),
             "policy",
         ),
+        (
+            json!({"name": "x", "url": "https://r.example", "upstream_name": "a/b", "sigstore": "ftp://sigs.example"}),
+            "sigstore",
+        ),
+        (
+            json!({"name": "x", "url": "https://r.example", "upstream_name": "a/b", "sigstore": "https://sigs.example/?a=1"}),
+            "sigstore",
+        ),
     ] {
         let (status, v) = gw
             .api(
