@@ -220,7 +220,13 @@ async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError
     });
     db.watch_changes({
         let gateway = gateway.clone();
-        move || gateway.forget_cached()
+        let registry = registry.clone();
+        move || {
+            gateway.forget_cached();
+            if let Some(r) = &registry {
+                r.meta().forget_repository_ids();
+            }
+        }
     });
     let syncer = match (&registry, &secrets) {
         (Some(r), Some(secrets)) => Some(crate::sync::Syncer::new(

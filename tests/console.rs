@@ -151,6 +151,7 @@ async fn a_viewer_sees_no_actions_and_a_forged_post_is_refused() {
         b.find_all("form[action$='/untag']").await.is_empty(),
         "no remove buttons"
     );
+    assert!(b.find_all("#delete-repository").await.is_empty(), "no delete button");
     b.goto(&format!("{base}/ui/repos/acme/web/app?tab=versions")).await;
     assert!(
         b.find_all("form[action$='/rollback']").await.is_empty(),
@@ -174,6 +175,17 @@ async fn a_viewer_sees_no_actions_and_a_forged_post_is_refused() {
             "const done = arguments[0];
              fetch('/ui/repos/acme/web/app/untag', {method: 'POST',
                    body: new URLSearchParams({csrf: 'forged', tag: '1.0'})})
+               .then(r => done(r.status));",
+        )
+        .await;
+    assert_eq!(status, 403);
+    // Nor may the viewer delete the repository with a forged post.
+    let status = b
+        .run_async(
+            "const done = arguments[0];
+             const csrf = document.querySelector('header input[name=csrf]').value;
+             fetch('/ui/repos/acme/web/app/delete', {method: 'POST',
+                   body: new URLSearchParams({csrf: csrf})})
                .then(r => done(r.status));",
         )
         .await;
@@ -561,4 +573,110 @@ async fn failed_logins_are_limited() {
     let (status, page) = attempt(USER_PASSWORD).await;
     assert_eq!(status, 429);
     assert!(page.contains("Too many failed logins"), "{page}");
+}
+
+/// On a phone's screen (390 px wide) no page is wider than the screen (wide tables
+/// scroll in their own box), every field has a label, and everything a mouse can use is
+/// reachable with the keyboard; the org admin then deletes the repository from its page.
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_fit_a_phone_and_an_org_admin_deletes_a_repository() {
+    let gw = site().await;
+    gw.create_member("boss", "acme", "org_admin", None).await;
+    let base = gw.url("");
+    let b = Browser::start().await;
+    b.set_window_size(390, 844).await;
+    b.log_in(&base, "admin", common::gateway::ADMIN_PASSWORD).await;
+    let digest = {
+        let (_, v) = gw
+            .api(
+                "GET",
+                "/api/v1/repositories/acme/web/app/signatures",
+                ("admin", common::gateway::ADMIN_PASSWORD),
+                None,
+            )
+            .await;
+        v["tags"][0]["digest"].as_str().unwrap().to_owned()
+    };
+    let pages = [
+        "/ui/".to_owned(),
+        "/ui/orgs/acme".to_owned(),
+        "/ui/orgs/acme?tab=products".to_owned(),
+        "/ui/orgs/acme?tab=access".to_owned(),
+        "/ui/orgs/acme?tab=remotes".to_owned(),
+        "/ui/orgs/acme?tab=audit".to_owned(),
+        "/ui/repos/acme/web/app".to_owned(),
+        "/ui/repos/acme/web/app?tab=versions".to_owned(),
+        "/ui/repos/acme/web/app?tab=readme".to_owned(),
+        format!("/ui/repos/acme/web/app/manifests/{digest}"),
+        "/ui/repos/acme/web/app/versions/1".to_owned(),
+        "/ui/admin".to_owned(),
+        "/ui/admin?tab=users".to_owned(),
+    ];
+    for page in &pages {
+        b.goto(&format!("{base}{page}")).await;
+        let check = b
+            .run(
+                "const wide = document.documentElement.scrollWidth > window.innerWidth + 1;
+                 const unlabelled = [...document.querySelectorAll('input, select, textarea')]
+                   .filter(e => e.type !== 'hidden' && !e.hidden)
+                   .filter(e => !e.getAttribute('aria-label') && !(e.id && document.querySelector(`label[for='${e.id}']`)) && !e.closest('label'))
+                   .map(e => e.outerHTML);
+                 const unreachable = [...document.querySelectorAll('a[href], button, input, select, textarea, summary')]
+                   .filter(e => e.type !== 'hidden' && !e.hidden && e.tabIndex < 0)
+                   .map(e => e.outerHTML);
+                 const overflowing = [...document.querySelectorAll('body *')]
+                   .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !(e.parentElement && e.parentElement.closest('.table-wrap')) && !e.closest('.visually-hidden'))
+                   .slice(0, 5)
+                   .map(e => e.outerHTML.slice(0, 200));
+                 return {wide: wide, width: document.documentElement.scrollWidth, overflowing: overflowing,
+                         unlabelled: unlabelled, unreachable: unreachable};",
+            )
+            .await;
+        if check["wide"] == true {
+            save_screenshot("phone-too-wide.png", &b.screenshot().await);
+        }
+        assert_eq!(check["wide"], false, "{page} is wider than a phone: {check}");
+        assert_eq!(check["unlabelled"], json!([]), "{page}: fields without a label");
+        assert_eq!(
+            check["unreachable"],
+            json!([]),
+            "{page}: controls the keyboard cannot reach"
+        );
+    }
+    b.goto(&format!("{base}/ui/repos/acme/web/app")).await;
+    save_screenshot("phone-repository.png", &b.screenshot().await);
+
+    // A pusher sees no Delete; the org admin does, and deleting (confirmed) takes the
+    // repository out of the organisation's list.
+    let logout = b.find("header form button").await;
+    b.click_to_load(&logout).await;
+    b.log_in(&base, "dev", USER_PASSWORD).await;
+    b.goto(&format!("{base}/ui/repos/acme/web/app")).await;
+    assert!(
+        b.find_all("#delete-repository").await.is_empty(),
+        "a pusher cannot delete it"
+    );
+    let logout = b.find("header form button").await;
+    b.click_to_load(&logout).await;
+    b.log_in(&base, "boss", USER_PASSWORD).await;
+    b.goto(&format!("{base}/ui/repos/acme/web/app")).await;
+    let form = b.find("form[action$='/delete']").await;
+    assert!(
+        b.attr(&form, "data-confirm")
+            .await
+            .unwrap()
+            .contains("cannot be undone"),
+        "deleting asks first"
+    );
+    let delete = b.find("#delete-repository").await;
+    b.click_confirmed(&delete).await;
+    let status = b.find("[role=status]").await;
+    assert!(b.text(&status).await.contains("Repository deleted"));
+    assert!(b.find_all("a[href='/ui/repos/acme/web/app']").await.is_empty());
+    b.goto(&format!("{base}/ui/repos/acme/web/app")).await;
+    assert!(
+        b.find_all(".pull code").await.len() == 1,
+        "only the push command is left"
+    );
+    assert!(b.source().await.contains("No tags yet"));
 }

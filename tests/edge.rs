@@ -359,7 +359,10 @@ async fn push_to_main_pull_from_edge_through_outage_revocation_and_push_via_edge
     // The main server knows the edge caught up.
     eventually("the edge reports its sync", Duration::from_secs(30), || async {
         let (_, v) = api(&t.c, "GET", &t.main.url("/api/v1/smart-proxies/edge1"), None).await;
-        v["last_sync_at"].is_number() && v["behind_by_events"] == 0 && v["last_error"].is_null()
+        v["last_sync_at"].is_number()
+            && v["behind_by_events"] == 0
+            && v["behind_by_seconds"] == 0
+            && v["last_error"].is_null()
     })
     .await;
 
@@ -492,6 +495,16 @@ async fn push_to_main_pull_from_edge_through_outage_revocation_and_push_via_edge
         "the signed tag is served at the edge",
         Duration::from_secs(30),
         || async { manifest(&t.c, &t.edge, &admin_edge, "acme/web/app", "2.0").await.0 == 200 },
+    )
+    .await;
+
+    // The whole repository is deleted on the main server: it goes from the edge too.
+    let (s, v) = api(&t.c, "DELETE", &main.url("/api/v1/repositories/acme/web/app"), None).await;
+    assert_eq!(s, 200, "{v}");
+    eventually(
+        "the deleted repository goes from the edge",
+        Duration::from_secs(30),
+        || async { manifest(&t.c, &t.edge, &admin_edge, "acme/web/app", "2.0").await.0 == 404 },
     )
     .await;
 }

@@ -342,6 +342,26 @@ async fn sync_from_another_gatehouse_with_token_auth_and_a_write_only_password()
     for file in [db, wal] {
         assert!(!file.windows(secret.len()).any(|w| w == secret.as_bytes()));
     }
+
+    // A mirrored repository is not deleted while its remote would bring it back.
+    let (s, err) = gw
+        .api("DELETE", "/api/v1/repositories/acme/base/cli", ADMIN, None)
+        .await;
+    assert_eq!(
+        (s.as_u16(), err["error"]["code"].as_str()),
+        (409, Some("mirrored")),
+        "{err}"
+    );
+    assert_eq!(get_manifest(&gw, "acme/base/cli", "1.0", OCI_MANIFEST).await.0, 200);
+    let (s, _) = gw
+        .api("DELETE", "/api/v1/orgs/acme/products/base/remotes/cli", ADMIN, None)
+        .await;
+    assert!(s.is_success());
+    let (s, v) = gw
+        .api("DELETE", "/api/v1/repositories/acme/base/cli", ADMIN, None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(get_manifest(&gw, "acme/base/cli", "1.0", OCI_MANIFEST).await.0, 404);
 }
 
 #[tokio::test]

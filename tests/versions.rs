@@ -711,3 +711,102 @@ async fn the_naming_pattern_names_the_normal_repository() {
     assert_eq!(get_manifest(&gw, &token, "acme/web/app", "1.0").await.1, m);
     assert_eq!(versions(&gw, "acme/web-released/app").await.len(), 1);
 }
+
+#[tokio::test]
+async fn deleting_a_repository_removes_it_whole_and_a_new_push_starts_afresh() {
+    let (gw, token) = setup().await;
+    let (_, m1) = push_image_with(&gw, &token, "acme/web/app", "1.0", 80).await;
+    push_image_with(&gw, &token, "acme/web/app", "2.0", 81).await;
+    gw.api(
+        "POST",
+        "/api/v1/repositories/acme/web/app/readme",
+        ADMIN,
+        Some(json!({"content": "# app"})),
+    )
+    .await;
+
+    // A pusher may push but not delete the repository; someone outside the org does not
+    // learn that it exists.
+    gw.create_member("dev", "acme", "pusher", None).await;
+    let dev = ("dev", common::gateway::USER_PASSWORD);
+    let (s, err) = gw.api("DELETE", "/api/v1/repositories/acme/web/app", dev, None).await;
+    assert_eq!(s, 403, "{err}");
+    gw.create_org("other").await;
+    gw.create_member("stranger", "other", "viewer", None).await;
+    let (s, _) = gw
+        .api(
+            "DELETE",
+            "/api/v1/repositories/acme/web/app",
+            ("stranger", common::gateway::USER_PASSWORD),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, err) = gw
+        .api("DELETE", "/api/v1/repositories/acme/web/nope", ADMIN, None)
+        .await;
+    assert_eq!(s, 404, "{err}");
+    let (s, err) = gw
+        .api("DELETE", "/api/v1/repositories/acme/Bad Name", ADMIN, None)
+        .await;
+    assert_eq!(
+        (s.as_u16(), err["error"]["field"].as_str()),
+        (400, Some("repository")),
+        "{err}"
+    );
+    assert_eq!(get_manifest(&gw, &token, "acme/web/app", "1.0").await.0, 200);
+
+    // The org admin deletes it: what went is counted.
+    let (s, v) = gw.api("DELETE", "/api/v1/repositories/acme/web/app", ADMIN, None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["deleted"]["versions"], 2, "{v}");
+    assert_eq!(v["deleted"]["tags"], 2, "{v}");
+    assert_eq!(v["deleted"]["manifests"], 2, "{v}");
+
+    // Gone from every view: pulls by tag and digest, tags list, catalog, versions,
+    // the README, the org's listing. The deletion is audited.
+    assert_eq!(get_manifest(&gw, &token, "acme/web/app", "1.0").await.0, 404);
+    assert_eq!(
+        get_manifest(&gw, &token, "acme/web/app", &common::digest(&m1)).await.0,
+        404
+    );
+    let r = http()
+        .get(gw.url("/v2/acme/web/app/tags/list"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(common::error_code(r).await, "NAME_UNKNOWN");
+    let (s, _) = gw
+        .api("GET", "/api/v1/repositories/acme/web/app/versions", ADMIN, None)
+        .await;
+    assert_eq!(s, 404, "its versions went with it");
+    let (_, readme) = gw
+        .api("GET", "/api/v1/repositories/acme/web/app/readme", ADMIN, None)
+        .await;
+    assert!(readme["readme"].is_null(), "{readme}");
+    let (_, listing) = gw.api("GET", "/api/v1/orgs/acme/repositories", ADMIN, None).await;
+    assert!(!listing.to_string().contains("acme/web/app"), "{listing}");
+    let (_, audit) = gw
+        .api("GET", "/api/v1/orgs/acme/audit?action=delete_repository", ADMIN, None)
+        .await;
+    assert!(audit.to_string().contains("acme/web/app (2 versions"), "{audit}");
+
+    // Deleting it again: nothing to delete.
+    let (s, _) = gw.api("DELETE", "/api/v1/repositories/acme/web/app", ADMIN, None).await;
+    assert_eq!(s, 404);
+
+    // The name can be pushed again: a new repository from version 1, with none of the
+    // old tags.
+    let (s, m3) = push_image_with(&gw, &token, "acme/web/app", "3.0", 82).await;
+    assert_eq!(s, 201);
+    assert_eq!(
+        get_manifest(&gw, &token, "acme/web/app", "3.0").await,
+        (StatusCode::OK, m3)
+    );
+    assert_eq!(get_manifest(&gw, &token, "acme/web/app", "2.0").await.0, 404);
+    let now = versions(&gw, "acme/web/app").await;
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_eq!(now[0]["number"], 1);
+}

@@ -10,7 +10,8 @@
 //!   while an index in the repository lists one, unless forced);
 //! - `POST …/tag {"digest", "tag"}`, `POST …/untag {"tag"}`;
 //! - `POST …/sign {"tags"?, "digests"?, "key", "registry"?}`: simple signing signatures
-//!   by one of the organisation's keys, naming the public repository.
+//!   by one of the organisation's keys, naming the public repository;
+//! - `DELETE /api/v1/repositories/{org}/{product}/{name}`: the whole repository.
 //!
 //! Each operation is one new version, or nothing at all when it is refused.
 //! - `GET /api/v1/jobs?state=&limit=`, `GET /api/v1/events?after=&limit=` (global admins).
@@ -121,6 +122,60 @@ pub(super) async fn get_repository(
             "use …/versions, …/versions/{n}, …/signatures or …/manifests/{digest}",
         )),
     }
+}
+
+/// `DELETE /api/v1/repositories/{org}/{product}/{name}` (org admins): the repository,
+/// its versions, push repositories and distributions; refused while a remote syncs into
+/// it (the next sync would bring it back). Manifests and blobs nothing else uses are
+/// GC's to free.
+pub(super) async fn delete_repository(
+    State(gw): State<Gateway>,
+    sync: Option<Extension<crate::sync::Syncer>>,
+    a: Admin,
+    Path(rest): Path<String>,
+) -> ApiResult {
+    let path = RepoPath::parse(rest.trim_matches('/')).map_err(|e| ApiError::invalid("repository", &e.message))?;
+    require(&gw, &a, &path, Action::Delete).await?;
+    registry(&gw)?;
+    let normal = path.backend_name();
+    if let Some(Extension(sync)) = &sync
+        && sync.mirrored_repositories(&path.org).await?.contains(&normal)
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "mirrored",
+            format!(
+                "a remote syncs into {}: delete the remote first, or the next sync brings the repository back",
+                path.public
+            ),
+        ));
+    }
+    let removed = gw.delete_repository(&path).await.map_err(|e| {
+        if e.code == crate::error::ErrorCode::NameUnknown {
+            ApiError::not_found(&format!("no repository {}", path.public))
+        } else {
+            e.into()
+        }
+    })?;
+    a.audit(
+        &gw,
+        "delete_repository",
+        Some(&path.org),
+        format!(
+            "{} ({} versions, {} tags, {} manifests)",
+            path.public, removed.versions, removed.tags, removed.manifests
+        ),
+    );
+    Ok(Json(json!({
+        "repository": path.public,
+        "deleted": {
+            "versions": removed.versions,
+            "tags": removed.tags,
+            "manifests": removed.manifests,
+            "distributions": removed.distributions,
+        },
+    }))
+    .into_response())
 }
 
 /// Configs larger than this are not returned inline.

@@ -99,7 +99,9 @@ pub fn router(gw: Gateway, sync: Option<crate::sync::Syncer>, signing: Option<cr
         .route("/api/v1/audit", get(all_audit))
         .route(
             "/api/v1/repositories/{*rest}",
-            get(content::get_repository).post(content::post_repository),
+            get(content::get_repository)
+                .post(content::post_repository)
+                .delete(content::delete_repository),
         )
         .route("/api/v1/jobs", get(content::list_jobs))
         .route(

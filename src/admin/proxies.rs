@@ -51,11 +51,13 @@ async fn find_proxy(gw: &Gateway, name: &str) -> ApiResult<SmartProxy> {
         .ok_or_else(|| ApiError::not_found(&format!("no smart proxy {name}")))
 }
 
-/// A proxy as the API shows it: with how many events it is behind by.
+/// A proxy as the API shows it: with how far it is behind, in events and in seconds
+/// (the age of the oldest change it has not synced).
 async fn state(sync: &Syncer, p: &SmartProxy) -> ApiResult<serde_json::Value> {
     let behind = sync.proxy_backlog(p).await.map_err(|e| ApiError::internal(&e))?;
     let mut v = json!(p);
-    v["behind_by_events"] = json!(behind);
+    v["behind_by_events"] = json!(behind.events);
+    v["behind_by_seconds"] = json!(behind.seconds);
     Ok(v)
 }
 

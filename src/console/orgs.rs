@@ -73,6 +73,7 @@ pub(super) async fn org(
         Some("revoked") => Some(("Pull secret revoked: it no longer works.", true)),
         Some("remote") => Some(("Remote created. Sync it to fill the repository.", true)),
         Some("remote-saved") => Some(("Remote saved: the next sync uses it.", true)),
+        Some("repository-deleted") => Some(("Repository deleted. GC frees the space its images alone used.", true)),
         _ => None,
     };
     render_org(&c, &caller, &org, &q, done, StatusCode::OK).await

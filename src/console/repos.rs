@@ -160,6 +160,7 @@ pub(super) async fn render_repository(
     let host = c.gw.registry_host(headers).unwrap_or_else(|| "REGISTRY".into());
     let can_push = c.may(caller, Action::Push, path).await;
     let can_manage = c.may_manage(caller, &path.org);
+    let can_delete = c.may(caller, Action::Delete, path).await;
     let rendered = markdown::render(&readme);
     // Mirrored: the remote that fills it and its last sync (org admins see remotes).
     let (mut remote, mut last_sync) = (None, None);
@@ -205,6 +206,7 @@ pub(super) async fn render_repository(
     }
     let view = views::Repository {
         can_manage,
+        can_delete,
         readme: &readme,
         readme_html: &rendered,
         remote: remote.as_ref(),
@@ -248,6 +250,21 @@ pub(super) async fn repository_action(
         return not_found_page(&caller);
     };
     let base = format!("/api/v1/repositories/{}", path.public);
+    if action == "delete" {
+        let answer = c.call(&caller, Method::DELETE, &base, None).await;
+        if answer.ok() {
+            return Redirect::to(&format!(
+                "/ui/orgs/{}?tab=repositories&done=repository-deleted",
+                encode(&path.org)
+            ))
+            .into_response();
+        }
+        if matches!(answer.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND) {
+            return failed(&caller.viewer(), &answer);
+        }
+        let why = answer.message();
+        return render_repository(&c, &caller, &headers, &path, None, Some((&why, false)), answer.status).await;
+    }
     let (call, body, tab) = match (action, &f.tag, f.version) {
         ("untag", Some(tag), _) => ("untag", json!({ "tag": tag }), "images"),
         ("tag", Some(tag), _) => ("tag", json!({ "tag": tag, "digest": f.digest }), "images"),

@@ -63,8 +63,9 @@ pub struct UploadRow {
 #[derive(Clone)]
 pub struct MetaStore {
     db: Database,
-    /// Repository name -> id, for committed rows only. Repositories are never deleted or
-    /// renamed, so an id, once committed, stays right; this saves a query per push.
+    /// Repository name -> id, for committed rows only; saves a query per push. Deleting
+    /// a repository (rare) clears it, here and, through the change feed, on every
+    /// replica: until then another replica's push to that name fails and can be retried.
     repo_ids: Arc<RwLock<HashMap<String, i64>>>,
 }
 
@@ -98,6 +99,12 @@ impl MetaStore {
             repo_ids: self.repo_ids.clone(),
             created_repos: Vec::new(),
         })
+    }
+
+    /// Forget the cached repository ids: a repository was deleted (here or by another
+    /// replica), so a name may now have a new id or none.
+    pub fn forget_repository_ids(&self) {
+        self.repo_ids.write().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     pub async fn close(&self) {

@@ -226,20 +226,34 @@ impl Syncer {
         outcome
     }
 
-    /// How many content events for what `proxy` mirrors it has not reported synced
-    /// (counted among the next `BACKLOG_COUNT_LIMIT` events).
-    pub async fn proxy_backlog(&self, proxy: &SmartProxy) -> Result<i64, sqlx::Error> {
+    /// How far `proxy` is behind: how many content events for what it mirrors it has
+    /// not reported synced (counted among the next `BACKLOG_COUNT_LIMIT` events), and
+    /// how many seconds ago the oldest of them happened (0 when caught up).
+    pub async fn proxy_backlog(&self, proxy: &SmartProxy) -> Result<Backlog, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT COALESCE(d.name, e.repository) FROM content_events e \
+            "SELECT COALESCE(d.name, e.repository), e.created_at FROM content_events e \
              LEFT JOIN distributions d ON d.repository = e.repository WHERE e.id > $1 ORDER BY e.id LIMIT $2",
         )
         .bind(proxy.last_synced_event)
         .bind(BACKLOG_COUNT_LIMIT)
         .fetch_all(self.inner.registry.meta().reader())
         .await?;
-        Ok(rows
-            .into_iter()
-            .filter(|r| proxy.mirrors_repository(r.get::<&str, _>(0)))
-            .count() as i64)
+        let mut backlog = Backlog::default();
+        for r in rows.iter().filter(|r| proxy.mirrors_repository(r.get::<&str, _>(0))) {
+            if backlog.events == 0 {
+                let oldest: i64 = r.get(1);
+                backlog.seconds = (crate::db::now_ms() - oldest).max(0) / 1000;
+            }
+            backlog.events += 1;
+        }
+        Ok(backlog)
     }
+}
+
+/// How far an edge is behind the main server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    pub events: i64,
+    /// Age of the oldest change it has not synced.
+    pub seconds: i64,
 }

@@ -64,7 +64,11 @@ pub fn admin(viewer: &Viewer<'_>, tab: &str, message: Option<(&str, bool)>, item
                                         @let m: Vec<&str> = e["mirrors"].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect();
                                         (m.join(", "))
                                     }
-                                    td { (e["behind_by_events"].as_i64().unwrap_or(0)) " events" }
+                                    td {
+                                        @let (events, secs) = (e["behind_by_events"].as_i64().unwrap_or(0), e["behind_by_seconds"].as_i64().unwrap_or(0));
+                                        @if events == 0 { span.badge.ok { "in sync" } }
+                                        @else { (events) @if events == 1 { " change" } @else { " changes" } ", " (duration(secs)) }
+                                    }
                                     td { (when(e["last_sync_at"].as_i64())) }
                                     td { @if let Some(err) = e["last_error"].as_str() { span.badge.bad { "error" } " " (err) } @else { span.muted { "none" } } }
                                     td {
@@ -82,4 +86,14 @@ pub fn admin(viewer: &Viewer<'_>, tab: &str, message: Option<(&str, bool)>, item
             }
         },
     )
+}
+
+/// Seconds as people read a delay: "45 s", "3 min", "2 h 5 min", "3 days".
+fn duration(secs: i64) -> String {
+    match secs {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", s / 60),
+        s if s < 86_400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        s => format!("{} days", s / 86_400),
+    }
 }

@@ -26,6 +26,8 @@ pub struct Repository<'a> {
     pub last_sync: Option<&'a Value>,
     /// The organisation's signing keys that can sign (for pushers).
     pub signing_keys: &'a [String],
+    /// The caller may delete the whole repository (org admins).
+    pub can_delete: bool,
 }
 
 pub fn repository(viewer: &Viewer<'_>, r: &Repository<'_>) -> Markup {
@@ -105,6 +107,13 @@ pub(super) fn repository_header(viewer: &Viewer<'_>, r: &Repository<'_>) -> Mark
                     @for k in r.signing_keys { option value=(k) { (k) } }
                 }
                 button type="submit" { "Sign" }
+            }
+        }
+        @if r.can_delete {
+            form.inline method="post" action={ "/ui/repos/" (r.public) "/delete" }
+                data-confirm={ "Delete " (r.public) " with all its tags and versions? Pulls of it stop working; this cannot be undone." } {
+                (csrf_field(viewer))
+                button.danger #delete-repository type="submit" { "Delete repository" }
             }
         }
     }

@@ -23,12 +23,14 @@ use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 mod changes;
+mod deletion;
 mod distributions;
 mod listing;
 mod synced;
 
 pub use changes::ContentOp;
 pub(crate) use changes::apply_change;
+pub use deletion::DeletedRepository;
 pub use distributions::Distribution;
 pub use listing::RepositorySummary;
 pub use synced::SyncedContent;
