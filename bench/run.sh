@@ -295,6 +295,20 @@ for _ in 1 2; do
     if [ "$rps" -gt "${R[gw.mget_$k]}" ]; then R[gw.mget_$k]=$rps; R[gw.mp99_$k]=$p99; fi
   done
 done
+# Metrics on vs off: the same gateway restarted with GATEHOUSE_METRICS=false and =true
+# alternately on its data (two rounds, the best of each).
+adm -X PATCH -d '{"require_signed_by":[]}' "$GW/api/v1/orgs/bench/products/containers"
+R[gw.mget_metrics_on]=0; R[gw.mget_metrics_off]=0
+for _ in 1 2; do
+  for m in false true; do
+    kill "$GW_PID" 2>/dev/null || true; wait "$GW_PID" 2>/dev/null || true
+    GATEHOUSE_METRICS=$m "$GH_BIN" serve --insecure-http --listen 127.0.0.1:$GW_PORT --data-dir "$work/gw" >>"$work/gw.log" 2>&1 &
+    GW_PID=$!; pids+=($GW_PID); wait_port $GW_PORT
+    read -r rps p99 < <(wrk_rps "$GW/v2/bench/app/manifests/v1" "${AUTH[1]}")
+    k=off; [ "$m" = true ] && k=on
+    if [ "$rps" -gt "${R[gw.mget_metrics_$k]}" ]; then R[gw.mget_metrics_$k]=$rps; R[gw.mp99_metrics_$k]=$p99; fi
+  done
+done
 AUTH=()
 kill "$GW_PID" 2>/dev/null || true
 echo "distribution..." >&2
@@ -353,6 +367,8 @@ grow "manifest GET p99 (ms)" "${R[gw.mp99]}" "${R[gh.mp99_again]}" "" ""
 grow "blob pull ${BIG_MB} MiB (MiB/s)" "${R[gw.pull]}" "${R[gh.pull_again]}" "$(ratio "${R[gw.pull]}" "${R[gh.pull_again]}")x" ">= 0.9x"
 grow "manifest GET req/s, signature required vs not" "${R[gw.mget_signed]}" "${R[gw.mget_unsigned]}" "$(ratio "${R[gw.mget_signed]}" "${R[gw.mget_unsigned]}")x" ">= 0.91x (<= 1.1x time)"
 grow "  p99 (ms), required vs not" "${R[gw.mp99_signed]}" "${R[gw.mp99_unsigned]}" "" ""
+grow "manifest GET req/s, metrics on vs off" "${R[gw.mget_metrics_on]}" "${R[gw.mget_metrics_off]}" "$(ratio "${R[gw.mget_metrics_on]}" "${R[gw.mget_metrics_off]}")x" ">= 0.95x"
+grow "  p99 (ms), metrics on vs off" "${R[gw.mp99_metrics_on]}" "${R[gw.mp99_metrics_off]}" "" ""
 grow "tokens/s, pull-secret Basic auth (64 conns)" "${R[gw.tokens]}" "-" "" ">= 5000"
 grow "token issuance p99 (ms)" "${R[gw.tp99]}" "-" "" ""
 

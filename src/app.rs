@@ -45,6 +45,8 @@ pub enum BuildError {
 
 pub struct App {
     pub router: Router,
+    /// `/metrics`, `/healthz` and `/readyz` without credentials, for `metrics_listen`.
+    pub ops_router: Router,
     pub gateway: Gateway,
     /// `None` when requests go to a remote backend.
     pub registry: Option<store::Registry>,
@@ -131,6 +133,7 @@ async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError
     crate::tls::install_crypto_provider();
     std::fs::create_dir_all(data).map_err(|e| BuildError::DataDir(data.clone(), e))?;
     let db = open_database(cfg).await?;
+    let metrics = cfg.metrics.then(crate::metrics::Metrics::new);
 
     let (backend, registry): (Arc<dyn Backend>, _) = match &cfg.backend {
         Some(url) => (Arc::new(Http::new(url)?), None),
@@ -217,7 +220,11 @@ async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError
         versioned: registry.clone(),
         signing: signing.clone(),
         upstream,
+        metrics: metrics.clone(),
     });
+    if let (Some(r), Some(m)) = (&registry, &metrics) {
+        r.set_metrics(m.clone());
+    }
     db.watch_changes({
         let gateway = gateway.clone();
         let registry = registry.clone();
@@ -236,6 +243,7 @@ async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError
                 gateway: Some(gateway.clone()),
                 extra_ca,
                 edge: edge_link.clone(),
+                metrics: metrics.clone(),
             },
         )?),
         _ => None,
@@ -264,9 +272,18 @@ async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError
                 .merge(crate::console::router(gateway.clone(), api, db.clone()))
         }
     };
-    let router = server::with_request_log(gateway.router().merge(api));
+    let ops = crate::ops::Ops::new(crate::ops::OpsParts {
+        metrics: metrics.clone(),
+        gateway: gateway.clone(),
+        registry: registry.clone(),
+        syncer: syncer.clone(),
+        db: db.clone(),
+        scrape_token: cfg.metrics_token.clone(),
+    });
+    let router = server::with_request_log(gateway.router().merge(api).merge(ops.router()), metrics.clone());
     Ok(App {
         router,
+        ops_router: ops.open_router(),
         gateway,
         registry,
         db,

@@ -1,4 +1,5 @@
-//! The command line: `gatehouse serve`, `edge`, `store`, `gc`, `migrate`, `keys` and `certs`.
+//! The command line: `gatehouse serve`, `edge`, `store`, `gc`, `migrate`, `keys`, `certs`
+//! and `health`.
 
 use crate::config::{Config, ConfigError, ProcessEnv};
 use clap::{Args, Parser, Subcommand};
@@ -36,6 +37,23 @@ pub enum Command {
     /// Token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Ask a running server whether it is ready (`/readyz`; `--live`: `/healthz`), for
+    /// container healthchecks: exit status 0 when it is, 1 when not.
+    Health(HealthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The server's base URL
+    #[arg(long, default_value = "https://localhost:5000")]
+    pub url: String,
+    /// CA certificate (PEM) that the server's certificate is signed by, besides the
+    /// system's
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Only check that the process answers (`/healthz`)
+    #[arg(long)]
+    pub live: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -50,12 +50,26 @@ pub struct Config {
     pub blob_redirect: String,
     /// tracing filter directives, e.g. `info` or `gatehouse=debug,info`.
     pub log: String,
+    /// `text` (for people) or `json` (one object per line, for log shippers).
+    pub log_format: String,
+    /// Count requests, pushes, pulls, tokens, jobs… for `/metrics` (Prometheus).
+    pub metrics: bool,
+    /// Also serve `/metrics`, `/healthz` and `/readyz` here, over plain HTTP and without
+    /// credentials (an address only the monitoring network reaches).
+    pub metrics_listen: Option<SocketAddr>,
+    /// A bearer token Prometheus scrapes `/metrics` on the main port with (global admins
+    /// may too). Keep it in the environment (`GATEHOUSE_METRICS_TOKEN`) or a file
+    /// readable only by gatehouse; it is never logged.
+    pub metrics_token: Option<String>,
     /// Age under which garbage collection never touches an upload, blob or link
     /// (e.g. `30s`, `15m`, `24h`, `7d`).
     pub gc_grace: String,
     /// How often the server discards upload sessions idle longer than `gc_grace`
     /// (`0` turns it off).
     pub upload_purge_interval: String,
+    /// How often the server runs garbage collection itself (as `gatehouse gc`), e.g.
+    /// `24h`; `0` (the default) leaves it to `gatehouse gc` from cron.
+    pub gc_interval: String,
     /// Directory of the development CA and server certificate, created on first start
     /// when `tls_cert`/`tls_key` are not given.
     pub tls_dir: PathBuf,
@@ -127,8 +141,13 @@ pub const SETTINGS: &[&str] = &[
     "s3_secret_access_key",
     "blob_redirect",
     "log",
+    "log_format",
+    "metrics",
+    "metrics_listen",
+    "metrics_token",
     "gc_grace",
     "upload_purge_interval",
+    "gc_interval",
     "tls_dir",
     "tls_cert",
     "tls_key",
@@ -165,8 +184,13 @@ impl Default for Config {
             s3_secret_access_key: None,
             blob_redirect: "0".to_owned(),
             log: "info".to_owned(),
+            log_format: "text".to_owned(),
+            metrics: true,
+            metrics_listen: None,
+            metrics_token: None,
             gc_grace: "24h".to_owned(),
             upload_purge_interval: "1h".to_owned(),
+            gc_interval: "0".to_owned(),
             tls_dir: PathBuf::from("certs"),
             tls_cert: None,
             tls_key: None,
@@ -252,7 +276,19 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         parse_duration(&self.gc_grace).map_err(|e| ConfigError::Invalid("gc_grace", e))?;
         parse_duration(&self.upload_purge_interval).map_err(|e| ConfigError::Invalid("upload_purge_interval", e))?;
+        parse_duration(&self.gc_interval).map_err(|e| ConfigError::Invalid("gc_interval", e))?;
         tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| ConfigError::Invalid("log", e.to_string()))?;
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(ConfigError::Invalid("log_format", "use text or json".into()));
+        }
+        if let Some(t) = &self.metrics_token
+            && t.len() < 16
+        {
+            return Err(ConfigError::Invalid(
+                "metrics_token",
+                "at least 16 characters (a random secret)".into(),
+            ));
+        }
         let ttl = parse_duration(&self.token_lifetime).map_err(|e| ConfigError::Invalid("token_lifetime", e))?;
         if ttl < Duration::from_secs(60) {
             return Err(ConfigError::Invalid("token_lifetime", "must be at least 60s".into()));
@@ -402,6 +438,10 @@ impl Config {
         parse_duration(&self.upload_purge_interval)
             .ok()
             .filter(|d| !d.is_zero())
+    }
+
+    pub fn gc_interval(&self) -> Option<Duration> {
+        parse_duration(&self.gc_interval).ok().filter(|d| !d.is_zero())
     }
 }
 

@@ -9,6 +9,16 @@ use std::process::ExitCode;
 
 fn init_tracing(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log).unwrap_or_else(|_| "info".into());
+    if cfg.log_format == "json" {
+        // One JSON object per line, the event's fields at the top level, for shippers.
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_env_filter(filter)
+            .with_target(false)
+            .init();
+        return;
+    }
     // Colour only for a terminal: log files and collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     tracing_subscriber::fmt()
@@ -49,8 +59,13 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
             let registry = gatehouse::app::open_store(&cfg, &db).await?;
             let r = store::gc::collect(&registry, grace).await?;
             println!(
-                "removed {} blobs ({} orphan files), {} manifests, {} blob links, {} uploads",
-                r.blobs_deleted, r.orphan_files_removed, r.manifests_dropped, r.blob_links_dropped, r.uploads_removed
+                "removed {} blobs ({} bytes; {} orphan files), {} manifests, {} blob links, {} uploads",
+                r.blobs_deleted,
+                r.bytes_freed,
+                r.orphan_files_removed,
+                r.manifests_dropped,
+                r.blob_links_dropped,
+                r.uploads_removed
             );
             registry.meta().close().await;
             Ok(())
@@ -75,6 +90,22 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
             let removed = keys.prune(longest)?;
             println!("new signing key {kid}; {removed} retired key(s) removed");
             println!("send SIGHUP to the running server to start signing with it");
+            Ok(())
+        }
+        Command::Health(args) => {
+            let ca = match &args.ca_file {
+                Some(f) => Some(std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?),
+                None => None,
+            };
+            let client = gatehouse::sync::upstream::http_client(ca.as_deref())?;
+            let path = if args.live { "/healthz" } else { "/readyz" };
+            let url = format!("{}{path}", args.url.trim_end_matches('/'));
+            let r = client.get(&url).send().await.map_err(|e| format!("{url}: {e}"))?;
+            let status = r.status();
+            println!("{}", r.text().await.unwrap_or_default());
+            if !status.is_success() {
+                return Err(format!("{url} answered {status}").into());
+            }
             Ok(())
         }
         Command::Certs(CertsCommand::Init(args)) => {
@@ -174,7 +205,25 @@ async fn run_server(
     {
         tokio::spawn(purge_uploads_every(registry.clone(), every, cfg.gc_grace()));
     }
+    if let Some(registry) = &app.registry
+        && let Some(every) = cfg.gc_interval()
+    {
+        tokio::spawn(collect_garbage_every(registry.clone(), every, cfg.gc_grace()));
+    }
     tokio::spawn(reload_on_sighup(app.gateway.clone()));
+    if let Some(at) = cfg.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(at)
+            .await
+            .map_err(|e| format!("cannot listen on {at} (metrics_listen): {e}"))?;
+        tracing::info!(listen = %at, "serving /metrics, /healthz and /readyz over plain HTTP without credentials");
+        tokio::spawn(server::serve(
+            listener,
+            app.ops_router.clone(),
+            None,
+            server::ConnLimits::default(),
+            std::future::pending::<()>(),
+        ));
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     if tls.is_none() {
         tracing::warn!(listen = %addr, "serving plain HTTP without TLS (insecure_http); use only behind a TLS proxy or on a private network");
@@ -227,6 +276,18 @@ async fn serve_store(args: StoreArgs) -> Result<(), AnyError> {
     .await?;
     registry.meta().close().await;
     Ok(())
+}
+
+/// Scheduled garbage collection (`gc_interval`), as `gatehouse gc` does it.
+async fn collect_garbage_every(registry: store::Registry, every: std::time::Duration, grace: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = store::gc::collect(&registry, grace).await {
+            tracing::warn!(error = %e, "scheduled garbage collection failed; the next one retries");
+        }
+    }
 }
 
 /// SIGHUP re-reads the policies and token keys; a broken policy file is refused and the

@@ -1,9 +1,12 @@
-//! Router assembly, the per-request log line, and serving (TLS or, when explicitly
+//! Router assembly, the per-request log line, request ids and counters, and serving (TLS or, when explicitly
 //! asked for, plain HTTP) with graceful shutdown.
 
+use crate::metrics::{Metrics, RequestLabels, RouteLabels, RouteOnly};
 use crate::store::{Registry, http};
 use axum::Router;
-use axum::extract::Request;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use std::future::Future;
@@ -13,37 +16,120 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 /// The bare store (`gatehouse store`): its `/v2/` API, no authentication, with
-/// request logging.
+/// request logging and request ids.
 pub fn store_app(registry: Registry) -> Router {
-    with_request_log(http::router(registry))
+    with_request_log(http::router(registry), None)
 }
 
-/// Add the per-request log line to `router`.
-pub fn with_request_log(router: Router) -> Router {
-    router.layer(middleware::from_fn(log_request))
+/// Around every request: a request id (the client's `X-Request-Id` when it is sane,
+/// else a new one) passed on to the backend and echoed in the response, the log line,
+/// and, with `metrics`, the request counters.
+pub fn with_request_log(router: Router, metrics: Option<Metrics>) -> Router {
+    router.layer(middleware::from_fn_with_state(metrics, log_request))
 }
 
-/// One line per request: method, path, status, response bytes, milliseconds.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request id of a request, for handlers that pass it on.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub HeaderValue);
+
+/// A client's id is kept when it is short and plain (it ends up in logs).
+fn sane_request_id(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+}
+
+/// One line per request: id, method, path, status, response bytes, milliseconds.
 /// The query string is left out on purpose: it may carry credentials in later layers.
-async fn log_request(req: Request, next: Next) -> Response {
+async fn log_request(State(metrics): State<Option<Metrics>>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
+    let id = match req.headers().get(&REQUEST_ID) {
+        Some(v) if sane_request_id(v) => v.clone(),
+        _ => HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("-")),
+    };
+    req.headers_mut().insert(REQUEST_ID, id.clone());
+    req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let resp = next.run(req).await;
+    let route = crate::metrics::route_class(&path);
+    let method_label = crate::metrics::method_label(&method);
+    if let Some(m) = &metrics {
+        m.requests_in_flight.inc();
+        let counter = m.received_bytes.get_or_create(&RouteOnly { route }).clone();
+        req = req.map(|b| Body::new(Counted { inner: b, counter }));
+    }
+    let mut resp = next.run(req).await;
     let bytes = resp
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
         .or_else(|| axum::body::HttpBody::size_hint(resp.body()).exact());
+    let elapsed = start.elapsed();
+    let status = resp.status().as_u16();
+    if let Some(m) = &metrics {
+        m.requests_in_flight.dec();
+        m.requests
+            .get_or_create(&RequestLabels {
+                route,
+                method: method_label,
+                status,
+            })
+            .inc();
+        m.request_seconds
+            .get_or_create(&RouteLabels {
+                route,
+                method: method_label,
+            })
+            .observe(elapsed.as_secs_f64());
+        let counter = m.sent_bytes.get_or_create(&RouteOnly { route }).clone();
+        resp = resp.map(|b| Body::new(Counted { inner: b, counter }));
+    }
     tracing::info!(
         target: "gatehouse::request",
+        request_id = id.to_str().unwrap_or("-"),
         %method,
         path,
-        status = resp.status().as_u16(),
+        status,
         bytes = bytes.unwrap_or(0),
-        ms = start.elapsed().as_micros() as f64 / 1000.0,
+        ms = elapsed.as_micros() as f64 / 1000.0,
     );
+    resp.headers_mut().insert(REQUEST_ID, id);
     resp
+}
+
+/// A body that adds the bytes of each frame to a counter as they stream through, so
+/// that a large blob is counted as it goes, without being held.
+struct Counted {
+    inner: Body,
+    counter: prometheus_client::metrics::counter::Counter,
+}
+
+impl http_body::Body for Counted {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.counter.inc_by(data.len() as u64);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// How long open connections may take to finish after shutdown begins.

@@ -89,6 +89,9 @@ pub(super) async fn login(
         c.failures.insert(key.clone(), c.failures.get(&key).unwrap_or(0) + 1);
         c.failures
             .insert(address_key.clone(), c.failures.get(&address_key).unwrap_or(0) + 1);
+        if let Some(m) = c.gw.metrics() {
+            m.login_failed("console");
+        }
         c.gw.audit().record(
             Event::new(&f.username, "user", "console_login", "console")
                 .outcome("denied")

@@ -86,6 +86,7 @@ struct Inner {
     /// Which accepted keys signed a manifest (see `signed`).
     signed: signed::Caches,
     upstream: Option<edge::UpstreamLink>,
+    metrics: Option<crate::metrics::Metrics>,
     /// When the main server's keys were last fetched on an unknown key id (ms).
     keys_refreshed: std::sync::atomic::AtomicU64,
     /// Push/normal repository pairs known to exist.
@@ -155,6 +156,8 @@ pub struct Parts {
     pub signing: Option<crate::signing::SigningKeys>,
     /// At an edge: the main server (tokens first, writes always go there).
     pub upstream: Option<edge::UpstreamLink>,
+    /// Counters of pushes, pulls, tokens and denials (none with metrics off).
+    pub metrics: Option<crate::metrics::Metrics>,
 }
 
 impl Gateway {
@@ -172,6 +175,7 @@ impl Gateway {
                 signing: p.signing,
                 signed: signed::Caches::default(),
                 upstream: p.upstream,
+                metrics: p.metrics,
                 keys_refreshed: std::sync::atomic::AtomicU64::new(0),
                 pairs: Cache::builder().max_capacity(100_000).build(),
                 distributions: Cache::builder()
@@ -239,6 +243,10 @@ impl Gateway {
 
     pub fn signing_keys(&self) -> Option<&crate::signing::SigningKeys> {
         self.inner.signing.as_ref()
+    }
+
+    pub(crate) fn metrics(&self) -> Option<&crate::metrics::Metrics> {
+        self.inner.metrics.as_ref()
     }
 
     pub fn versioned(&self) -> Option<&crate::store::Registry> {
@@ -620,7 +628,12 @@ impl Gateway {
             .await
         {
             Ok(Some(a)) => a,
-            Ok(None) => return Err(AuthFailure::BadCredentials),
+            Ok(None) => {
+                if let Some(m) = self.metrics() {
+                    m.login_failed("api");
+                }
+                return Err(AuthFailure::BadCredentials);
+            }
             Err(e) => return Err(AuthFailure::Internal(e.into())),
         };
         match self.principal_of_account(&account).await {

@@ -283,6 +283,9 @@ async fn repository_request(gw: &Gateway, route: OciRoute, parts: request::Parts
             .map(str::to_owned);
         let check = super::signed::check_manifest(gw, &caller.principal, &resource, &backend_name, found, digest);
         if let Err(e) = check.await {
+            if let Some(m) = gw.metrics() {
+                m.denied("pull", "signature");
+            }
             let (actor, kind) = caller.actor();
             gw.audit().record(
                 Event::new(actor, kind, "pull", path.public.clone())
@@ -302,6 +305,14 @@ async fn repository_request(gw: &Gateway, route: OciRoute, parts: request::Parts
         resp = rewrite_tags_body(resp, &path.public).await?;
     }
     audit_change(gw, &caller, &parts, &route, &path, &resp);
+    if let (Some(m), OciRoute::Manifest { .. }) = (gw.metrics(), &route) {
+        let org = crate::metrics::OrgLabels { org: path.org.clone() };
+        match (&parts.method, resp.status()) {
+            (&Method::PUT, StatusCode::CREATED) => m.manifest_pushes.get_or_create(&org).inc(),
+            (&Method::GET, StatusCode::OK) => m.manifest_pulls.get_or_create(&org).inc(),
+            _ => 0,
+        };
+    }
     Ok(resp)
 }
 
@@ -421,6 +432,9 @@ async fn authorize(
         return Err(gw.challenge(&parts.headers, Some(&scope), None));
     }
     let deny = |why: &str| {
+        if let Some(m) = gw.metrics() {
+            m.denied(action.as_str(), if why == "policy" { "policy" } else { "scope" });
+        }
         let (actor, kind) = caller.actor();
         gw.audit().record(
             Event::new(actor, kind, action.as_str(), path.public.clone())

@@ -46,12 +46,26 @@ fn remote(ext: &axum::http::Extensions) -> Option<SocketAddr> {
     ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
 }
 
+/// Count a refused token request by its error code.
+fn counted(gw: &Gateway, r: Result<Response>) -> Result<Response> {
+    if let (Some(m), Err(e)) = (gw.metrics(), &r) {
+        m.token_refused(e.code.as_str());
+    }
+    r
+}
+
 pub(super) async fn get_token(
     State(gw): State<Gateway>,
     ext: axum::http::Extensions,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response> {
+    let r = get_token_for(&gw, &ext, &uri, &headers).await;
+    counted(&gw, r)
+}
+
+async fn get_token_for(gw: &Gateway, ext: &axum::http::Extensions, uri: &Uri, headers: &HeaderMap) -> Result<Response> {
+    let gw = gw.clone();
     let query = pairs(uri.query().unwrap_or_default().as_bytes());
     check_service(&gw, first(&query, "service"))?;
     let scopes = parse_scopes(query.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()))?;
@@ -61,7 +75,7 @@ pub(super) async fn get_token(
             let creds = parse_basic(h).map_err(|_| bad_credentials())?;
             match creds {
                 None => None,
-                Some(c) => Some(login(&gw, &c.username, &c.password, remote(&ext)).await?),
+                Some(c) => Some(login(&gw, &c.username, &c.password, remote(ext)).await?),
             }
         }
     };
@@ -81,10 +95,16 @@ pub(super) async fn post_token(
     ext: axum::http::Extensions,
     body: Bytes,
 ) -> Result<Response> {
+    let r = post_token_for(&gw, &ext, &body).await;
+    counted(&gw, r)
+}
+
+async fn post_token_for(gw: &Gateway, ext: &axum::http::Extensions, body: &Bytes) -> Result<Response> {
+    let gw = gw.clone();
     if body.len() > MAX_FORM {
         return Err(Error::new(ErrorCode::InvalidRequest, "token request form too large"));
     }
-    let form = pairs(&body);
+    let form = pairs(body);
     check_service(&gw, first(&form, "service"))?;
     // One space-separated `scope` field (OAuth2), or repeated fields (containers/image).
     let scopes = parse_scopes(form.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()))?;
@@ -92,7 +112,7 @@ pub(super) async fn post_token(
         Some("password") => {
             let username = first(&form, "username").unwrap_or_default();
             let password = Secret::new(first(&form, "password").unwrap_or_default());
-            let account = login(&gw, username, &password, remote(&ext)).await?;
+            let account = login(&gw, username, &password, remote(ext)).await?;
             let refresh = if first(&form, "access_type") == Some("offline") {
                 Some(refresh_token(&gw, &account)?)
             } else {
@@ -157,6 +177,9 @@ async fn login(gw: &Gateway, username: &str, password: &Secret, remote: Option<S
     match gw.identities().authenticate(username, password).await? {
         Some(a) => Ok(a),
         None => {
+            if let Some(m) = gw.metrics() {
+                m.login_failed("token");
+            }
             // The attempted name is recorded; the password never is.
             gw.audit().record(
                 Event::new(username, "unknown", "login", format!("user {username}"))
@@ -182,7 +205,11 @@ fn refresh_token(gw: &Gateway, account: &Account) -> Result<String> {
         access: Vec::new(),
         cid: Some(account.id),
     };
-    Ok(gw.sign(&claims)?)
+    let token = gw.sign(&claims)?;
+    if let Some(m) = gw.metrics() {
+        m.token_issued("refresh");
+    }
+    Ok(token)
 }
 
 async fn redeem_refresh_token(gw: &Gateway, presented: &str) -> Result<Account> {
@@ -236,6 +263,9 @@ async fn issue(gw: &Gateway, account: Option<&Account>, scopes: Vec<Access>) -> 
         cid: account.map(|a| a.id),
     };
     let jwt = gw.sign(&claims)?;
+    if let Some(m) = gw.metrics() {
+        m.token_issued("access");
+    }
     let issued_at = time::OffsetDateTime::from_unix_timestamp(now as i64)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())

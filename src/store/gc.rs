@@ -26,6 +26,8 @@ pub struct GcReport {
     pub blob_links_dropped: u64,
     pub manifests_dropped: u64,
     pub blobs_deleted: u64,
+    /// Bytes of the blobs deleted.
+    pub bytes_freed: u64,
     pub orphan_files_removed: u64,
 }
 
@@ -91,6 +93,7 @@ pub async fn purge_uploads(reg: &Registry, grace: Duration) -> Result<u64, GcErr
 const STRAY_STAGING_MIN_AGE: Duration = Duration::from_secs(3600);
 
 pub async fn collect(reg: &Registry, grace: Duration) -> Result<GcReport, GcError> {
+    let started = std::time::Instant::now();
     let cutoff_ms = now_ms() - grace.as_millis() as i64;
     let cutoff_time = SystemTime::now().checked_sub(grace).unwrap_or(SystemTime::UNIX_EPOCH);
     let meta = reg.meta();
@@ -112,13 +115,14 @@ pub async fn collect(reg: &Registry, grace: Duration) -> Result<GcReport, GcErro
             break;
         }
         let mut tx = meta.begin_write().await?;
-        for d in &batch {
+        for (d, size) in &batch {
             if tx.blob_is_deleting(d).await? {
                 if let Ok(digest) = d.parse::<Digest>() {
                     reg.blob_store().delete(&digest).await?;
                 }
                 tx.delete_blob_row(d).await?;
                 report.blobs_deleted += 1;
+                report.bytes_freed += u64::try_from(*size).unwrap_or(0);
             }
         }
         tx.commit().await?;
@@ -136,5 +140,10 @@ pub async fn collect(reg: &Registry, grace: Duration) -> Result<GcReport, GcErro
         tx.commit().await?;
     }
     tracing::info!(?report, "garbage collection finished");
+    if let Some(m) = reg.metrics() {
+        m.gc_runs.inc();
+        m.gc_seconds.set(started.elapsed().as_secs_f64());
+        m.gc_freed_bytes.inc_by(report.bytes_freed);
+    }
     Ok(report)
 }

@@ -115,6 +115,15 @@ impl Registry {
     /// Copy the pushed change into the normal repository as a new version, and mark the
     /// job done, in one transaction.
     async fn post_push(&self, id: i64, job: &PostPushJob) -> Result<Option<i64>, JobError> {
+        let started = std::time::Instant::now();
+        let result = self.post_push_once(id, job).await;
+        if let Some(m) = self.metrics() {
+            m.job_finished(POST_PUSH_JOB, started.elapsed().as_secs_f64(), result.is_err());
+        }
+        result
+    }
+
+    async fn post_push_once(&self, id: i64, job: &PostPushJob) -> Result<Option<i64>, JobError> {
         let mut tx = self.meta().begin_write().await?;
         // Marked done first, in the same transaction: if another runner finished it
         // meanwhile, nothing is updated and this one stops (rolling back).

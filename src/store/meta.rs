@@ -301,12 +301,13 @@ impl MetaStore {
     }
 
     /// Blob rows claimed by garbage collection (invisible, bytes possibly gone).
-    pub async fn deleting_blobs(&self, limit: i64) -> MetaResult<Vec<String>> {
-        let rows = sqlx::query("SELECT digest FROM blobs WHERE state = 'deleting' LIMIT $1")
+    /// Blobs claimed for deletion, with their sizes.
+    pub async fn deleting_blobs(&self, limit: i64) -> MetaResult<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT digest, size FROM blobs WHERE state = 'deleting' LIMIT $1")
             .bind(limit)
             .fetch_all(&self.db.read)
             .await?;
-        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 }
 

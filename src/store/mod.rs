@@ -63,6 +63,7 @@ struct Inner {
     remote_blobs: std::sync::OnceLock<Arc<dyn on_demand::RemoteBlobSource>>,
     /// Signs inside the post-push copy, for products that sign on push.
     signer: std::sync::OnceLock<Arc<dyn signatures::ImageSigner>>,
+    metrics: std::sync::OnceLock<crate::metrics::Metrics>,
     /// When blobs live in object storage, upload sessions are staged there too, so that
     /// any replica continues any session.
     shared_staging: Option<Arc<object_blobs::ObjectBlobStore>>,
@@ -189,6 +190,7 @@ impl Registry {
                 blob_redirect_ms: std::sync::atomic::AtomicU64::new(0),
                 remote_blobs: std::sync::OnceLock::new(),
                 signer: std::sync::OnceLock::new(),
+                metrics: std::sync::OnceLock::new(),
                 shared_staging,
                 session_hashes: moka::sync::Cache::builder()
                     .max_capacity(10_000)
@@ -209,6 +211,15 @@ impl Registry {
     /// What signs the copies of products that sign on push (set once, at start).
     pub fn set_signer(&self, signer: Arc<dyn signatures::ImageSigner>) {
         let _ = self.inner.signer.set(signer);
+    }
+
+    /// Where jobs report their durations (set once, at start; none with metrics off).
+    pub fn set_metrics(&self, metrics: crate::metrics::Metrics) {
+        let _ = self.inner.metrics.set(metrics);
+    }
+
+    pub(crate) fn metrics(&self) -> Option<&crate::metrics::Metrics> {
+        self.inner.metrics.get()
     }
 
     pub(crate) fn signer(&self) -> Option<&dyn signatures::ImageSigner> {

@@ -123,6 +123,11 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Blob bytes fetched so far.
+    pub fn bytes_done(&self) -> u64 {
+        self.bytes_done.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn phase(&self, p: &'static str) {
         if let Ok(mut g) = self.phase.lock() {
             *g = p;

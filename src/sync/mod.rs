@@ -28,6 +28,8 @@ pub struct SyncerParts {
     pub extra_ca: Option<Vec<u8>>,
     /// Set when this process is an edge.
     pub edge: Option<edge::EdgeLink>,
+    /// Sync bytes, errors and job durations are counted here (none with metrics off).
+    pub metrics: Option<crate::metrics::Metrics>,
 }
 
 /// The sync service. Cheap to clone.
@@ -47,6 +49,7 @@ struct Inner {
     /// Content events up to this id have been dispatched to edges.
     dispatched: AtomicI64,
     edge: Option<edge::EdgeLink>,
+    metrics: Option<crate::metrics::Metrics>,
     /// The last authorization copy applied (edge), to skip identical ones.
     authz_digest: std::sync::Mutex<Option<String>>,
     /// The newest content event the main server had when it last answered (edge).
@@ -69,6 +72,7 @@ impl Syncer {
                 http,
                 dispatched: AtomicI64::new(0),
                 edge: parts.edge,
+                metrics: parts.metrics,
                 authz_digest: std::sync::Mutex::new(None),
                 upstream_event: AtomicI64::new(0),
                 upstreams: moka::sync::Cache::builder()

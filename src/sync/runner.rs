@@ -169,8 +169,12 @@ impl Syncer {
                 }
             })
         };
+        let started = std::time::Instant::now();
         let result = self.execute(&job, &progress).await;
         heartbeat.abort();
+        if let Some(m) = &self.inner.metrics {
+            m.job_finished(&job.kind, started.elapsed().as_secs_f64(), result.is_err());
+        }
         let now = now_ms();
         let update = match &result {
             Ok(outcome) => {
@@ -231,7 +235,7 @@ impl Syncer {
                     .await
                     .map_err(|e| SyncError::Invalid(e.to_string()))?;
                 let filter = remote.filter();
-                let outcome = sync_repository(
+                let result = sync_repository(
                     &self.inner.registry,
                     &SyncRequest {
                         upstream: &upstream,
@@ -246,7 +250,17 @@ impl Syncer {
                     },
                     progress,
                 )
-                .await?;
+                .await;
+                if let Some(m) = &self.inner.metrics {
+                    let label = crate::metrics::RemoteLabels {
+                        remote: format!("{}/{}/{}", remote.org, remote.product, remote.name),
+                    };
+                    m.sync_bytes.get_or_create(&label).inc_by(progress.bytes_done());
+                    if result.is_err() {
+                        m.sync_errors.get_or_create(&label).inc();
+                    }
+                }
+                let outcome = result?;
                 if let Some(v) = outcome.version {
                     tracing::info!(remote = %remote.name, repository = %remote.repository, version = v, "synced");
                 }
