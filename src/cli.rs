@@ -1,5 +1,5 @@
-//! The command line: `gatehouse serve`, `edge`, `store`, `gc`, `migrate`, `keys`, `certs`
-//! and `health`.
+//! The command line: `gatehouse serve`, `edge`, `store`, `gc`, `migrate`, `keys`, `certs`,
+//! `health`, and `admin` (the API client, in `client`).
 
 use crate::config::{Config, ConfigError, ProcessEnv};
 use clap::{Args, Parser, Subcommand};
@@ -37,6 +37,9 @@ pub enum Command {
     /// Token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Administer a running server over its API: organisations, members, pull secrets,
+    /// repositories, remotes, edges, keys, users, audit (`gatehouse admin login` first)
+    Admin(crate::client::AdminArgs),
     /// Ask a running server whether it is ready (`/readyz`; `--live`: `/healthz`), for
     /// container healthchecks: exit status 0 when it is, 1 when not.
     Health(HealthArgs),

@@ -496,6 +496,8 @@ mod tests {
             s3_region: Some("r".into()),
             s3_access_key_id: Some("k".into()),
             s3_secret_access_key: Some("s".into()),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9000))),
+            metrics_token: Some("t".into()),
             ..Config::default()
         };
         let table = toml::Table::try_from(full).unwrap();

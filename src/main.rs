@@ -32,6 +32,16 @@ fn init_tracing(cfg: &Config) {
 async fn main() -> ExitCode {
     gatehouse::tls::install_crypto_provider();
     let cli = Cli::parse();
+    if let Command::Admin(args) = cli.command {
+        // The API client's failures carry exit codes scripts can tell apart.
+        return match gatehouse::client::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(f) => {
+                eprintln!("gatehouse admin: {f}");
+                ExitCode::from(f.exit as u8)
+            }
+        };
+    }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -92,6 +102,7 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
             println!("send SIGHUP to the running server to start signing with it");
             Ok(())
         }
+        Command::Admin(_) => unreachable!("run before"),
         Command::Health(args) => {
             let ca = match &args.ca_file {
                 Some(f) => Some(std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?),

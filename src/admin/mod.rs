@@ -646,11 +646,20 @@ async fn create_pull_secret(
     // The registry host as clients reach it: the key of the config.json entry.
     let base = gw.base_url(&headers);
     let host = base.split_once("://").map_or(base.as_str(), |(_, h)| h).to_owned();
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", made.username, made.secret.expose()));
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let auth = b64(&format!("{}:{}", made.username, made.secret.expose()));
+    let config = json!({ "auths": { host: { "auth": auth } } });
+    // The same as a Kubernetes image pull Secret (names: lower case, digits and '-').
+    let k8s_name = made.username.replace(['_', '.'], "-");
+    let k8s = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {k8s_name}\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {}\n",
+        b64(&config.to_string())
+    );
     Ok(created(json!({
         "username": made.username,
         "secret": made.secret.expose(),
-        "dockerconfigjson": { "auths": { host: { "auth": auth } } },
+        "dockerconfigjson": config,
+        "kubernetes_secret": k8s,
         "pull_secret": made.info,
     })))
 }

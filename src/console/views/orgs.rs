@@ -449,11 +449,8 @@ pub fn new_pull_secret(viewer: &Viewer<'_>, org: &str, made: &Value, host: &str)
     let username = made["username"].as_str().unwrap_or_default();
     let secret = made["secret"].as_str().unwrap_or_default();
     let config = serde_json::to_string_pretty(&made["dockerconfigjson"]).unwrap_or_default();
+    let yaml = made["kubernetes_secret"].as_str().unwrap_or_default();
     let k8s_name = username.replace(['_', '.'], "-");
-    let yaml = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {k8s_name}\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {}\n",
-        b64(&made["dockerconfigjson"].to_string())
-    );
     layout(
         "New pull secret",
         Some(viewer),
@@ -470,7 +467,7 @@ pub fn new_pull_secret(viewer: &Viewer<'_>, org: &str, made: &Value, host: &str)
                         href={ "data:application/json;base64," (b64(&config)) } { "Download config.json" }
                     " "
                     a.button #download-k8s download={ (k8s_name) ".yaml" }
-                        href={ "data:application/yaml;base64," (b64(&yaml)) } { "Download Kubernetes Secret" }
+                        href={ "data:application/yaml;base64," (b64(yaml)) } { "Download Kubernetes Secret" }
                 }
             }
             p { a href={ "/ui/orgs/" (org) "?tab=access" } { "Back to access" } }
