@@ -208,6 +208,18 @@ async fn an_admin_session_from_login_to_a_waited_sync() {
     assert_eq!(r.stdout.trim(), "acme/web/app: version 3, equal to version 1");
     let table = cli.ok(&["repo", "versions", "acme/web/app"]).await.stdout;
     assert!(table.contains("rollback to version 1"), "{table}");
+    // An OCI archive imported as one more version.
+    let archive = cli.config.path().join("image.tar");
+    let config_blob = common::config_blob("arm64");
+    std::fs::write(
+        &archive,
+        common::oci_archive(&config_blob, &[&common::random_bytes(4096, 9)], "3.0"),
+    )
+    .unwrap();
+    let r = cli
+        .ok(&["repo", "import", "acme/web/app", archive.to_str().unwrap()])
+        .await;
+    assert_eq!(r.stdout.trim(), "acme/web/app: 1 tags imported (version 4)");
     let repos = cli.ok(&["repo", "list", "acme", "-o", "json"]).await.json();
     assert_eq!(repos["repositories"][0]["name"], "acme/web/app");
 
@@ -238,8 +250,8 @@ async fn an_admin_session_from_login_to_a_waited_sync() {
         .await
         .json();
     assert_eq!(job["state"], "done", "{job}");
-    // Tag 1.0 only (the rollback's content), already in the store: nothing to fetch.
-    assert_eq!(job["progress"]["outcome"]["tags"], 1, "{job}");
+    // Tags 1.0 (the rollback's content) and 3.0 (imported), already in the store.
+    assert_eq!(job["progress"]["outcome"]["tags"], 2, "{job}");
     assert_eq!(job["progress"]["outcome"]["version"], 1, "{job}");
     let remotes = cli.ok(&["remote", "list", "acme/base"]).await.stdout;
     assert!(

@@ -117,18 +117,8 @@ async fn broken_archives_are_refused_and_store_nothing() {
                         "annotations": {"org.opencontainers.image.ref.name": "1.0"} }]
     }))
     .unwrap();
-    let build = |files: &[(String, Vec<u8>)]| {
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, data) in files {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            b.append_data(&mut h, name, data.as_slice()).unwrap();
-        }
-        b.into_inner().unwrap()
-    };
-    let blob = |d: &[u8]| (format!("blobs/sha256/{}", &common::digest(d)[7..]), d.to_vec());
+    let build = common::tar_of;
+    let blob = common::layout_file;
     let good = vec![
         ("oci-layout".to_owned(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
         blob(&config),

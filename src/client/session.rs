@@ -318,6 +318,21 @@ impl Session {
         answer(r).await.map(|_| String::new())
     }
 
+    /// POST a body streamed from `body` (an archive), `len` bytes.
+    pub async fn upload(&self, path: &str, body: reqwest::Body, len: u64) -> Outcome {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| unreachable(&self.url, &e))?;
+        answer(r).await
+    }
+
     pub async fn get(&self, path: &str) -> Outcome {
         self.call(Method::GET, path, None).await
     }

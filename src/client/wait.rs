@@ -95,6 +95,31 @@ pub async fn edge(s: &Session, name: &str, notify_job: i64, format: Format) -> O
     }
 }
 
+/// Stream `file` to `path` with a progress bar of the bytes sent.
+pub async fn upload(s: &Session, path: &str, file: &std::path::Path, format: Format) -> Outcome {
+    use futures_util::StreamExt as _;
+    let opened = tokio::fs::File::open(file)
+        .await
+        .map_err(|e| Failure::new(Exit::Refused, format!("{}: {e}", file.display())))?;
+    let len = opened
+        .metadata()
+        .await
+        .map_err(|e| Failure::new(Exit::Refused, format!("{}: {e}", file.display())))?
+        .len();
+    let bar = bar(format);
+    bar.set_length(len);
+    bar.set_message(format!("uploading {}", file.display()));
+    let counted = bar.clone();
+    let stream = tokio_util::io::ReaderStream::new(opened).inspect(move |chunk| {
+        if let Ok(c) = chunk {
+            counted.inc(c.len() as u64);
+        }
+    });
+    let answer = s.upload(path, reqwest::Body::wrap_stream(stream), len).await;
+    bar.finish_and_clear();
+    answer
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

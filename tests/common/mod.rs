@@ -378,3 +378,38 @@ pub async fn get_json(c: &reqwest::Client, url: &str) -> Value {
 pub async fn head_status(c: &reqwest::Client, url: &str) -> u16 {
     c.head(url).send().await.expect("HEAD").status().as_u16()
 }
+
+/// A tar archive of `files` (path, bytes), as `podman save` or `skopeo copy oci-archive:` write.
+pub fn tar_of(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, data.as_slice()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// `data` as an OCI layout's blob file.
+pub fn layout_file(data: &[u8]) -> (String, Vec<u8>) {
+    (format!("blobs/sha256/{}", &digest(data)[7..]), data.to_vec())
+}
+
+/// An OCI archive of one image (config, layers) tagged `tag`.
+pub fn oci_archive(config: &[u8], layers: &[&[u8]], tag: &str) -> Vec<u8> {
+    let manifest = image_manifest(config, layers, serde_json::json!({}));
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{ "mediaType": OCI_MANIFEST, "digest": digest(&manifest), "size": manifest.len(),
+                        "annotations": {"org.opencontainers.image.ref.name": tag} }]
+    }))
+    .unwrap();
+    let mut files = vec![("oci-layout".to_owned(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec())];
+    files.push(layout_file(config));
+    files.extend(layers.iter().map(|l| layout_file(l)));
+    files.push(layout_file(&manifest));
+    files.push(("index.json".to_owned(), index));
+    tar_of(&files)
+}
