@@ -365,6 +365,28 @@ async fn push_to_main_pull_from_edge_through_outage_revocation_and_push_via_edge
             && v["last_error"].is_null()
     })
     .await;
+    // The edge is ready (it has synced), and its metrics show how it was pulled from.
+    let r = t.c.get(t.edge.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let ready: Value = r.json().await.unwrap();
+    assert_eq!(ready["checks"]["edge_sync"]["ok"], true, "{ready}");
+    assert!(
+        ready["checks"]["edge_sync"]["last_sync_age_seconds"].is_number(),
+        "{ready}"
+    );
+    let r =
+        t.c.get(t.edge.url("/metrics"))
+            .basic_auth("admin", Some(PASSWORD))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("gatehouse_manifest_pulls_total{org=\"acme\"}"), "{text}");
+    assert!(
+        text.contains("gatehouse_job_duration_seconds_count{kind=\"edge_sync\"}"),
+        "{text}"
+    );
 
     // A token obtained at the edge now, to be used after the revocation below.
     let held = token(&t.c, &t.edge, &t.secret_user, &t.secret, "repository:acme/web/app:pull")
