@@ -8,7 +8,7 @@
 #   BIG_MB=128 HUGE_MB=512 DURATION=5 SYNC_MB=256 bench/run.sh    # a quicker pass
 #
 # Needs (installed when missing, as root): docker-registry nginx-light libnginx-mod-stream
-# wrk curl skopeo postgresql; builds the S3 test server (s3s-fs) once, as scripts/test does.
+# wrk curl skopeo postgresql valgrind; builds the S3 test server (s3s-fs) once, as scripts/test does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +29,7 @@ command -v curl >/dev/null || need+=(curl)
 command -v skopeo >/dev/null || need+=(skopeo)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
 command -v bc >/dev/null || need+=(bc)
+command -v callgrind_control >/dev/null || need+=(valgrind)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
@@ -309,8 +310,34 @@ for _ in 1 2; do
     if [ "$rps" -gt "${R[gw.mget_metrics_$k]}" ]; then R[gw.mget_metrics_$k]=$rps; R[gw.mp99_metrics_$k]=$p99; fi
   done
 done
+kill "$GW_PID" 2>/dev/null || true; wait "$GW_PID" 2>/dev/null || true
+# The same two comparisons in instructions (callgrind), which a noisy machine does not
+# move: the server's instructions for CG_N manifest GETs on one connection, counted only
+# while they run, per request.
+CG_N=${CG_N:-1000}
+cg_urls=(); for _ in $(seq "$CG_N"); do cg_urls+=("$GW/v2/bench/app/manifests/v1"); done
+cg_per_get() {  # METRICS REQUIRED -> instructions per manifest GET
+  local out="$work/cg.out" total=0 f t
+  rm -f "$out"*
+  GATEHOUSE_METRICS=$1 GATEHOUSE_LOG=warn valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
+    "$GH_BIN" serve --insecure-http --listen 127.0.0.1:$GW_PORT --data-dir "$work/gw" >>"$work/cg.log" 2>&1 &
+  GW_PID=$!; pids+=($GW_PID)
+  for _ in $(seq 600); do curl -s -o /dev/null "$GW/" && break; sleep 0.2; done
+  adm -X PATCH -d "{\"require_signed_by\":$2}" "$GW/api/v1/orgs/bench/products/containers"
+  local auth="Authorization: Bearer $(token_of "$PS_USER:$PS_SECRET" repository:bench/app:pull)"
+  curl -s -H "$auth" -H 'Accept: application/vnd.oci.image.manifest.v1+json' "${cg_urls[@]:0:20}" >/dev/null
+  callgrind_control -i on "$GW_PID" >/dev/null
+  curl -s -H "$auth" -H 'Accept: application/vnd.oci.image.manifest.v1+json' "${cg_urls[@]}" >/dev/null
+  callgrind_control -i off "$GW_PID" >/dev/null
+  kill "$GW_PID"; wait "$GW_PID" 2>/dev/null || true
+  for f in "$out"*; do t=$(awk '/^totals:/{print $2; exit}' "$f"); total=$((total + ${t:-0})); done
+  echo $((total / CG_N))
+}
+echo "instructions per manifest GET (callgrind)..." >&2
+R[cg.off]=$(cg_per_get false '[]')
+R[cg.on]=$(cg_per_get true '[]')
+R[cg.signed]=$(cg_per_get true '["release"]')
 AUTH=()
-kill "$GW_PID" 2>/dev/null || true
 echo "distribution..." >&2
 dr_pids() { echo "$DR_PID"; }
 start_distribution; run_suite dr "http://127.0.0.1:$DR_PORT" dr_pids
@@ -369,6 +396,8 @@ grow "manifest GET req/s, signature required vs not" "${R[gw.mget_signed]}" "${R
 grow "  p99 (ms), required vs not" "${R[gw.mp99_signed]}" "${R[gw.mp99_unsigned]}" "" ""
 grow "manifest GET req/s, metrics on vs off" "${R[gw.mget_metrics_on]}" "${R[gw.mget_metrics_off]}" "$(ratio "${R[gw.mget_metrics_on]}" "${R[gw.mget_metrics_off]}")x" ">= 0.95x"
 grow "  p99 (ms), metrics on vs off" "${R[gw.mp99_metrics_on]}" "${R[gw.mp99_metrics_off]}" "" ""
+grow "instructions per manifest GET, metrics on/off" "${R[cg.on]}" "${R[cg.off]}" "$(ratio "${R[cg.on]}" "${R[cg.off]}")x" "<= 1.05x"
+grow "instructions, signature required/not" "${R[cg.signed]}" "${R[cg.on]}" "$(ratio "${R[cg.signed]}" "${R[cg.on]}")x" "<= 1.1x"
 grow "tokens/s, pull-secret Basic auth (64 conns)" "${R[gw.tokens]}" "-" "" ">= 5000"
 grow "token issuance p99 (ms)" "${R[gw.tp99]}" "-" "" ""
 

@@ -57,8 +57,11 @@ async fn log_request(State(metrics): State<Option<Metrics>>, mut req: Request, n
     let method_label = crate::metrics::method_label(&method);
     if let Some(m) = &metrics {
         m.requests_in_flight.inc();
-        let counter = m.received_bytes.get_or_create(&RouteOnly { route }).clone();
-        req = req.map(|b| Body::new(Counted { inner: b, counter }));
+        // Only a body that streams is wrapped to be counted as it goes.
+        if !http_body::Body::is_end_stream(req.body()) {
+            let counter = m.received_bytes.get_or_create(&RouteOnly { route }).clone();
+            req = req.map(|b| Body::new(Counted { inner: b, counter }));
+        }
     }
     let mut resp = next.run(req).await;
     let bytes = resp
@@ -83,8 +86,17 @@ async fn log_request(State(metrics): State<Option<Metrics>>, mut req: Request, n
                 method: method_label,
             })
             .observe(elapsed.as_secs_f64());
-        let counter = m.sent_bytes.get_or_create(&RouteOnly { route }).clone();
-        resp = resp.map(|b| Body::new(Counted { inner: b, counter }));
+        let counter = m.sent_bytes.get_or_create(&RouteOnly { route });
+        match http_body::Body::size_hint(resp.body()).exact() {
+            // A body already whole (a manifest, JSON): counted now, not wrapped.
+            Some(n) => {
+                counter.inc_by(n);
+            }
+            None => {
+                let counter = counter.clone();
+                resp = resp.map(|b| Body::new(Counted { inner: b, counter }));
+            }
+        }
     }
     tracing::info!(
         target: "gatehouse::request",

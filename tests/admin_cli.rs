@@ -100,37 +100,18 @@ async fn an_admin_session_from_login_to_a_waited_sync() {
     assert!(r.stderr.contains("gatehouse admin login"), "{}", r.stderr);
 
     // A wrong password is refused; the right one is kept as a refresh token, 0600.
-    let r = cli
-        .run_with(
-            &[
-                "login",
-                &url,
-                "--username",
-                "admin",
-                "--password-stdin",
-                "--ca-file",
-                &ca,
-            ],
-            Some("wrong password\n"),
-            &[],
-        )
-        .await;
+    let login = [
+        "login",
+        &url,
+        "--username",
+        "admin",
+        "--password-stdin",
+        "--ca-file",
+        &ca,
+    ];
+    let r = cli.run_with(&login, Some("wrong password\n"), &[]).await;
     assert_eq!(r.code, 3, "{}", r.stderr);
-    let r = cli
-        .run_with(
-            &[
-                "login",
-                &url,
-                "--username",
-                "admin",
-                "--password-stdin",
-                "--ca-file",
-                &ca,
-            ],
-            Some(&format!("{ADMIN_PASSWORD}\n")),
-            &[],
-        )
-        .await;
+    let r = cli.run_with(&login, Some(&format!("{ADMIN_PASSWORD}\n")), &[]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let stored = cli.config.path().join("login.json");
     use std::os::unix::fs::PermissionsExt as _;
@@ -220,6 +201,16 @@ async fn an_admin_session_from_login_to_a_waited_sync() {
         .ok(&["repo", "import", "acme/web/app", archive.to_str().unwrap()])
         .await;
     assert_eq!(r.stdout.trim(), "acme/web/app: 1 tags imported (version 4)");
+    let readme = cli.config.path().join("README.md");
+    std::fs::write(&readme, "# app\nThe web app.\n").unwrap();
+    cli.ok(&["repo", "readme", "acme/web/app", "--set", readme.to_str().unwrap()])
+        .await;
+    assert_eq!(
+        cli.ok(&["repo", "readme", "acme/web/app"]).await.stdout,
+        "# app\nThe web app.\n"
+    );
+    let events = cli.ok(&["job", "events", "-o", "json"]).await.json();
+    assert!(events["events"].as_array().unwrap().len() >= 4, "{events}");
     let repos = cli.ok(&["repo", "list", "acme", "-o", "json"]).await.json();
     assert_eq!(repos["repositories"][0]["name"], "acme/web/app");
 

@@ -254,6 +254,12 @@ pub enum RepoCommand {
         #[arg(long)]
         registry: Option<String>,
     },
+    /// The README (Markdown); with --set FILE, replace it (`--set /dev/null` removes it)
+    Readme {
+        repo: String,
+        #[arg(long)]
+        set: Option<PathBuf>,
+    },
     /// Import a `docker save`/`podman save` tarball or an OCI archive as one new version
     Import {
         repo: String,
@@ -476,5 +482,12 @@ pub enum JobCommand {
         id: i64,
         #[arg(long)]
         wait: bool,
+    },
+    /// Content-changed events (what edges are notified of), oldest first
+    Events {
+        #[arg(long, default_value = "0")]
+        after: i64,
+        #[arg(long, default_value = "100")]
+        limit: u32,
     },
 }

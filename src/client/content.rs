@@ -121,6 +121,24 @@ pub(super) async fn repo(s: &Session, c: RepoCommand, format: Format) -> Outcome
             let made = version_of(&v);
             Message(v, format!("{repo}: signed with {key} ({made})"))
         }
+        RepoCommand::Readme { repo, set: None } => {
+            let v = s.get(&format!("{}/readme", base(&repo))).await?;
+            let text = v["readme"]["content"].as_str().unwrap_or_default().to_owned();
+            match format {
+                Format::Json => Record(v),
+                Format::Table => Text(if text.ends_with('\n') || text.is_empty() {
+                    text
+                } else {
+                    text + "\n"
+                }),
+            }
+        }
+        RepoCommand::Readme { repo, set: Some(file) } => {
+            let content = std::fs::read_to_string(&file)
+                .map_err(|e| Failure::new(Exit::Refused, format!("{}: {e}", file.display())))?;
+            let v = post(&repo, "readme", json!({ "content": content })).await?;
+            Message(v, format!("{repo}: README saved"))
+        }
         RepoCommand::Import { repo, file, tag } => {
             let q = tag.map(|t| format!("?tag={}", seg(&t))).unwrap_or_default();
             let v = wait::upload(s, &format!("{}/import{q}", base(&repo)), &file, format).await?;

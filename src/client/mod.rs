@@ -218,13 +218,7 @@ async fn dispatch(s: &Session, command: AdminCommand, format: Format) -> Outcome
                 role,
                 product,
             } => {
-                let v = s
-                    .call(
-                        Method::POST,
-                        &format!("/api/v1/orgs/{}/members", seg(&org)),
-                        Some(&json!({ "username": username, "role": role, "product": product })),
-                    )
-                    .await?;
+                let v = binding(s, Method::POST, &org, &username, &role, product.as_deref()).await?;
                 let scope = product.map_or_else(|| org.clone(), |p| format!("{org}/{p}"));
                 Message(v, format!("{username} is {role} of {scope}"))
             }
@@ -234,13 +228,7 @@ async fn dispatch(s: &Session, command: AdminCommand, format: Format) -> Outcome
                 role,
                 product,
             } => {
-                let v = s
-                    .call(
-                        Method::DELETE,
-                        &format!("/api/v1/orgs/{}/members", seg(&org)),
-                        Some(&json!({ "username": username, "role": role, "product": product })),
-                    )
-                    .await?;
+                let v = binding(s, Method::DELETE, &org, &username, &role, product.as_deref()).await?;
                 Message(v, format!("{username} is no longer {role}"))
             }
         },
@@ -455,6 +443,11 @@ async fn dispatch(s: &Session, command: AdminCommand, format: Format) -> Outcome
                     ],
                 )
             }
+            JobCommand::Events { after, limit } => Rows(
+                s.get(&format!("/api/v1/events?after={after}&limit={limit}")).await?,
+                Some("events"),
+                &["id", "repository", "version", "created_at=AT"],
+            ),
             JobCommand::Show { id, wait } => {
                 if wait {
                     Record(wait::job(s, id, format).await?)
@@ -489,4 +482,14 @@ async fn dispatch(s: &Session, command: AdminCommand, format: Format) -> Outcome
             unreachable!("handled before a session is opened")
         }
     })
+}
+
+/// Add (POST) or remove (DELETE) a role binding.
+async fn binding(s: &Session, method: Method, org: &str, username: &str, role: &str, product: Option<&str>) -> Outcome {
+    s.call(
+        method,
+        &format!("/api/v1/orgs/{}/members", seg(org)),
+        Some(&json!({ "username": username, "role": role, "product": product })),
+    )
+    .await
 }
