@@ -5,7 +5,6 @@
 use super::Ops;
 use crate::metrics::{EdgeLabels, JobStateLabels, Metrics, OrgLabels};
 use sqlx::Row;
-use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// Storage is a scan of every blob link: at most once per this.
@@ -73,25 +72,20 @@ async fn storage(ops: &Ops, m: &Metrics) -> Result<(), sqlx::Error> {
         Some(v) => v,
         None => {
             // A blob shared by repositories of one organisation (a push repository and
-            // its normal one, or two images on one base) is counted once for it.
-            let rows = sqlx::query(
-                "SELECT DISTINCT r.name, rb.digest, b.size FROM repository_blobs rb \
-                 JOIN repositories r ON r.id = rb.repository_id JOIN blobs b ON b.digest = rb.digest",
-            )
+            // its normal one, or two images on one base) is counted once for it; the
+            // database does the counting, so memory does not grow with the registry.
+            let org = match ops.db.engine() {
+                crate::db::Engine::Postgres => "split_part(r.name, '/', 1)",
+                crate::db::Engine::Sqlite => "substr(r.name, 1, instr(r.name || '/', '/') - 1)",
+            };
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT org, CAST(SUM(size) AS BIGINT) FROM (SELECT DISTINCT {org} AS org, b.digest, b.size \
+                 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id \
+                 JOIN blobs b ON b.digest = rb.digest) per_org GROUP BY org ORDER BY org"
+            )))
             .fetch_all(&ops.db.read)
             .await?;
-            let mut seen: HashSet<(String, String)> = HashSet::new();
-            let mut totals: BTreeMap<String, i64> = BTreeMap::new();
-            for r in rows {
-                let name: String = r.get(0);
-                let org = name.split('/').next().unwrap_or_default().to_owned();
-                let digest: String = r.get(1);
-                let size: i64 = r.get(2);
-                if seen.insert((org.clone(), digest)) {
-                    *totals.entry(org).or_default() += size;
-                }
-            }
-            let v: Vec<(String, i64)> = totals.into_iter().collect();
+            let v: Vec<(String, i64)> = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
             *ops.storage.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), v.clone()));
             v
         }
