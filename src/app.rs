@@ -250,6 +250,12 @@ async fn build_as(cfg: &Config, role: Role, tls: bool) -> Result<App, BuildError
     };
     if let Some(r) = &registry {
         tokio::spawn(store::jobs::run_forever(r.clone()));
+        if let Some(every) = cfg.upload_purge_interval() {
+            tokio::spawn(store::gc::purge_uploads_every(r.clone(), every, cfg.gc_grace()));
+        }
+        if let Some(every) = cfg.gc_interval() {
+            tokio::spawn(store::gc::collect_every(r.clone(), every, cfg.gc_grace()));
+        }
     }
     if let Some(s) = &syncer {
         tokio::spawn(s.clone().run_forever());

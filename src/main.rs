@@ -211,16 +211,6 @@ async fn run_server(
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    if let Some(registry) = &app.registry
-        && let Some(every) = cfg.upload_purge_interval()
-    {
-        tokio::spawn(purge_uploads_every(registry.clone(), every, cfg.gc_grace()));
-    }
-    if let Some(registry) = &app.registry
-        && let Some(every) = cfg.gc_interval()
-    {
-        tokio::spawn(collect_garbage_every(registry.clone(), every, cfg.gc_grace()));
-    }
     tokio::spawn(reload_on_sighup(app.gateway.clone()));
     if let Some(at) = cfg.metrics_listen {
         let listener = tokio::net::TcpListener::bind(at)
@@ -274,7 +264,7 @@ async fn serve_store(args: StoreArgs) -> Result<(), AnyError> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr()?;
     if let Some(every) = cfg.upload_purge_interval() {
-        tokio::spawn(purge_uploads_every(registry.clone(), every, cfg.gc_grace()));
+        tokio::spawn(store::gc::purge_uploads_every(registry.clone(), every, cfg.gc_grace()));
     }
     tracing::warn!(listen = %addr, data_dir = %cfg.data_dir.display(), "gatehouse store serving /v2/ over plain HTTP without authentication: keep it on a private network");
     server::serve(
@@ -287,18 +277,6 @@ async fn serve_store(args: StoreArgs) -> Result<(), AnyError> {
     .await?;
     registry.meta().close().await;
     Ok(())
-}
-
-/// Scheduled garbage collection (`gc_interval`), as `gatehouse gc` does it.
-async fn collect_garbage_every(registry: store::Registry, every: std::time::Duration, grace: std::time::Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        if let Err(e) = store::gc::collect(&registry, grace).await {
-            tracing::warn!(error = %e, "scheduled garbage collection failed; the next one retries");
-        }
-    }
 }
 
 /// SIGHUP re-reads the policies and token keys; a broken policy file is refused and the
@@ -318,21 +296,6 @@ async fn reload_on_sighup(gateway: gatehouse::gateway::Gateway) {
     }
     #[cfg(not(unix))]
     let _ = gateway;
-}
-
-/// Discard abandoned upload sessions periodically, so that clients that give up
-/// mid-push do not fill the disk between explicit `gatehouse gc` runs.
-async fn purge_uploads_every(registry: store::Registry, every: std::time::Duration, grace: std::time::Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match store::gc::purge_uploads(&registry, grace).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "purged abandoned uploads"),
-            Err(e) => tracing::warn!(error = %e, "purging abandoned uploads failed"),
-        }
-    }
 }
 
 /// The configured certificate, or the development certificate (created on first start).

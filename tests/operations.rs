@@ -391,3 +391,44 @@ async fn the_binary_logs_json_and_serves_metrics_on_its_own_address() {
     assert_eq!(logged["status"], 401);
     assert_eq!(logged["path"], "/v2/");
 }
+
+/// With `gc_interval`, the server collects garbage itself and counts it: runs, the last
+/// one's duration, bytes freed (here the blobs of a deleted repository).
+#[tokio::test]
+async fn scheduled_garbage_collection_is_counted() {
+    let gw = TestGateway::start_with(false, |cfg| {
+        cfg.metrics_token = Some(SCRAPE_TOKEN.into());
+        cfg.gc_interval = "3s".into();
+        cfg.gc_grace = "0s".into();
+    })
+    .await;
+    gw.create_org("acme").await;
+    let token = gw
+        .token(Some(("admin", ADMIN_PASSWORD)), &["repository:acme/web/app:pull,push"])
+        .await;
+    assert_eq!(push_image_with(&gw, &token, "acme/web/app", "1.0", 11).await.0, 201);
+    let (s, v) = gw
+        .api(
+            "DELETE",
+            "/api/v1/repositories/acme/web/app",
+            ("admin", ADMIN_PASSWORD),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = scrape(&gw).await;
+        let freed = value(&text, "gatehouse_gc_freed_bytes", &[]);
+        if freed >= 2048.0 {
+            assert!(value(&text, "gatehouse_gc_runs", &[]) >= 1.0);
+            assert!(text.contains("gatehouse_gc_last_duration_seconds "), "{text}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no collection freed the deleted repository's blobs: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

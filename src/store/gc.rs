@@ -147,3 +147,31 @@ pub async fn collect(reg: &Registry, grace: Duration) -> Result<GcReport, GcErro
     }
     Ok(report)
 }
+
+/// Discard idle uploads every `every` (`upload_purge_interval`), as Distribution does.
+pub async fn purge_uploads_every(reg: Registry, every: Duration, grace: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match purge_uploads(&reg, grace).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "purged abandoned uploads"),
+            Err(e) => tracing::warn!(error = %e, "purging abandoned uploads failed"),
+        }
+    }
+}
+
+/// Collect garbage every `every` (`gc_interval`), as `gatehouse gc` does; the first
+/// run is one interval after the start.
+pub async fn collect_every(reg: Registry, every: Duration, grace: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = collect(&reg, grace).await {
+            tracing::warn!(error = %e, "scheduled garbage collection failed; the next one retries");
+        }
+    }
+}
