@@ -432,3 +432,42 @@ async fn scheduled_garbage_collection_is_counted() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// A forwarding gateway passes the request's id on to its backend (here one that
+/// answers with the id it was sent), so one id follows a request through both logs.
+#[tokio::test]
+async fn the_request_id_reaches_the_backend() {
+    let backend = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
+        let id = headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_owned();
+        (
+            [
+                ("content-type", common::OCI_MANIFEST),
+                ("docker-content-digest", "sha256:00"),
+            ],
+            serde_json::json!({ "received_request_id": id }).to_string(),
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, backend).await });
+    let gw = TestGateway::start_with(false, |cfg| cfg.backend = Some(format!("http://127.0.0.1:{port}"))).await;
+    gw.create_org("acme").await;
+    let token = gw
+        .token(Some(("admin", ADMIN_PASSWORD)), &["repository:acme/web/app:pull"])
+        .await;
+    let r = gw
+        .client()
+        .get(gw.url("/v2/acme/web/app/manifests/1.0"))
+        .bearer_auth(&token)
+        .header("x-request-id", "follow-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "follow-me-42");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["received_request_id"], "follow-me-42");
+}
