@@ -156,26 +156,13 @@ pub async fn token_service(http: &reqwest::Client, url: &str) -> Outcome<String>
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    challenge
-        .split(',')
-        .find_map(|p| {
-            p.trim()
-                .strip_prefix("service=")
-                .map(|s| s.trim_matches('"').to_owned())
-        })
-        .or_else(|| {
-            challenge
-                .split("service=\"")
-                .nth(1)
-                .and_then(|s| s.split('"').next())
-                .map(str::to_owned)
-        })
-        .ok_or_else(|| {
-            Failure::new(
-                Exit::Unavailable,
-                format!("{url} does not look like a gatehouse server"),
-            )
-        })
+    let (_, params) = crate::sync::upstream::parse_challenge(&challenge);
+    params.get("service").cloned().ok_or_else(|| {
+        Failure::new(
+            Exit::Unavailable,
+            format!("{url} does not look like a gatehouse server"),
+        )
+    })
 }
 
 /// The token endpoint's answer, or why not.

@@ -73,7 +73,7 @@ pub async fn job(s: &Session, id: i64, format: Format) -> Outcome {
 /// After asking edge `name` to sync: wait for the notification to be delivered, then
 /// until the edge reports a sync that caught up (or an error).
 pub async fn edge(s: &Session, name: &str, notify_job: i64, format: Format) -> Outcome {
-    let since = now_ms();
+    let since = crate::db::now_ms();
     job(s, notify_job, format).await?;
     let bar = bar(format);
     let path = format!("/api/v1/smart-proxies/{}", super::seg(name));
@@ -118,11 +118,4 @@ pub async fn upload(s: &Session, path: &str, file: &std::path::Path, format: For
     let answer = s.upload(path, reqwest::Body::wrap_stream(stream), len).await;
     bar.finish_and_clear();
     answer
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

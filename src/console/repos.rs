@@ -250,38 +250,64 @@ pub(super) async fn repository_action(
         return not_found_page(&caller);
     };
     let base = format!("/api/v1/repositories/{}", path.public);
-    if action == "delete" {
-        let answer = c.call(&caller, Method::DELETE, &base, None).await;
-        if answer.ok() {
-            return Redirect::to(&format!(
+    let done = |tab: &str| format!("/ui/repos/{}?tab={tab}&done={action}", path.public);
+    // (method, API path, body, the tab the form is on, where success goes)
+    let (method, call, body, tab, next) = match (action, &f.tag, f.version) {
+        ("untag", Some(tag), _) => (
+            Method::POST,
+            "untag",
+            Some(json!({ "tag": tag })),
+            "images",
+            done("images"),
+        ),
+        ("tag", Some(tag), _) => (
+            Method::POST,
+            "tag",
+            Some(json!({ "tag": tag, "digest": f.digest })),
+            "images",
+            done("images"),
+        ),
+        ("readme", _, _) => (
+            Method::POST,
+            "readme",
+            Some(json!({ "content": f.content.clone().unwrap_or_default() })),
+            "images",
+            done("images"),
+        ),
+        ("sign", Some(tag), _) => (
+            Method::POST,
+            "sign",
+            Some(json!({ "tags": [tag], "key": f.key })),
+            "images",
+            done("images"),
+        ),
+        ("rollback", _, Some(v)) => (
+            Method::POST,
+            "rollback",
+            Some(json!({ "version": v })),
+            "versions",
+            done("versions"),
+        ),
+        ("delete", _, _) => (
+            Method::DELETE,
+            "",
+            None,
+            "images",
+            format!(
                 "/ui/orgs/{}?tab=repositories&done=repository-deleted",
                 encode(&path.org)
-            ))
-            .into_response();
-        }
-        if matches!(answer.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND) {
-            return failed(&caller.viewer(), &answer);
-        }
-        let why = answer.message();
-        return render_repository(&c, &caller, &headers, &path, None, Some((&why, false)), answer.status).await;
-    }
-    let (call, body, tab) = match (action, &f.tag, f.version) {
-        ("untag", Some(tag), _) => ("untag", json!({ "tag": tag }), "images"),
-        ("tag", Some(tag), _) => ("tag", json!({ "tag": tag, "digest": f.digest }), "images"),
-        ("readme", _, _) => (
-            "readme",
-            json!({ "content": f.content.clone().unwrap_or_default() }),
-            "images",
+            ),
         ),
-        ("sign", Some(tag), _) => ("sign", json!({ "tags": [tag], "key": f.key }), "images"),
-        ("rollback", _, Some(v)) => ("rollback", json!({ "version": v }), "versions"),
         _ => return not_found_page(&caller),
     };
-    let answer = c
-        .call(&caller, Method::POST, &format!("{base}/{call}"), Some(&body))
-        .await;
+    let target = if call.is_empty() {
+        base
+    } else {
+        format!("{base}/{call}")
+    };
+    let answer = c.call(&caller, method, &target, body.as_ref()).await;
     if answer.ok() {
-        return Redirect::to(&format!("/ui/repos/{}?tab={tab}&done={call}", path.public)).into_response();
+        return Redirect::to(&next).into_response();
     }
     if matches!(answer.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND) {
         return failed(&caller.viewer(), &answer);

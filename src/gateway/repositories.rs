@@ -94,12 +94,7 @@ impl Gateway {
         let normal = path.backend_name();
         let push = self.push_repository(path);
         let removed = registry.delete_repository(&normal, Some(&push)).await?;
-        for name in removed.push_repositories.iter().chain(std::iter::once(&push)) {
-            self.inner.pairs.invalidate(name);
-        }
-        for name in removed.distributions.iter().chain(std::iter::once(&normal)) {
-            self.inner.distributions.invalidate(name);
-        }
+        // Forgets the pairs and distributions cached here, and tells the other replicas.
         self.changed();
         Ok(removed)
     }

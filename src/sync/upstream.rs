@@ -530,7 +530,7 @@ fn next_link(headers: &HeaderMap) -> Option<String> {
 }
 
 /// `Bearer realm="…",service="…"` → ("Bearer", {realm, service}).
-fn parse_challenge(header: &str) -> (String, HashMap<String, String>) {
+pub(crate) fn parse_challenge(header: &str) -> (String, HashMap<String, String>) {
     let header = header.trim();
     let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
     let mut params = HashMap::new();
