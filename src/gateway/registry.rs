@@ -49,6 +49,13 @@ pub(super) async fn handle(State(gw): State<Gateway>, req: Request) -> Response 
         }
         _ => None,
     };
+    // A manifest read through from the main server is an edge pull like any other.
+    let pulled_org = match &route {
+        Some(OciRoute::Manifest { name, .. }) if parts.method == Method::GET => {
+            name.split('/').next().map(str::to_owned)
+        }
+        _ => None,
+    };
     let result = match route {
         Some(route) => route_request(&gw, route, parts, body).await,
         None => Err(Error::code(ErrorCode::UnknownRoute)),
@@ -58,6 +65,9 @@ pub(super) async fn handle(State(gw): State<Gateway>, req: Request) -> Response 
         && let (Some(link), Some((method, uri, headers))) = (&gw.inner.upstream, read_through)
         && let Some(found) = super::edge::read_through(link, method, uri, headers).await
     {
+        if let (Some(m), Some(org), StatusCode::OK) = (gw.metrics(), pulled_org, found.status()) {
+            m.manifest_pulls.get_or_create(&crate::metrics::OrgLabels { org }).inc();
+        }
         resp = found;
     }
     resp.headers_mut()
