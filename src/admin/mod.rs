@@ -6,6 +6,7 @@
 
 mod content;
 mod error;
+mod openapi;
 mod proxies;
 mod remotes;
 mod repositories;
@@ -76,6 +77,7 @@ pub fn router(gw: Gateway, sync: Option<crate::sync::Syncer>, signing: Option<cr
             .layer(axum::Extension(sync));
     }
     router = router
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/users", get(list_users).post(create_user))
         .route("/api/v1/users/{username}", delete(delete_user))
@@ -220,8 +222,15 @@ fn body<T>(json: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
     json.map(|Json(v)| v).map_err(ApiError::from_json_rejection)
 }
 
-fn created(v: Value) -> Response {
+fn created<T: serde::Serialize>(v: T) -> Response {
     (StatusCode::CREATED, Json(v)).into_response()
+}
+
+/// Work queued: the job, and where to follow it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct QueuedJob {
+    job: i64,
+    href: String,
 }
 
 /// 202 for work queued as job `job`, with where to follow it.
@@ -230,7 +239,7 @@ fn accepted_job(job: i64) -> Response {
     (
         StatusCode::ACCEPTED,
         [(header::LOCATION, href.clone())],
-        Json(json!({ "job": job, "href": href })),
+        Json(QueuedJob { job, href }),
     )
         .into_response()
 }
@@ -239,26 +248,49 @@ fn to_json<T: serde::Serialize>(v: T) -> ApiResult {
     Ok(Json(serde_json::to_value(v).map_err(|e| ApiError::internal(&e))?).into_response())
 }
 
-async fn whoami(a: Admin) -> ApiResult {
+/// Who the credentials belong to, and their roles.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct WhoAmI {
+    username: String,
+    /// `user`, `pull_secret`, `smart_proxy` or `anonymous`.
+    kind: &'static str,
+    global_admin: bool,
+    bindings: Vec<WhoAmIBinding>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct WhoAmIBinding {
+    org: String,
+    /// `None`: the whole organisation.
+    product: Option<String>,
+    role: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "users",
+    responses((status = 200, description = "the caller", body = WhoAmI)))]
+async fn whoami(a: Admin) -> Json<WhoAmI> {
     let bindings = match &a.principal {
         Principal::User { bindings, .. } => bindings
             .iter()
-            .map(|b| json!({"org": b.org, "product": b.product, "role": format!("{:?}", b.role)}))
+            .map(|b| WhoAmIBinding {
+                org: b.org.clone(),
+                product: b.product.clone(),
+                role: format!("{:?}", b.role),
+            })
             .collect(),
         _ => Vec::new(),
     };
-    Ok(Json(json!({
-        "username": a.actor,
-        "kind": a.kind(),
-        "global_admin": a.is_global_admin(),
-        "bindings": bindings,
-    }))
-    .into_response())
+    Json(WhoAmI {
+        kind: a.kind(),
+        global_admin: a.is_global_admin(),
+        username: a.actor,
+        bindings,
+    })
 }
 
 // === users ===
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
     username: String,
@@ -267,11 +299,15 @@ struct NewUser {
     global_admin: bool,
 }
 
+#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    responses((status = 200, description = "every user (global admins)", body = Vec<crate::identity::User>)))]
 async fn list_users(State(gw): State<Gateway>, a: Admin) -> ApiResult {
     a.require_global_admin()?;
     to_json(gw.identities().users().await?)
 }
 
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
+    responses((status = 201, description = "created", body = crate::identity::User)))]
 async fn create_user(State(gw): State<Gateway>, a: Admin, json: Result<Json<NewUser>, JsonRejection>) -> ApiResult {
     a.require_global_admin()?;
     let new = body(json)?;
@@ -280,9 +316,12 @@ async fn create_user(State(gw): State<Gateway>, a: Admin, json: Result<Json<NewU
         .create_user(&new.username, &Secret::new(new.password), new.global_admin)
         .await?;
     a.audit(&gw, "create_user", None, format!("user {}", user.username));
-    Ok(created(json!(user)))
+    Ok(created(user))
 }
 
+#[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "users",
+    params(("username" = String, Path)),
+    responses((status = 204, description = "deleted; the user's sessions end")))]
 async fn delete_user(State(gw): State<Gateway>, a: Admin, Path(username): Path<String>) -> ApiResult {
     a.require_global_admin()?;
     if username == a.actor {
@@ -294,12 +333,15 @@ async fn delete_user(State(gw): State<Gateway>, a: Admin, Path(username): Path<S
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewPassword {
     password: String,
 }
 
+#[utoipa::path(put, path = "/api/v1/users/{username}/password", tag = "users",
+    params(("username" = String, Path)), request_body = NewPassword,
+    responses((status = 204, description = "changed; the user's sessions end")))]
 /// Users change their own password; global admins anyone's. Cached credentials are
 /// dropped, so the old password stops working at once.
 async fn set_password(
@@ -323,7 +365,7 @@ async fn set_password(
 
 // === organisations ===
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewOrg {
     label: String,
@@ -331,6 +373,8 @@ struct NewOrg {
     name: String,
 }
 
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "organisations",
+    responses((status = 200, description = "the organisations the caller belongs to (all, for global admins)", body = Vec<crate::identity::Org>)))]
 async fn list_orgs(State(gw): State<Gateway>, a: Admin) -> ApiResult {
     let orgs = gw.identities().orgs().await?;
     let visible: Vec<_> = orgs
@@ -340,14 +384,18 @@ async fn list_orgs(State(gw): State<Gateway>, a: Admin) -> ApiResult {
     to_json(visible)
 }
 
+#[utoipa::path(post, path = "/api/v1/orgs", tag = "organisations", request_body = NewOrg,
+    responses((status = 201, description = "created", body = crate::identity::Org)))]
 async fn create_org(State(gw): State<Gateway>, a: Admin, json: Result<Json<NewOrg>, JsonRejection>) -> ApiResult {
     a.require_global_admin()?;
     let new = body(json)?;
     let org = gw.identities().create_org(&new.label, &new.name).await?;
     a.audit(&gw, "create_org", Some(&org.label), format!("org {}", org.label));
-    Ok(created(json!(org)))
+    Ok(created(org))
 }
 
+#[utoipa::path(get, path = "/api/v1/orgs/{org}", tag = "organisations", params(("org" = String, Path, description = "organisation label")),
+    responses((status = 200, description = "the organisation", body = crate::identity::Org)))]
 async fn show_org(State(gw): State<Gateway>, a: Admin, Path(org): Path<String>) -> ApiResult {
     if !(a.is_global_admin() || a.has_binding_in(&org)) {
         return Err(ApiError::not_found(&format!("no organisation {org:?}")));
@@ -358,12 +406,14 @@ async fn show_org(State(gw): State<Gateway>, a: Admin, Path(org): Path<String>) 
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct OrgUpdate {
     naming_pattern: String,
 }
 
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}", tag = "organisations", params(("org" = String, Path, description = "organisation label")), request_body = OrgUpdate,
+    responses((status = 200, description = "updated", body = crate::identity::Org)))]
 /// `PATCH /api/v1/orgs/{org} {"naming_pattern"}`: where later first pushes are copied
 /// to and distributed from.
 async fn update_org(
@@ -386,7 +436,7 @@ async fn update_org(
 
 // === products ===
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewProduct {
     label: String,
@@ -394,7 +444,7 @@ struct NewProduct {
     public: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProductUpdate {
     #[serde(default)]
@@ -406,6 +456,8 @@ struct ProductUpdate {
     sign_on_push: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/products", tag = "organisations", params(("org" = String, Path, description = "organisation label")),
+    responses((status = 200, description = "the organisation's products", body = Vec<crate::identity::Product>)))]
 async fn list_products(State(gw): State<Gateway>, a: Admin, Path(org): Path<String>) -> ApiResult {
     if !(a.is_global_admin() || a.has_binding_in(&org)) {
         return Err(ApiError::not_found(&format!("no organisation {org:?}")));
@@ -413,6 +465,8 @@ async fn list_products(State(gw): State<Gateway>, a: Admin, Path(org): Path<Stri
     to_json(gw.identities().products(&org).await?)
 }
 
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/products", tag = "organisations", params(("org" = String, Path, description = "organisation label")), request_body = NewProduct,
+    responses((status = 201, description = "created", body = crate::identity::Product)))]
 async fn create_product(
     State(gw): State<Gateway>,
     a: Admin,
@@ -424,9 +478,12 @@ async fn create_product(
     let p = gw.identities().create_product(&org, &new.label, new.public).await?;
     gw.changed();
     a.audit(&gw, "create_product", Some(&org), format!("{org}/{}", p.label));
-    Ok(created(json!(p)))
+    Ok(created(p))
 }
 
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}/products/{product}", tag = "organisations",
+    params(("org" = String, Path, description = "organisation label"), ("product" = String, Path)), request_body = ProductUpdate,
+    responses((status = 200, description = "updated", body = crate::identity::Product)))]
 async fn update_product(
     State(gw): State<Gateway>,
     a: Admin,
@@ -486,7 +543,7 @@ async fn update_product(
 
 // === members ===
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MemberRequest {
     username: String,
@@ -494,18 +551,23 @@ struct MemberRequest {
     product: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct MemberFilter {
     role: Option<String>,
     product: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/members", tag = "access", params(("org" = String, Path, description = "organisation label")),
+    responses((status = 200, description = "role bindings", body = Vec<crate::identity::Member>)))]
 async fn list_members(State(gw): State<Gateway>, a: Admin, Path(org): Path<String>) -> ApiResult {
     a.require_manage(&gw, &org).await?;
     to_json(gw.identities().members(&org).await?)
 }
 
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/members", tag = "access", params(("org" = String, Path, description = "organisation label")), request_body = MemberRequest,
+    responses((status = 201, description = "bound", body = crate::identity::Member)))]
 async fn add_member(
     State(gw): State<Gateway>,
     a: Admin,
@@ -530,13 +592,15 @@ async fn add_member(
             product_suffix(&m.product)
         ),
     );
-    Ok(created(json!(member)))
+    Ok(created(member))
 }
 
 fn product_suffix(p: &Option<String>) -> String {
     p.as_ref().map(|p| format!("/{p}")).unwrap_or_default()
 }
 
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/members", tag = "access", params(("org" = String, Path, description = "organisation label")), request_body = MemberRequest,
+    responses((status = 204, description = "unbound")))]
 async fn remove_member(
     State(gw): State<Gateway>,
     a: Admin,
@@ -548,6 +612,9 @@ async fn remove_member(
     remove(&gw, &a, &org, &m.username, Some(&m.role), m.product).await
 }
 
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/members/{username}", tag = "access",
+    params(("org" = String, Path, description = "organisation label"), ("username" = String, Path), MemberFilter),
+    responses((status = 204, description = "unbound (every role, unless filtered)")))]
 async fn remove_member_by_path(
     State(gw): State<Gateway>,
     a: Admin,
@@ -585,7 +652,7 @@ async fn remove(
 
 // === pull secrets ===
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PullSecretRequest {
     name: String,
@@ -594,11 +661,15 @@ struct PullSecretRequest {
     expires_in_days: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/pull-secrets", tag = "access", params(("org" = String, Path, description = "organisation label")),
+    responses((status = 200, description = "pull secrets (never their secrets)", body = Vec<crate::identity::PullSecretInfo>)))]
 async fn list_pull_secrets(State(gw): State<Gateway>, a: Admin, Path(org): Path<String>) -> ApiResult {
     a.require_manage(&gw, &org).await?;
     to_json(gw.identities().pull_secrets(&org).await?)
 }
 
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/pull-secrets", tag = "access", params(("org" = String, Path, description = "organisation label")), request_body = PullSecretRequest,
+    responses((status = 201, description = "created: the secret is in this answer only", body = NewPullSecretAnswer)))]
 async fn create_pull_secret(
     State(gw): State<Gateway>,
     headers: HeaderMap,
@@ -655,15 +726,31 @@ async fn create_pull_secret(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {k8s_name}\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {}\n",
         b64(&config.to_string())
     );
-    Ok(created(json!({
-        "username": made.username,
-        "secret": made.secret.expose(),
-        "dockerconfigjson": config,
-        "kubernetes_secret": k8s,
-        "pull_secret": made.info,
-    })))
+    Ok(created(NewPullSecretAnswer {
+        secret: made.secret.expose().to_owned(),
+        username: made.username,
+        dockerconfigjson: config,
+        kubernetes_secret: k8s,
+        pull_secret: made.info,
+    }))
 }
 
+/// A new pull secret: the only answer that ever holds its secret.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct NewPullSecretAnswer {
+    username: String,
+    secret: String,
+    /// A docker `config.json` with this secret for the registry's host.
+    #[schema(value_type = Object)]
+    dockerconfigjson: Value,
+    /// The same as a Kubernetes `kubernetes.io/dockerconfigjson` Secret (YAML).
+    kubernetes_secret: String,
+    pull_secret: crate::identity::PullSecretInfo,
+}
+
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/pull-secrets/{name}", tag = "access",
+    params(("org" = String, Path, description = "organisation label"), ("name" = String, Path)),
+    responses((status = 204, description = "revoked")))]
 async fn revoke_pull_secret(
     State(gw): State<Gateway>,
     a: Admin,
@@ -683,7 +770,8 @@ async fn revoke_pull_secret(
 
 // === audit ===
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditPage {
     before: Option<i64>,
@@ -717,9 +805,23 @@ async fn audit_page(gw: &Gateway, org: Option<&str>, page: AuditPage) -> ApiResu
     let next = (events.len() as u32 == limit)
         .then(|| events.last().map(|e| e.id))
         .flatten();
-    Ok(Json(json!({ "events": events, "next_before": next })).into_response())
+    Ok(Json(AuditEvents {
+        events,
+        next_before: next,
+    })
+    .into_response())
 }
 
+/// A page of audit events, newest first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct AuditEvents {
+    events: Vec<crate::audit::Event>,
+    /// Pass as `before` for the next page; `None` on the last one.
+    next_before: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/audit", tag = "audit", params(("org" = String, Path, description = "organisation label"), AuditPage),
+    responses((status = 200, description = "newest first", body = AuditEvents)))]
 async fn org_audit(
     State(gw): State<Gateway>,
     a: Admin,
@@ -730,6 +832,8 @@ async fn org_audit(
     audit_page(&gw, Some(&org), page).await
 }
 
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditPage),
+    responses((status = 200, description = "newest first (global admins)", body = AuditEvents)))]
 async fn all_audit(State(gw): State<Gateway>, a: Admin, Query(page): Query<AuditPage>) -> ApiResult {
     a.require_global_admin()?;
     audit_page(&gw, None, page).await

@@ -18,10 +18,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewProxy {
     name: String,
@@ -36,7 +36,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ProxyUpdate {
     url: Option<String>,
@@ -53,23 +53,62 @@ async fn find_proxy(gw: &Gateway, name: &str) -> ApiResult<SmartProxy> {
 
 /// A proxy as the API shows it: with how far it is behind, in events and in seconds
 /// (the age of the oldest change it has not synced).
-async fn state(sync: &Syncer, p: &SmartProxy) -> ApiResult<serde_json::Value> {
-    let behind = sync.proxy_backlog(p).await.map_err(|e| ApiError::internal(&e))?;
-    let mut v = json!(p);
-    v["behind_by_events"] = json!(behind.events);
-    v["behind_by_seconds"] = json!(behind.seconds);
-    Ok(v)
+#[derive(Serialize, ToSchema)]
+pub(super) struct ProxyState {
+    #[serde(flatten)]
+    proxy: SmartProxy,
+    behind_by_events: i64,
+    behind_by_seconds: i64,
 }
 
+async fn state(sync: &Syncer, p: &SmartProxy) -> ApiResult<ProxyState> {
+    let behind = sync.proxy_backlog(p).await.map_err(|e| ApiError::internal(&e))?;
+    Ok(ProxyState {
+        proxy: p.clone(),
+        behind_by_events: behind.events,
+        behind_by_seconds: behind.seconds,
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct ProxyList {
+    smart_proxies: Vec<ProxyState>,
+}
+
+/// A new smart proxy: the only answer that holds its credential's secret.
+#[derive(Serialize, ToSchema)]
+pub(super) struct NewProxyAnswer {
+    #[serde(flatten)]
+    state: ProxyState,
+    credential: ProxyCredential,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct ProxyCredential {
+    username: String,
+    secret: String,
+}
+
+/// What an edge may serve to whom: its organisations' users, roles, pull secrets and
+/// policies, as the edge's authorizer reads them.
+#[derive(Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub(super) struct AuthzSnapshot(serde_json::Value);
+
+#[utoipa::path(get, path = "/api/v1/smart-proxies", tag = "edges",
+    responses((status = 200, description = "every edge and how far behind it is (global admins)", body = ProxyList)))]
 pub(super) async fn list(State(gw): State<Gateway>, Extension(sync): Extension<Syncer>, a: Admin) -> ApiResult {
     a.require_global_admin()?;
     let mut out = Vec::new();
     for p in gw.identities().smart_proxies().await? {
         out.push(state(&sync, &p).await?);
     }
-    Ok(Json(json!({ "smart_proxies": out })).into_response())
+    Ok(Json(ProxyList { smart_proxies: out }).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/smart-proxies", tag = "edges", request_body = NewProxy,
+    responses((status = 201, description = "registered: the credential's secret is in this answer only", body = NewProxyAnswer)))]
 pub(super) async fn create(
     State(gw): State<Gateway>,
     Extension(sync): Extension<Syncer>,
@@ -83,12 +122,18 @@ pub(super) async fn create(
         .create_smart_proxy(&new.name, &new.url, &new.orgs, new.sync_after_push)
         .await?;
     a.audit(&gw, "create_smart_proxy", None, format!("{} {}", p.name, p.url));
-    let mut v = state(&sync, &p).await?;
     // The only time the secret is shown.
-    v["credential"] = json!({ "username": p.username, "secret": secret.expose() });
-    Ok(created(v))
+    Ok(created(NewProxyAnswer {
+        state: state(&sync, &p).await?,
+        credential: ProxyCredential {
+            username: p.username.clone(),
+            secret: secret.expose().to_owned(),
+        },
+    }))
 }
 
+#[utoipa::path(get, path = "/api/v1/smart-proxies/{name}", tag = "edges", params(("name" = String, Path)),
+    responses((status = 200, description = "the edge and how far behind it is", body = ProxyState)))]
 pub(super) async fn show(
     State(gw): State<Gateway>,
     Extension(sync): Extension<Syncer>,
@@ -99,6 +144,8 @@ pub(super) async fn show(
     to_json(state(&sync, &find_proxy(&gw, &name).await?).await?)
 }
 
+#[utoipa::path(patch, path = "/api/v1/smart-proxies/{name}", tag = "edges", params(("name" = String, Path)), request_body = ProxyUpdate,
+    responses((status = 200, description = "updated", body = ProxyState)))]
 pub(super) async fn update(
     State(gw): State<Gateway>,
     Extension(sync): Extension<Syncer>,
@@ -117,6 +164,8 @@ pub(super) async fn update(
     to_json(state(&sync, &p).await?)
 }
 
+#[utoipa::path(delete, path = "/api/v1/smart-proxies/{name}", tag = "edges", params(("name" = String, Path)),
+    responses((status = 204, description = "removed; its credential stops working")))]
 pub(super) async fn delete(State(gw): State<Gateway>, a: Admin, Path(name): Path<String>) -> ApiResult {
     a.require_global_admin()?;
     gw.identities().delete_smart_proxy(&name).await?;
@@ -125,6 +174,8 @@ pub(super) async fn delete(State(gw): State<Gateway>, a: Admin, Path(name): Path
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/smart-proxies/{name}/sync", tag = "edges", params(("name" = String, Path)),
+    responses((status = 202, description = "a full sync of the edge is queued", body = super::QueuedJob)))]
 pub(super) async fn sync_now(
     State(gw): State<Gateway>,
     Extension(sync): Extension<Syncer>,
@@ -149,6 +200,8 @@ fn require_self(a: &Admin, name: &str) -> ApiResult<()> {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/smart-proxies/{name}/authz", tag = "edges", params(("name" = String, Path)),
+    responses((status = 200, description = "for the edge itself (its credential)", body = AuthzSnapshot)))]
 pub(super) async fn authz(
     State(gw): State<Gateway>,
     Extension(sync): Extension<Syncer>,
@@ -158,16 +211,18 @@ pub(super) async fn authz(
     require_self(&a, &name)?;
     let p = find_proxy(&gw, &name).await?;
     let v = sync.authz_snapshot(&p).await.map_err(|e| ApiError::internal(&e))?;
-    to_json(v)
+    to_json(AuthzSnapshot(v))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct StatusReport {
     synced_event: Option<i64>,
     error: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/smart-proxies/{name}/status", tag = "edges", params(("name" = String, Path)), request_body = StatusReport,
+    responses((status = 204, description = "recorded (the edge itself reports its sync)")))]
 pub(super) async fn status(
     State(gw): State<Gateway>,
     a: Admin,
@@ -214,5 +269,10 @@ pub(super) async fn edge_notified(
         .enqueue_edge_sync(n.repositories, n.upto_event)
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(EdgeJob { job })).into_response())
+}
+
+#[derive(Serialize)]
+struct EdgeJob {
+    job: i64,
 }

@@ -19,7 +19,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 impl From<RemoteError> for ApiError {
     fn from(e: RemoteError) -> Self {
@@ -48,6 +49,8 @@ async fn find_remote(sync: &Syncer, org: &str, product: &str, name: &str) -> Api
         .ok_or_else(|| ApiError::not_found(&format!("no remote {name}")))
 }
 
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/products/{product}/remotes", tag = "remotes", params(("org" = String, Path), ("product" = String, Path)),
+    responses((status = 200, description = "the product's remotes", body = Remotes)))]
 pub(super) async fn list(
     State(gw): State<Gateway>,
     Extension(sync): Extension<Syncer>,
@@ -55,9 +58,28 @@ pub(super) async fn list(
     Path((org, product)): Path<(String, String)>,
 ) -> ApiResult {
     product_in_reach(&gw, &a, &org, &product).await?;
-    Ok(Json(json!({ "remotes": sync.remotes(&org, &product).await? })).into_response())
+    Ok(Json(Remotes {
+        remotes: sync.remotes(&org, &product).await?,
+    })
+    .into_response())
 }
 
+#[derive(Serialize, ToSchema)]
+pub(super) struct Remotes {
+    remotes: Vec<Remote>,
+}
+
+/// A remote with its last sync job.
+#[derive(Serialize, ToSchema)]
+pub(super) struct RemoteDetail {
+    #[serde(flatten)]
+    remote: Remote,
+    last_sync: Option<crate::store::jobs::JobInfo>,
+}
+
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/products/{product}/remotes", tag = "remotes", params(("org" = String, Path), ("product" = String, Path)),
+    request_body = RemoteFields,
+    responses((status = 201, description = "created", body = Remote)))]
 pub(super) async fn create(
     State(gw): State<Gateway>,
     Extension(sync): Extension<Syncer>,
@@ -83,9 +105,11 @@ pub(super) async fn create(
         Some(&org),
         format!("{org}/{product}/{name} <- {}", remote.url),
     );
-    Ok(created(json!(remote)))
+    Ok(created(remote))
 }
 
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/products/{product}/remotes/{name}", tag = "remotes", params(("org" = String, Path), ("product" = String, Path), ("name" = String, Path)),
+    responses((status = 200, description = "the remote and its last sync", body = RemoteDetail)))]
 pub(super) async fn show(
     State(gw): State<Gateway>,
     Extension(sync): Extension<Syncer>,
@@ -98,11 +122,12 @@ pub(super) async fn show(
         Some(id) => sync.registry().job(id).await.map_err(|e| ApiError::internal(&e))?,
         None => None,
     };
-    let mut v = json!(remote);
-    v["last_sync"] = json!(job);
-    to_json(v)
+    to_json(RemoteDetail { remote, last_sync: job })
 }
 
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}/products/{product}/remotes/{name}", tag = "remotes", params(("org" = String, Path), ("product" = String, Path), ("name" = String, Path)),
+    request_body = RemoteFields,
+    responses((status = 200, description = "updated", body = Remote)))]
 pub(super) async fn update(
     State(gw): State<Gateway>,
     Extension(sync): Extension<Syncer>,
@@ -117,6 +142,8 @@ pub(super) async fn update(
     to_json(remote)
 }
 
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/products/{product}/remotes/{name}", tag = "remotes", params(("org" = String, Path), ("product" = String, Path), ("name" = String, Path)),
+    responses((status = 204, description = "deleted (its repository stays)")))]
 pub(super) async fn delete(
     State(gw): State<Gateway>,
     Extension(sync): Extension<Syncer>,
@@ -131,6 +158,8 @@ pub(super) async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/products/{product}/remotes/{name}/sync", tag = "remotes", params(("org" = String, Path), ("product" = String, Path), ("name" = String, Path)),
+    responses((status = 202, description = "a sync is queued", body = super::QueuedJob)))]
 pub(super) async fn sync_now(
     State(gw): State<Gateway>,
     Extension(sync): Extension<Syncer>,
@@ -149,6 +178,8 @@ pub(super) async fn sync_now(
     Ok(accepted_job(job))
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = i64, Path)),
+    responses((status = 200, description = "the job: state, progress, error", body = crate::store::jobs::JobInfo)))]
 pub(super) async fn show_job(
     State(gw): State<Gateway>,
     Extension(sync): Extension<Syncer>,

@@ -10,20 +10,50 @@ use crate::policy::Action;
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use utoipa::ToSchema;
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 5000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ListQuery {
+    /// Part of the name.
     q: Option<String>,
+    /// The `next` of the previous page.
     after: Option<String>,
+    /// 1 to 5000 (100 by default).
     limit: Option<u32>,
 }
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct RepositoryPage {
+    repositories: Vec<RepositorySummary>,
+    /// `after` for the next page, when there may be one.
+    next: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct RepositorySummary {
+    /// The name clients pull.
+    name: String,
+    product: String,
+    tags: i64,
+    /// Bytes of the blobs its current content holds.
+    size: i64,
+    latest_version: i64,
+    /// When its latest version was made (ms since the epoch); `null` before any.
+    changed_at: Option<i64>,
+    /// Whether a remote fills it.
+    mirrored: bool,
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/repositories", tag = "content",
+    params(("org" = String, Path), ListQuery),
+    responses((status = 200, description = "the repositories the caller may pull", body = RepositoryPage)))]
 
 pub(super) async fn list(
     State(gw): State<Gateway>,
@@ -43,7 +73,11 @@ pub(super) async fn list(
         return Err(ApiError::invalid("q", "at most 128 characters"));
     }
     let Some(reg) = gw.versioned() else {
-        return Ok(Json(json!({ "repositories": [] })).into_response());
+        return Ok(Json(RepositoryPage {
+            repositories: Vec::new(),
+            next: None,
+        })
+        .into_response());
     };
     let mirrored = match &sync {
         Some(Extension(s)) => s
@@ -85,15 +119,19 @@ pub(super) async fn list(
         if !allowed {
             continue;
         }
-        out.push(json!({
-            "name": path.public,
-            "product": path.product,
-            "tags": r.tags,
-            "size": r.size,
-            "latest_version": r.latest_version,
-            "changed_at": r.changed_at,
-            "mirrored": mirrored.contains(&r.name),
-        }));
+        out.push(RepositorySummary {
+            mirrored: mirrored.contains(&r.name),
+            name: path.public,
+            product: path.product,
+            tags: r.tags,
+            size: r.size,
+            latest_version: r.latest_version,
+            changed_at: r.changed_at,
+        });
     }
-    Ok(Json(json!({ "repositories": out, "next": next })).into_response())
+    Ok(Json(RepositoryPage {
+        repositories: out,
+        next,
+    })
+    .into_response())
 }

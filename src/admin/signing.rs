@@ -17,8 +17,8 @@ use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 impl From<SigningError> for ApiError {
     fn from(e: SigningError) -> Self {
@@ -48,6 +48,8 @@ async fn require_member(gw: &Gateway, a: &Admin, org: &str) -> ApiResult<()> {
     Ok(())
 }
 
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/signing-keys", tag = "signing", params(("org" = String, Path)),
+    responses((status = 200, description = "the organisation's keys (members)", body = KeyList)))]
 pub(super) async fn list(
     State(gw): State<Gateway>,
     Extension(keys): Extension<SigningKeys>,
@@ -55,13 +57,23 @@ pub(super) async fn list(
     Path(org): Path<String>,
 ) -> ApiResult {
     require_member(&gw, &a, &org).await?;
-    Ok(Json(json!({ "signing_keys": keys.list(&org).await? })).into_response())
+    Ok(Json(KeyList {
+        signing_keys: keys.list(&org).await?,
+    })
+    .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, ToSchema)]
+pub(super) struct KeyList {
+    signing_keys: Vec<crate::signing::SigningKey>,
+}
+
+/// Generate a key (`type`, `identity`) or import one (`key`, `passphrase`).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewKey {
     name: String,
+    /// `gpg` (the default) or `sigstore`.
     #[serde(rename = "type", default)]
     kind: Option<String>,
     #[serde(default)]
@@ -74,6 +86,8 @@ pub(super) struct NewKey {
     passphrase: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/signing-keys", tag = "signing", params(("org" = String, Path)), request_body = NewKey,
+    responses((status = 201, description = "generated or imported", body = crate::signing::SigningKey)))]
 pub(super) async fn create(
     State(gw): State<Gateway>,
     Extension(keys): Extension<SigningKeys>,
@@ -123,11 +137,18 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(key)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct Format {
+    /// `json` (the default), or the public key file: `armored` (GPG) or `pem` (sigstore).
     format: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/signing-keys/{name}", tag = "signing", params(("org" = String, Path), ("name" = String, Path), Format),
+    responses((status = 200, description = "the key, or its public key file", content(
+        (crate::signing::SigningKey = "application/json"),
+        (String = "application/pgp-keys"),
+        (String = "application/x-pem-file")))))]
 pub(super) async fn show(
     State(gw): State<Gateway>,
     Extension(keys): Extension<SigningKeys>,
@@ -159,6 +180,8 @@ pub(super) async fn show(
     Ok(Json(key).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/signing-keys/{name}", tag = "signing", params(("org" = String, Path), ("name" = String, Path)),
+    responses((status = 204, description = "deleted; products requiring it no longer can be pulled until changed")))]
 pub(super) async fn delete(
     State(gw): State<Gateway>,
     Extension(keys): Extension<SigningKeys>,

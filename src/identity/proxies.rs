@@ -12,7 +12,7 @@ use sqlx::Row;
 /// The username prefix of smart-proxy credentials ('/' is in no user or pull-secret name).
 pub const PROXY_USER_PREFIX: &str = "smart-proxy/";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SmartProxy {
     #[serde(skip)]
     pub id: i64,

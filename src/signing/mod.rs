@@ -66,7 +66,7 @@ fn pgp_err(e: impl std::fmt::Display) -> SigningError {
 }
 
 /// A signing key as the API shows it: never its private part.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SigningKey {
     pub org: String,
     pub name: String,

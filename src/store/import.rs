@@ -43,9 +43,10 @@ struct Contents {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     pub version: Option<i64>,
+    #[schema(value_type = String)]
     pub format: &'static str,
     pub tags: Vec<String>,
     pub manifests: usize,

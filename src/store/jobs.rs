@@ -21,18 +21,29 @@ const MAX_ATTEMPTS: i64 = 10;
 /// How often the background loop looks for runnable jobs when nothing wakes it.
 const POLL: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct JobInfo {
     pub id: i64,
     pub kind: String,
+    #[schema(value_type = Object)]
     pub payload: serde_json::Value,
     pub state: String,
     pub attempts: i64,
     pub last_error: Option<String>,
     /// What a long job (a sync) reports while it runs: counts done and total.
+    #[schema(value_type = Option<Object>)]
     pub progress: Option<serde_json::Value>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// "The content of a normal repository changed": what edges follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ContentEvent {
+    pub id: i64,
+    pub repository: String,
+    pub version: i64,
+    pub created_at: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -188,7 +199,7 @@ impl Registry {
     }
 
     /// "Content changed" events after `after` (for edge syncs), oldest first.
-    pub async fn content_events(&self, after: i64, limit: u32) -> Result<Vec<serde_json::Value>, MetaError> {
+    pub async fn content_events(&self, after: i64, limit: u32) -> Result<Vec<ContentEvent>, MetaError> {
         let rows = sqlx::query(
             "SELECT id, repository, version, created_at FROM content_events WHERE id > $1 ORDER BY id LIMIT $2",
         )
@@ -198,13 +209,11 @@ impl Registry {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| {
-                serde_json::json!({
-                    "id": r.get::<i64, _>(0),
-                    "repository": r.get::<String, _>(1),
-                    "version": r.get::<i64, _>(2),
-                    "created_at": r.get::<i64, _>(3),
-                })
+            .map(|r| ContentEvent {
+                id: r.get(0),
+                repository: r.get(1),
+                version: r.get(2),
+                created_at: r.get(3),
             })
             .collect())
     }

@@ -10,7 +10,7 @@ use sqlx::Row;
 /// The largest README kept.
 pub const MAX_README_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Readme {
     pub content: String,
     pub updated_by: String,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncPolicy {
     /// Blobs are fetched during the sync.
@@ -36,7 +36,7 @@ impl SyncPolicy {
 }
 
 /// A remote as the API shows it: no password, only whether there is one.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Remote {
     #[serde(skip)]
     pub id: i64,
@@ -75,7 +75,7 @@ impl Remote {
 
 /// The settable fields of a remote (creation: all but the optional ones required).
 /// Not `Debug`: it holds the password.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteFields {
     pub name: Option<String>,
@@ -88,13 +88,19 @@ pub struct RemoteFields {
     pub signed_only: Option<bool>,
     /// `Some(None)` (JSON null) clears it.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
     pub sigstore: Option<Option<String>>,
     /// `Some(None)` (JSON null) clears it.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
     pub username: Option<Option<String>>,
+    /// Write-only: never shown again.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, write_only)]
     pub password: Option<Option<String>>,
+    /// PEM certificates to trust for the upstream's TLS.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
     pub ca_certificate: Option<Option<String>>,
 }
 

@@ -4,7 +4,7 @@
 use super::*;
 
 /// A public name and where its pulls are served from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Distribution {
     pub name: String,
     /// The normal repository it distributes.

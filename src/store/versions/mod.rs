@@ -40,7 +40,7 @@ pub const KIND_PUSH: &str = "push";
 pub const KIND_NORMAL: &str = "normal";
 
 /// Counts per content kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Counts {
     pub tags: i64,
     pub manifests: i64,
@@ -50,14 +50,36 @@ pub struct Counts {
     pub signatures: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Summary {
     pub added: Counts,
     pub removed: Counts,
     pub present: Counts,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What one version added and removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct VersionDiff {
+    pub added: Vec<DiffItem>,
+    pub removed: Vec<DiffItem>,
+}
+
+/// A tag, manifest, blob or signature a version added or removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DiffItem {
+    /// `tag`, `manifest`, `blob` or `signature`.
+    pub kind: String,
+    /// A tag's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The tag's manifest, the manifest, the blob, or the signature's own digest.
+    pub digest: String,
+    /// The manifest a signature signs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VersionInfo {
     pub number: i64,
     pub created_at: i64,
@@ -597,9 +619,8 @@ impl Registry {
         Ok(row.is_some())
     }
 
-    /// What version `number` added and removed: `{"added": [...], "removed": [...]}` of
-    /// `{"kind", "name"?, "digest"}` (tags have a name).
-    pub async fn version_diff(&self, normal: &str, number: i64) -> Result<serde_json::Value> {
+    /// What version `number` added and removed.
+    pub async fn version_diff(&self, normal: &str, number: i64) -> Result<VersionDiff> {
         let rows = sqlx::query(
             "SELECT vc.kind, vc.key, vc.digest, CASE WHEN vc.added_in = $2 THEN 1 ELSE 0 END FROM version_content vc \
              JOIN repositories r ON r.id = vc.repository_id \
@@ -613,11 +634,26 @@ impl Registry {
         for r in rows {
             let kind: String = r.get(0);
             let item = if kind == "tag" {
-                json!({ "kind": kind, "name": r.get::<String, _>(1), "digest": r.get::<String, _>(2) })
+                DiffItem {
+                    name: Some(r.get(1)),
+                    digest: r.get(2),
+                    manifest: None,
+                    kind,
+                }
             } else if kind == "signature" {
-                json!({ "kind": kind, "digest": r.get::<String, _>(1), "manifest": r.get::<String, _>(2) })
+                DiffItem {
+                    name: None,
+                    digest: r.get(1),
+                    manifest: Some(r.get(2)),
+                    kind,
+                }
             } else {
-                json!({ "kind": kind, "digest": r.get::<String, _>(2) })
+                DiffItem {
+                    name: None,
+                    digest: r.get(2),
+                    manifest: None,
+                    kind,
+                }
             };
             if r.get::<i64, _>(3) != 0 {
                 added.push(item);
@@ -625,7 +661,7 @@ impl Registry {
                 removed.push(item);
             }
         }
-        Ok(json!({ "added": added, "removed": removed }))
+        Ok(VersionDiff { added, removed })
     }
 
     /// Make a new version whose content equals version `number`'s. Only for normal
