@@ -339,6 +339,103 @@ async fn oversized_manifest_is_413() {
     assert_eq!(error_code(r).await, "SIZE_INVALID");
 }
 
+/// A client still writing an oversized manifest (no `Expect: 100-continue`) reads the
+/// 413 with the OCI error, not a broken pipe; one that waits for `100 Continue` gets the
+/// 413 before sending anything.
+#[tokio::test]
+async fn oversized_manifest_body_is_read_before_the_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = TestServer::start().await;
+    let body = vec![b' '; 6 * 1024 * 1024];
+    for chunked in [false, true] {
+        let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+        let framing = if chunked {
+            "Transfer-Encoding: chunked".to_owned()
+        } else {
+            format!("Content-Length: {}", body.len())
+        };
+        let head = format!(
+            "PUT /v2/a/manifests/big HTTP/1.1\r\nHost: test\r\nContent-Type: {OCI_MANIFEST}\r\n{framing}\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        // The whole body goes out: more than the socket buffers hold, so a server that
+        // closed early would make these writes fail.
+        if chunked {
+            for part in body.chunks(256 * 1024) {
+                s.write_all(format!("{:x}\r\n", part.len()).as_bytes()).await.unwrap();
+                s.write_all(part).await.unwrap();
+                s.write_all(b"\r\n").await.unwrap();
+            }
+            s.write_all(b"0\r\n\r\n").await.unwrap();
+        } else {
+            s.write_all(&body)
+                .await
+                .expect("the server reads the body before answering");
+        }
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).await.unwrap();
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 413"), "chunked={chunked}: {text}");
+        assert!(text.contains("\"SIZE_INVALID\""), "{text}");
+    }
+    // Expect: 100-continue: answered at once, the body never sent.
+    let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let head = format!(
+        "PUT /v2/a/manifests/big HTTP/1.1\r\nHost: test\r\nContent-Type: {OCI_MANIFEST}\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(!text.contains("100 Continue"), "{text}");
+    assert!(
+        srv.registry
+            .tags(&"a".parse().unwrap(), None, None)
+            .await
+            .unwrap_or_default()
+            .is_empty(),
+        "nothing was stored"
+    );
+}
+
+/// The PUT that closes an upload may carry a last chunk; its `Content-Range` must
+/// continue where the upload stands, as for PATCH (416 otherwise, and nothing changes).
+#[tokio::test]
+async fn closing_put_with_a_range_that_does_not_continue_is_416() {
+    let srv = TestServer::start().await;
+    let c = http();
+    let data = random_bytes(3000, 4);
+    let d = digest(&data);
+    let loc = open_session(&c, &srv, "a").await;
+    let r = patch_chunk(&c, &srv.url(&loc), Some("0-999"), &data[..1000]).await;
+    assert_eq!(r.status(), 202);
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let put = |range: &'static str, part: Vec<u8>| {
+        c.put(srv.url(&format!("{loc}{sep}digest={d}")))
+            .header("content-range", range)
+            .header("content-type", "application/octet-stream")
+            .body(part)
+            .send()
+    };
+    let r = put("1500-2999", data[1500..].to_vec()).await.unwrap();
+    assert_eq!(r.status(), 416);
+    assert_eq!(r.headers()["range"], "0-999");
+    assert_eq!(error_code(r).await, "RANGE_INVALID");
+    let r = c.get(srv.url(&loc)).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.headers()["range"].to_str().unwrap()),
+        (204, "0-999")
+    );
+    let r = put("1000-2999", data[1000..].to_vec()).await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        get_bytes(&c, &srv.url(&format!("/v2/a/blobs/{d}"))).await.as_ref(),
+        &data[..]
+    );
+}
+
 #[tokio::test]
 async fn chunk_length_must_match_content_range_and_range_must_parse() {
     let srv = TestServer::start().await;

@@ -150,7 +150,8 @@ impl axum::extract::FromRequestParts<Gateway> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, gw: &Gateway) -> ApiResult<Self> {
-        let value = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let value = crate::identity::credentials::authorization(&parts.headers)
+            .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
         match gw.principal_from_header(value).await {
             Ok(Some((actor, principal))) => Ok(Self {
                 actor,

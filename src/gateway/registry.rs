@@ -383,10 +383,9 @@ fn take_param(query: &mut Vec<(String, String)>, key: &str) -> Option<String> {
 /// Verify the request's bearer token. `upload`: (public name, session id) of an upload
 /// session this request continues; its grant lets an expired token through.
 async fn authenticate(gw: &Gateway, parts: &request::Parts, upload: Option<(&str, &str)>) -> Result<Caller> {
-    let bearer = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    let invalid = || gw.challenge(&parts.headers, None, Some(ChallengeError::InvalidToken));
+    let bearer = crate::identity::credentials::authorization(&parts.headers)
+        .map_err(|_| invalid())?
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim().to_owned());
@@ -396,7 +395,6 @@ async fn authenticate(gw: &Gateway, parts: &request::Parts, upload: Option<(&str
             claims: None,
         });
     };
-    let invalid = || gw.challenge(&parts.headers, None, Some(ChallengeError::InvalidToken));
     let claims = match gw.verify_access_fresh(&token).await {
         Ok(c) => c,
         Err(super::token::TokenError::Invalid(e))

@@ -69,10 +69,11 @@ async fn get_token_for(gw: &Gateway, ext: &axum::http::Extensions, uri: &Uri, he
     let query = pairs(uri.query().unwrap_or_default().as_bytes());
     check_service(&gw, first(&query, "service"))?;
     let scopes = parse_scopes(query.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()))?;
-    let account = match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    let authorization = crate::identity::credentials::authorization(headers).map_err(malformed_credentials)?;
+    let account = match authorization {
         None => None,
         Some(h) => {
-            let creds = parse_basic(h).map_err(|_| bad_credentials())?;
+            let creds = parse_basic(h).map_err(malformed_credentials)?;
             match creds {
                 None => None,
                 Some(c) => Some(login(&gw, &c.username, &c.password, remote(ext)).await?),
@@ -166,6 +167,12 @@ fn check_service(gw: &Gateway, service: Option<&str>) -> Result<()> {
         )),
         _ => Ok(()),
     }
+}
+
+/// Credentials that cannot be read are a bad request (OAuth2's `invalid_request`), not
+/// a failed login: nothing was checked.
+fn malformed_credentials(e: crate::identity::credentials::CredentialError) -> Error {
+    Error::new(ErrorCode::InvalidRequest, e.to_string())
 }
 
 fn bad_credentials() -> Error {

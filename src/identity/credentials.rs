@@ -50,8 +50,27 @@ pub struct BasicCredentials {
 pub enum CredentialError {
     #[error("malformed Authorization header: expected Basic base64(user:password)")]
     MalformedBasic,
+    #[error("malformed Authorization header: only visible ASCII is allowed")]
+    MalformedHeader,
     #[error("password hashing failed: {0}")]
     Hash(String),
+}
+
+/// The `Authorization` header as text. Bytes outside visible ASCII make it malformed,
+/// never absent: a garbled credential must not pass for no credential.
+pub fn authorization(headers: &axum::http::HeaderMap) -> Result<Option<&str>, CredentialError> {
+    match headers.get(axum::http::header::AUTHORIZATION) {
+        None => Ok(None),
+        Some(v) => v.to_str().map(Some).map_err(|_| CredentialError::MalformedHeader),
+    }
+}
+
+/// The `Authorization` value `parse_basic` reads back as `username`, `password`.
+pub fn basic_header(username: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+    )
 }
 
 /// Parse an `Authorization` header value. `Ok(None)`: not Basic at all, or the empty

@@ -5,6 +5,7 @@
 pub mod digest;
 pub mod media;
 pub mod name;
+pub mod range;
 pub mod route;
 
 pub use digest::{Digest, DigestAlgorithm, Hasher};

@@ -114,7 +114,8 @@ async fn readyz(State(ops): State<Ops>) -> Response {
 }
 
 async fn metrics_with_credentials(State(ops): State<Ops>, headers: HeaderMap) -> Response {
-    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    // A garbled header is no credential here: the scrape is refused either way.
+    let value = crate::identity::credentials::authorization(&headers).unwrap_or(None);
     let by_token = match (&ops.scrape_token, value.and_then(|v| v.strip_prefix("Bearer "))) {
         // Comparing digests leaks nothing useful through timing about the token itself.
         (Some(expected), Some(presented)) => *expected == sha256(presented),

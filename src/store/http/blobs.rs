@@ -60,58 +60,10 @@ pub(super) async fn delete(reg: &Registry, repo: &RepoName, digest: &str) -> Res
     ))
 }
 
-/// A single `bytes=` range against a blob of `size` bytes. Several ranges are answered
-/// with the whole blob (allowed by RFC 9110); an unsatisfiable range is a 416.
+/// The blob's part a `Range` header asks for; an unsatisfiable range is a 416.
 fn parse_range(header: &str, size: u64) -> Result<Option<Range<u64>>> {
-    let unsatisfiable = || {
-        Error::new(
-            ErrorCode::RangeInvalid,
-            format!("range {header:?} is not satisfiable for {size} bytes"),
-        )
-        .with_header(axum::http::header::CONTENT_RANGE, &format!("bytes */{size}"))
-    };
-    let Some(spec) = header.trim().strip_prefix("bytes=") else {
-        return Ok(None);
-    };
-    if spec.contains(',') {
-        return Ok(None);
-    }
-    let (start, end) = spec.split_once('-').ok_or_else(unsatisfiable)?;
-    let (start, end) = (start.trim(), end.trim());
-    let range = if start.is_empty() {
-        let suffix: u64 = end.parse().map_err(|_| unsatisfiable())?;
-        if suffix == 0 {
-            return Err(unsatisfiable());
-        }
-        size.saturating_sub(suffix)..size
-    } else {
-        let s: u64 = start.parse().map_err(|_| unsatisfiable())?;
-        let e: u64 = if end.is_empty() {
-            size.saturating_sub(1)
-        } else {
-            end.parse().map_err(|_| unsatisfiable())?
-        };
-        if s >= size || e < s {
-            return Err(unsatisfiable());
-        }
-        s..e.min(size - 1) + 1
-    };
-    Ok(Some(range))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_range;
-
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range("bytes=0-9", 100).unwrap(), Some(0..10));
-        assert_eq!(parse_range("bytes=90-", 100).unwrap(), Some(90..100));
-        assert_eq!(parse_range("bytes=-10", 100).unwrap(), Some(90..100));
-        assert_eq!(parse_range("bytes=50-500", 100).unwrap(), Some(50..100));
-        assert_eq!(parse_range("bytes=0-1,5-6", 100).unwrap(), None);
-        assert!(parse_range("bytes=100-", 100).is_err());
-        assert!(parse_range("bytes=9-3", 100).is_err());
-        assert!(parse_range("bytes=x-3", 100).is_err());
-    }
+    crate::oci::range::byte_range(header, size).map_err(|e| {
+        Error::new(ErrorCode::RangeInvalid, e.to_string())
+            .with_header(axum::http::header::CONTENT_RANGE, &format!("bytes */{size}"))
+    })
 }

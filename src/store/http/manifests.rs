@@ -95,6 +95,39 @@ async fn negotiate_index(
     reg.get_manifest(repo, &Reference::Digest(digest)).await
 }
 
+/// A manifest body over the limit is still read (and thrown away) up to this much more,
+/// so that a client that does not wait for `100 Continue` reads the 413 instead of a
+/// broken pipe; past it, the connection is closed.
+const DRAIN_LIMIT: u64 = 32 * 1024 * 1024;
+
+async fn drain(mut stream: axum::body::BodyDataStream) {
+    use futures_util::StreamExt;
+    let mut seen = 0u64;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len() as u64;
+        if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+}
+
+/// The whole body, or `None` when it is over the manifest limit (the rest drained).
+async fn read_capped(body: Body) -> Result<Option<bytes::Bytes>> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| Error::new(ErrorCode::ManifestInvalid, format!("manifest body interrupted: {e}")))?;
+        if buf.len() + chunk.len() > MAX_MANIFEST_BYTES {
+            drain(stream).await;
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Some(buf.freeze()))
+}
+
 /// Response header naming the repository version a push created.
 pub const VERSION_HEADER: &str = "gatehouse-repository-version";
 
@@ -106,11 +139,16 @@ pub(super) async fn put(reg: &Registry, repo: &RepoName, reference: &str, req: &
             format!("manifests are limited to {MAX_MANIFEST_BYTES} bytes"),
         )
     };
-    if req
-        .header("content-length")
-        .and_then(|l| l.parse::<usize>().ok())
-        .is_some_and(|l| l > MAX_MANIFEST_BYTES)
-    {
+    let declared = req.header("content-length").and_then(|l| l.parse::<u64>().ok());
+    if declared.is_some_and(|l| l > MAX_MANIFEST_BYTES as u64) {
+        // A client waiting for `100 Continue` is answered before it sends anything; one
+        // already sending gets the 413 after its body rather than a broken pipe.
+        let waits = req
+            .header("expect")
+            .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
+        if !waits && declared.is_some_and(|l| l <= MAX_MANIFEST_BYTES as u64 + DRAIN_LIMIT) {
+            drain(body.into_data_stream()).await;
+        }
         return Err(too_large());
     }
     let extra_tags = req
@@ -119,9 +157,7 @@ pub(super) async fn put(reg: &Registry, repo: &RepoName, reference: &str, req: &
         .collect::<Result<Vec<_>, _>>()?;
     let tag_params = !extra_tags.is_empty();
     let content_type = req.header("content-type").map(str::to_owned);
-    let body = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
-        .await
-        .map_err(|_| too_large())?;
+    let body = read_capped(body).await?.ok_or_else(too_large)?;
     let sign = req.header(SignOnPush::HEADER).and_then(SignOnPush::from_header);
     let pushed = reg
         .put_manifest_signed(repo, &reference, content_type.as_deref(), &body, extra_tags, sign)

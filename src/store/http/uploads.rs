@@ -81,7 +81,17 @@ pub(super) async fn put(reg: &Registry, repo: &RepoName, id: &str, req: &Req, bo
         })?
         .parse()?;
     let has_body = req.header("content-length") != Some("0");
-    let body = has_body.then(|| Req::body_stream(body));
+    // A last chunk sent with the PUT is checked like a PATCH's: it must continue where
+    // the upload stands (416 otherwise), and its length must be the one announced.
+    let range = req.header("content-range").map(parse_content_range).transpose()?;
+    let body = match (has_body, range) {
+        (true, Some(range)) => {
+            reg.upload_chunk(repo, id, Some(range), Req::body_stream(body)).await?;
+            None
+        }
+        (true, None) => Some(Req::body_stream(body)),
+        (false, _) => None,
+    };
     reg.complete_upload(repo, id, &digest, body).await?;
     Ok(created(repo, &digest))
 }
@@ -95,33 +105,6 @@ pub(super) async fn cancel(reg: &Registry, repo: &RepoName, id: &str) -> Result<
     ))
 }
 
-/// `Content-Range` of a chunk: `<start>-<end>` as the OCI spec writes it, also accepting
-/// the RFC 9110 form `bytes <start>-<end>[/<total>]` that some clients send.
 fn parse_content_range(v: &str) -> Result<(u64, u64)> {
-    let bad = || {
-        Error::new(
-            ErrorCode::BlobUploadInvalid,
-            format!("malformed Content-Range {v:?}; expected <start>-<end>"),
-        )
-    };
-    let v = v.trim();
-    let v = v.strip_prefix("bytes").map(str::trim_start).unwrap_or(v);
-    let v = v.split('/').next().unwrap_or(v);
-    let (s, e) = v.split_once('-').ok_or_else(bad)?;
-    Ok((
-        s.trim().parse().map_err(|_| bad())?,
-        e.trim().parse().map_err(|_| bad())?,
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_content_range;
-
-    #[test]
-    fn content_ranges() {
-        assert_eq!(parse_content_range("0-99").unwrap(), (0, 99));
-        assert_eq!(parse_content_range("bytes 100-199/*").unwrap(), (100, 199));
-        assert!(parse_content_range("abc").is_err());
-    }
+    crate::oci::range::content_range(v).map_err(|e| Error::new(ErrorCode::BlobUploadInvalid, e.to_string()))
 }
