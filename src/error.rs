@@ -37,6 +37,8 @@ pub enum ErrorCode {
     InvalidRequest,
     /// The backend registry or the metadata database cannot be reached (503).
     Unavailable,
+    /// The disk (or quota) holding blobs, uploads or the database is full (507).
+    StorageFull,
     Internal,
 }
 
@@ -114,6 +116,11 @@ impl ErrorCode {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the backend registry is unavailable",
             ),
+            StorageFull => (
+                "STORAGE_FULL",
+                StatusCode::INSUFFICIENT_STORAGE,
+                "the registry's storage is full: nothing of this request was kept; retry once space is freed",
+            ),
             Internal => (
                 "INTERNAL_ERROR",
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -171,11 +178,40 @@ impl Error {
         self
     }
 
-    /// An unexpected failure: logged here with its cause chain, sent as a bare 500.
+    /// An unexpected failure: logged here with its cause chain, sent as a bare 500; a
+    /// full disk is said as such (507), for clients and for the operator's logs.
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        if storage_full(cause) {
+            tracing::warn!(error = %chain(cause), "storage full: a write was refused");
+            return Self::code(ErrorCode::StorageFull);
+        }
         tracing::error!(error = %chain(cause), "internal error");
         Self::code(ErrorCode::Internal)
     }
+}
+
+/// Whether `e` or one of its causes is a full disk or quota: the OS's ENOSPC/EDQUOT,
+/// SQLite's SQLITE_FULL, PostgreSQL's disk_full (53100).
+pub fn storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && (matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) || matches!(io.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)))
+        {
+            return true;
+        }
+        if let Some(sqlx::Error::Database(db)) = err.downcast_ref::<sqlx::Error>() {
+            // SQLite reports its primary result code 13; PostgreSQL its SQLSTATE.
+            if matches!(db.code().as_deref(), Some("13" | "53100")) {
+                return true;
+            }
+        }
+        next = err.source();
+    }
+    false
 }
 
 /// An error with its causes, `outer: inner: …` (many errors' Display hides the cause,

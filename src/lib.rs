@@ -31,6 +31,8 @@ pub mod console;
 pub mod db;
 pub mod error;
 pub mod fault;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod identity;
 pub mod metrics;

@@ -124,6 +124,7 @@ impl From<crate::error::Error> for ApiError {
             StatusCode::BAD_REQUEST => "invalid_request",
             StatusCode::CONFLICT => "conflict",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            StatusCode::INSUFFICIENT_STORAGE => "storage_full",
             s if s.is_server_error() => return Self::internal(&e),
             _ => "error",
         };
