@@ -70,6 +70,9 @@ pub struct Config {
     /// How often the server runs garbage collection itself (as `gatehouse gc`), e.g.
     /// `24h`; `0` (the default) leaves it to `gatehouse gc` from cron.
     pub gc_interval: String,
+    /// Open client connections served at once; past it a new connection is answered
+    /// 503 with `Retry-After` and closed. Idle connections close after 30 s.
+    pub max_connections: usize,
     /// Directory of the development CA and server certificate, created on first start
     /// when `tls_cert`/`tls_key` are not given.
     pub tls_dir: PathBuf,
@@ -148,6 +151,7 @@ pub const SETTINGS: &[&str] = &[
     "gc_grace",
     "upload_purge_interval",
     "gc_interval",
+    "max_connections",
     "tls_dir",
     "tls_cert",
     "tls_key",
@@ -191,6 +195,7 @@ impl Default for Config {
             gc_grace: "24h".to_owned(),
             upload_purge_interval: "1h".to_owned(),
             gc_interval: "0".to_owned(),
+            max_connections: 8192,
             tls_dir: PathBuf::from("certs"),
             tls_cert: None,
             tls_key: None,
@@ -328,6 +333,9 @@ impl Config {
                 "blob_redirect",
                 "needs object storage (blobs = \"s3://…\"): files have no URL to redirect to".into(),
             ));
+        }
+        if self.max_connections < 16 {
+            return Err(ConfigError::Invalid("max_connections", "must be at least 16".into()));
         }
         if self.database_max_connections < 2 {
             return Err(ConfigError::Invalid(

@@ -207,6 +207,7 @@ async fn run_server(
             app.initial_admin_password_file.display()
         );
     }
+    raise_open_file_limit();
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
@@ -240,17 +241,33 @@ async fn run_server(
         policies = policies.join(","),
         "gatehouse serving"
     );
-    server::serve(
-        listener,
-        app.router,
-        tls,
-        server::ConnLimits::default(),
-        server::shutdown_signal(),
-    )
-    .await?;
+    let limits = server::ConnLimits {
+        max_connections: cfg.max_connections,
+        ..server::ConnLimits::default()
+    };
+    server::serve(listener, app.router, tls, limits, server::shutdown_signal()).await?;
     app.gateway.audit().flush().await;
     app.db.close().await;
     Ok(())
+}
+
+/// Every connection, blob read and upload holds a file descriptor: take the hard limit
+/// the system allows (as Go's runtime does), so that `max_connections` bounds
+/// connections rather than a default soft limit of 1024.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::warn!("could not raise the open file limit");
+            }
+        }
+    }
 }
 
 /// `gatehouse store`: the bare store over plain HTTP.
@@ -271,7 +288,10 @@ async fn serve_store(args: StoreArgs) -> Result<(), AnyError> {
         listener,
         server::store_app(registry.clone()),
         None,
-        server::ConnLimits::default(),
+        server::ConnLimits {
+            max_connections: cfg.max_connections,
+            ..server::ConnLimits::default()
+        },
         server::shutdown_signal(),
     )
     .await?;

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -152,9 +152,13 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct ConnLimits {
     /// A client that connects and never completes the TLS handshake is cut off.
     pub handshake_timeout: Duration,
-    /// A client that never finishes sending a request head is cut off (slowloris).
+    /// A client that never finishes sending a request head is cut off (slowloris), and
+    /// so is an idle keep-alive connection that sends no new request for this long.
     /// Bodies are not limited: a slow push of a large layer is legitimate.
     pub header_read_timeout: Duration,
+    /// Connections served at once; one more is answered 503 with `Retry-After` and
+    /// closed, so that memory and file descriptors stay bounded.
+    pub max_connections: usize,
 }
 
 impl Default for ConnLimits {
@@ -162,8 +166,30 @@ impl Default for ConnLimits {
         Self {
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(30),
+            max_connections: 8192,
         }
     }
+}
+
+/// What a connection past `max_connections` is told before it is closed.
+async fn over_capacity(
+    _req: axum::http::Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let mut resp = crate::error::Error::new(
+        crate::error::ErrorCode::Unavailable,
+        "the server has as many connections open as it serves (max_connections); retry shortly",
+    )
+    .into_response();
+    let headers = resp.headers_mut();
+    headers.insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    headers.insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    Ok(resp)
 }
 
 /// Serve `app` on `listener` (over TLS when `tls` is given, else plain HTTP) until
@@ -177,6 +203,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -202,12 +229,16 @@ pub async fn serve(
             },
         ));
         let watcher = graceful.watcher();
+        let permit = permits.clone().try_acquire_owned().ok();
+        if permit.is_none() {
+            tracing::warn!(%peer, max_connections = limits.max_connections, "too many connections: answering 503");
+        }
         tokio::spawn(async move {
             let Some(acceptor) = acceptor else {
-                return serve_connection(tcp, service, limits, watcher, peer).await;
+                return serve_admitted(tcp, service, permit, limits, watcher, peer).await;
             };
             match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => serve_connection(stream, service, limits, watcher, peer).await,
+                Ok(Ok(stream)) => serve_admitted(stream, service, permit, limits, watcher, peer).await,
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
@@ -218,6 +249,26 @@ pub async fn serve(
         tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
     }
     Ok(())
+}
+
+/// The connection served when it holds a permit, else told to come back (503).
+async fn serve_admitted<I, S>(
+    io: I,
+    service: S,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    limits: ConnLimits,
+    watcher: hyper_util::server::graceful::Watcher,
+    peer: std::net::SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = axum::body::Body> + Send,
+    S::Future: Send,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match permit {
+        Some(_held_until_the_connection_ends) => serve_connection(io, service, limits, watcher, peer).await,
+        None => serve_connection(io, hyper::service::service_fn(over_capacity), limits, watcher, peer).await,
+    }
 }
 
 /// HTTP/1.1 on one accepted (and, for TLS, handshaken) connection.

@@ -241,6 +241,14 @@ impl MetaStore {
         Ok(())
     }
 
+    /// Upload sessions open in `repo`.
+    pub async fn open_uploads(&self, repo: &str) -> MetaResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM uploads WHERE repository = $1")
+            .bind(repo)
+            .fetch_one(&self.db.read)
+            .await?)
+    }
+
     pub async fn upload(&self, id: &str) -> MetaResult<Option<UploadRow>> {
         // Read through the writer's snapshot-free path would serialise reads behind writes;
         // the read pool sees every committed size, which is all a session needs.

@@ -401,6 +401,16 @@ impl Registry {
     // === uploads ===
 
     pub async fn start_upload(&self, repo: &RepoName) -> Result<String> {
+        // Each session holds a row and a staging file until it ends or is purged.
+        if self.inner.meta.open_uploads(repo.as_str()).await? >= MAX_OPEN_UPLOADS {
+            return Err(Error::new(
+                ErrorCode::TooManyRequests,
+                format!(
+                    "{repo} has {MAX_OPEN_UPLOADS} upload sessions open: finish or cancel some (idle ones are discarded after gc_grace)"
+                ),
+            )
+            .with_header(axum::http::header::RETRY_AFTER, "60"));
+        }
         let id = uuid::Uuid::new_v4().to_string();
         self.inner.meta.create_upload(&id, repo.as_str()).await?;
         Ok(id)
@@ -734,6 +744,9 @@ impl Registry {
         Ok(self.inner.meta.referrers(repo.as_str(), &subject.to_string()).await?)
     }
 }
+
+/// Upload sessions open at once in one repository (a push opens one per layer).
+pub const MAX_OPEN_UPLOADS: i64 = 1000;
 
 fn blob_unknown(d: &Digest) -> Error {
     Error::code(ErrorCode::BlobUnknown).with_detail(json!({ "digest": d.to_string() }))

@@ -48,7 +48,7 @@ impl TestServer {
         Self::start_with_limits(true, limits).await
     }
 
-    async fn start_with_limits(tls: bool, limits: server::ConnLimits) -> Self {
+    pub async fn start_with_limits(tls: bool, limits: server::ConnLimits) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let registry = open_registry(dir.path()).await;
         let tls = tls.then(|| {

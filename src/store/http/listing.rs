@@ -11,12 +11,14 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-/// Page size used when a client asks for more than this.
+/// Names in one page of a listing, whatever the client asks: more come with a `Link`
+/// header to the next page (also when the client gave no `n`), so that a repository
+/// with a million tags never makes one unbounded answer.
 const MAX_PAGE: u32 = 10_000;
 
 fn page_size(req: &Req) -> Result<Option<u32>> {
     match req.query("n") {
-        None | Some("") => Ok(None),
+        None | Some("") => Ok(Some(MAX_PAGE)),
         Some(n) => n.parse::<u32>().map(|n| Some(n.min(MAX_PAGE))).map_err(|_| {
             Error::new(
                 ErrorCode::PaginationNumberInvalid,
