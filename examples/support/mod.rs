@@ -20,7 +20,12 @@ impl Drop for Proc {
 }
 
 pub fn spawn(bin: &str, args: &[&str]) -> Proc {
-    let mut child = Command::new(bin)
+    spawn_with(Command::new(bin), args)
+}
+
+/// `spawn` with a command prepared by the caller (extra environment).
+pub fn spawn_with(mut cmd: Command, args: &[&str]) -> Proc {
+    let mut child = cmd
         .args(args)
         .env("GATEHOUSE_ADMIN_PASSWORD", PASSWORD)
         .env(
