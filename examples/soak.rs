@@ -433,9 +433,8 @@ async fn main() {
                 n += 1;
                 let config = format!(r#"{{"architecture":"amd64","os":"linux","up":{n}}}"#).into_bytes();
                 let layer = bytes(128 * 1024, n + 50_000);
-                let d = push_blob(&s.c, &s.upstream, None, "library/base", config.clone()).await;
+                push_blob(&s.c, &s.upstream, None, "library/base", config.clone()).await;
                 let l = push_blob(&s.c, &s.upstream, None, "library/base", layer).await;
-                let _ = d;
                 put_manifest(
                     &s.c,
                     &s.upstream,
@@ -445,13 +444,9 @@ async fn main() {
                     &manifest(&config, &[(l, 128 * 1024)], "up"),
                 )
                 .await;
-                if let Some(v) = s
-                    .admin("POST", "/api/v1/orgs/acme/products/base/remotes/mirror/sync", None)
-                    .await
-                {
-                    if let Some(id) = v["job"].as_i64() {
-                        s.wait_job(id).await;
-                    }
+                let sync = "/api/v1/orgs/acme/products/base/remotes/mirror/sync";
+                if let Some(id) = s.admin("POST", sync, None).await.and_then(|v| v["job"].as_i64()) {
+                    s.wait_job(id).await;
                 }
                 tokio::time::sleep(Duration::from_secs(20)).await;
             }
