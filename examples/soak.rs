@@ -241,23 +241,14 @@ async fn main() {
     gatehouse::tls::install_crypto_provider();
     let c = reqwest::Client::new();
 
-    let main_proc = {
-        let dir = work.join("main");
-        let mut cmd = std::process::Command::new(bin);
-        cmd.env("GATEHOUSE_GC_INTERVAL", "2m").env("GATEHOUSE_GC_GRACE", "1m");
-        spawn_with(
-            cmd,
-            &[
-                "serve",
-                "--insecure-http",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                dir.to_str().expect("utf8"),
-            ],
-        )
-    };
-    let m = main_proc.1.clone();
+    let (main_proc, edge_proc) = main_with_edge(
+        &c,
+        bin,
+        work,
+        &[("GATEHOUSE_GC_INTERVAL", "2m"), ("GATEHOUSE_GC_GRACE", "1m")],
+    )
+    .await;
+    let (m, e) = (main_proc.1.clone(), edge_proc.1.clone());
     let upstream_proc = spawn(
         bin,
         &[
@@ -268,55 +259,11 @@ async fn main() {
             work.join("upstream").to_str().expect("utf8"),
         ],
     );
-    api(&c, "POST", &format!("{m}/api/v1/orgs"), Some(json!({"label": "acme"}))).await;
-    for p in ["web", "base"] {
-        api(
-            &c,
-            "POST",
-            &format!("{m}/api/v1/orgs/acme/products"),
-            Some(json!({"label": p})),
-        )
-        .await;
-    }
     api(
         &c,
         "POST",
         &format!("{m}/api/v1/users"),
         Some(json!({"username": "dev", "password": "soak-user-password"})),
-    )
-    .await;
-    let reg = api(
-        &c,
-        "POST",
-        &format!("{m}/api/v1/smart-proxies"),
-        Some(json!({"name": "edge1", "url": "http://127.0.0.1:1", "orgs": ["acme"]})),
-    )
-    .await;
-    let cred = work.join("edge1.cred");
-    std::fs::write(&cred, reg["credential"]["secret"].as_str().expect("secret")).expect("cred");
-    let edge_proc = spawn(
-        bin,
-        &[
-            "edge",
-            "--insecure-http",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &m,
-            "--name",
-            "edge1",
-            "--credential-file",
-            cred.to_str().expect("utf8"),
-            "--data-dir",
-            work.join("edge").to_str().expect("utf8"),
-        ],
-    );
-    let e = edge_proc.1.clone();
-    api(
-        &c,
-        "PATCH",
-        &format!("{m}/api/v1/smart-proxies/edge1"),
-        Some(json!({"url": e})),
     )
     .await;
     let up = upstream_proc.1.clone();

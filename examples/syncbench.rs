@@ -62,64 +62,8 @@ async fn main() {
     gatehouse::tls::install_crypto_provider();
     let c = reqwest::Client::new();
 
-    let main_dir = work.join("main");
-    let main = spawn(
-        bin,
-        &[
-            "serve",
-            "--insecure-http",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            main_dir.to_str().expect("utf8"),
-        ],
-    );
-    let m = main.1.clone();
-    api(&c, "POST", &format!("{m}/api/v1/orgs"), Some(json!({"label": "acme"}))).await;
-    for p in ["web", "base"] {
-        api(
-            &c,
-            "POST",
-            &format!("{m}/api/v1/orgs/acme/products"),
-            Some(json!({"label": p})),
-        )
-        .await;
-    }
-    let reg = api(
-        &c,
-        "POST",
-        &format!("{m}/api/v1/smart-proxies"),
-        Some(json!({"name": "edge1", "url": "http://127.0.0.1:1", "orgs": ["acme"]})),
-    )
-    .await;
-    let cred = work.join("edge1.cred");
-    std::fs::write(&cred, reg["credential"]["secret"].as_str().expect("secret")).expect("cred");
-    let edge_dir = work.join("edge");
-    let edge = spawn(
-        bin,
-        &[
-            "edge",
-            "--insecure-http",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &m,
-            "--name",
-            "edge1",
-            "--credential-file",
-            cred.to_str().expect("utf8"),
-            "--data-dir",
-            edge_dir.to_str().expect("utf8"),
-        ],
-    );
-    let e = edge.1.clone();
-    api(
-        &c,
-        "PATCH",
-        &format!("{m}/api/v1/smart-proxies/edge1"),
-        Some(json!({"url": e})),
-    )
-    .await;
+    let (main, edge) = main_with_edge(&c, bin, work, &[]).await;
+    let (m, e) = (main.1.clone(), edge.1.clone());
 
     // 1. push -> pullable at the edge.
     let push_token = token(&c, &m, "repository:acme/web/app:pull,push").await;

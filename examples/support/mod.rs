@@ -151,3 +151,75 @@ pub async fn put_manifest(c: &reqwest::Client, base: &str, token: Option<&str>, 
     let r = r.send().await.expect("manifest");
     assert_eq!(r.status(), 201, "manifest put");
 }
+
+/// A main server (`gatehouse serve`, plain HTTP, `main_env` added to its environment)
+/// with organisation `acme` (products `web` and `base`), and an edge site `edge1`
+/// mirroring `acme`, registered and started.
+pub async fn main_with_edge(
+    c: &reqwest::Client,
+    bin: &str,
+    work: &std::path::Path,
+    main_env: &[(&str, &str)],
+) -> (Proc, Proc) {
+    let mut cmd = Command::new(bin);
+    cmd.envs(main_env.iter().copied());
+    let dir = work.join("main");
+    let main = spawn_with(
+        cmd,
+        &[
+            "serve",
+            "--insecure-http",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.to_str().expect("utf8"),
+        ],
+    );
+    let m = main.1.clone();
+    api(c, "POST", &format!("{m}/api/v1/orgs"), Some(json!({"label": "acme"}))).await;
+    for p in ["web", "base"] {
+        api(
+            c,
+            "POST",
+            &format!("{m}/api/v1/orgs/acme/products"),
+            Some(json!({"label": p})),
+        )
+        .await;
+    }
+    let reg = api(
+        c,
+        "POST",
+        &format!("{m}/api/v1/smart-proxies"),
+        Some(json!({"name": "edge1", "url": "http://127.0.0.1:1", "orgs": ["acme"]})),
+    )
+    .await;
+    let cred = work.join("edge1.cred");
+    std::fs::write(&cred, reg["credential"]["secret"].as_str().expect("secret")).expect("cred");
+    let edge_dir = work.join("edge");
+    let edge = spawn(
+        bin,
+        &[
+            "edge",
+            "--insecure-http",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &m,
+            "--name",
+            "edge1",
+            "--credential-file",
+            cred.to_str().expect("utf8"),
+            "--data-dir",
+            edge_dir.to_str().expect("utf8"),
+        ],
+    );
+    let e = edge.1.clone();
+    api(
+        c,
+        "PATCH",
+        &format!("{m}/api/v1/smart-proxies/edge1"),
+        Some(json!({"url": e})),
+    )
+    .await;
+    (main, edge)
+}
