@@ -30,6 +30,7 @@ fn init_tracing(cfg: &Config) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    keep_large_allocations_out_of_the_heap();
     gatehouse::tls::install_crypto_provider();
     let cli = Cli::parse();
     if let Command::Admin(args) = cli.command {
@@ -249,6 +250,19 @@ async fn run_server(
     app.gateway.audit().flush().await;
     app.db.close().await;
     Ok(())
+}
+
+/// Each Argon2 check allocates 19 MiB. Once such a block is freed, glibc raises its mmap
+/// threshold above it, and the next ones come from per-thread heaps that keep them: under
+/// steady logins the server grew past 1.5 GiB in a minute of the soak run. A fixed
+/// threshold keeps large blocks mapped and returns them to the system when freed (the
+/// same run then stays under 80 MiB).
+fn keep_large_allocations_out_of_the_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's tuning; any value is valid for it.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
 }
 
 /// Every connection, blob read and upload holds a file descriptor: take the hard limit
