@@ -302,3 +302,24 @@ impl From<sqlx::Error> for Error {
         Self::internal(&e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("writing the blob")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn a_full_disk_is_told_apart_from_other_failures() {
+        let enospc = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert!(storage_full(&enospc));
+        assert!(storage_full(&Outer(std::io::Error::from_raw_os_error(libc::EDQUOT))));
+        assert!(storage_full(&std::io::Error::from(std::io::ErrorKind::StorageFull)));
+        assert!(!storage_full(&std::io::Error::from_raw_os_error(libc::EIO)));
+        let e = Error::from(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        assert_eq!((e.code.as_str(), e.code.status().as_u16()), ("STORAGE_FULL", 507));
+        assert_eq!(Error::from(std::io::Error::other("x")).code, ErrorCode::Internal);
+    }
+}
