@@ -150,6 +150,11 @@ impl Soak {
             .header("accept", "application/vnd.oci.image.manifest.v1+json")
             .send()
             .await;
+        // A tag removed while this pull was on its way is gone, rightly.
+        if r.as_ref().is_ok_and(|r| r.status() == 404) && !self.images.lock().await.contains_key(tag) {
+            self.tally.ok();
+            return false;
+        }
         let Some(r) = self.tally.check(r, &format!("pull {tag} at {base}")) else {
             return false;
         };
@@ -241,11 +246,12 @@ async fn main() {
     gatehouse::tls::install_crypto_provider();
     let c = reqwest::Client::new();
 
+    let gc_interval = std::env::var("SOAK_GC_INTERVAL").unwrap_or_else(|_| "2m".into());
     let (main_proc, edge_proc) = main_with_edge(
         &c,
         bin,
         work,
-        &[("GATEHOUSE_GC_INTERVAL", "2m"), ("GATEHOUSE_GC_GRACE", "1m")],
+        &[("GATEHOUSE_GC_INTERVAL", &gc_interval), ("GATEHOUSE_GC_GRACE", "1m")],
     )
     .await;
     let (m, e) = (main_proc.1.clone(), edge_proc.1.clone());

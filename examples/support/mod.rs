@@ -38,8 +38,16 @@ pub fn spawn_with(mut cmd: Command, args: &[&str]) -> Proc {
         .expect("start gatehouse");
     let out = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
+    // BENCH_SERVER_LOG=<file>: every server's log lines, appended there.
+    let mut log = std::env::var_os("BENCH_SERVER_LOG")
+        .and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
+    let pid = child.id();
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(f) = log.as_mut() {
+                use std::io::Write as _;
+                let _ = writeln!(f, "[{pid}] {line}");
+            }
             if let Some(rest) = line.split("listen=").nth(1) {
                 let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
             }

@@ -42,6 +42,8 @@ pub enum GcError {
 }
 
 const BATCH: i64 = 256;
+/// Candidates read at a time while marking.
+const CANDIDATES: i64 = 4096;
 
 /// Step 1 alone: discard upload sessions idle longer than `grace` and stray staging
 /// files. The server runs this periodically (`upload_purge_interval`), as Distribution
@@ -102,12 +104,54 @@ pub async fn collect(reg: &Registry, grace: Duration) -> Result<GcReport, GcErro
         ..GcReport::default()
     };
 
+    // Marking: candidates are found by reading, which takes no lock however large the
+    // tables; each is dropped or claimed in a short write transaction that checks its
+    // condition again, so pushes wait for one batch at most, never for a whole scan.
+    // The steps keep their order (links, manifests, signatures, blobs), each finished
+    // before the next looks.
+    loop {
+        let found = meta.unused_blob_links(cutoff_ms, CANDIDATES).await?;
+        if found.is_empty() {
+            break;
+        }
+        for chunk in found.chunks(BATCH as usize) {
+            let mut tx = meta.begin_write().await?;
+            for (repository_id, digest) in chunk {
+                report.blob_links_dropped +=
+                    u64::from(tx.drop_blob_link_if_unused(*repository_id, digest, cutoff_ms).await?);
+            }
+            tx.commit().await?;
+        }
+    }
+    loop {
+        let found = meta.unlinked_manifests(cutoff_ms, CANDIDATES).await?;
+        if found.is_empty() {
+            break;
+        }
+        for chunk in found.chunks(BATCH as usize) {
+            let mut tx = meta.begin_write().await?;
+            for digest in chunk {
+                report.manifests_dropped += u64::from(tx.drop_manifest_if_unlinked(digest, cutoff_ms).await?);
+            }
+            tx.commit().await?;
+        }
+    }
     let mut tx = meta.begin_write().await?;
-    report.blob_links_dropped = tx.drop_unused_blob_links(cutoff_ms).await?;
-    report.manifests_dropped = tx.drop_unlinked_manifests(cutoff_ms).await?;
     super::signatures::drop_unreferenced(&mut tx, cutoff_ms).await?;
-    tx.claim_unreferenced_blobs(cutoff_ms).await?;
     tx.commit().await?;
+    loop {
+        let found = meta.unreferenced_blobs(cutoff_ms, CANDIDATES).await?;
+        if found.is_empty() {
+            break;
+        }
+        for chunk in found.chunks(BATCH as usize) {
+            let mut tx = meta.begin_write().await?;
+            for digest in chunk {
+                tx.claim_blob_if_unreferenced(digest, cutoff_ms).await?;
+            }
+            tx.commit().await?;
+        }
+    }
 
     loop {
         let batch = meta.deleting_blobs(BATCH).await?;

@@ -111,6 +111,45 @@ impl MetaStore {
         self.db.close().await;
     }
 
+    // === garbage collection candidates (read without the write lock; each is checked
+    // again under it before anything changes) ===
+
+    /// Up to `limit` blob links that look unused (see `WriteTx::drop_blob_link_if_unused`).
+    pub async fn unused_blob_links(&self, cutoff_ms: i64, limit: i64) -> MetaResult<Vec<(i64, String)>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT repository_id, digest FROM repository_blobs WHERE {UNUSED_BLOB_LINK} LIMIT $2"
+        )))
+        .bind(cutoff_ms)
+        .bind(limit)
+        .fetch_all(&self.db.read)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Up to `limit` manifests that look unlinked.
+    pub async fn unlinked_manifests(&self, cutoff_ms: i64, limit: i64) -> MetaResult<Vec<String>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT digest FROM manifests WHERE {UNLINKED_MANIFEST} LIMIT $2"
+        )))
+        .bind(cutoff_ms)
+        .bind(limit)
+        .fetch_all(&self.db.read)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Up to `limit` live blobs that look unreferenced.
+    pub async fn unreferenced_blobs(&self, cutoff_ms: i64, limit: i64) -> MetaResult<Vec<String>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT digest FROM blobs WHERE {UNREFERENCED_BLOB} LIMIT $2"
+        )))
+        .bind(cutoff_ms)
+        .bind(limit)
+        .fetch_all(&self.db.read)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
     pub async fn repository_exists(&self, name: &str) -> MetaResult<bool> {
         let row = sqlx::query("SELECT 1 FROM repositories WHERE name = $1")
             .bind(name)
@@ -564,44 +603,49 @@ impl WriteTx {
 
     // === garbage collection (see store::gc for the protocol) ===
 
-    /// Drop blob links older than `cutoff_ms` that no manifest of the same repository uses.
-    pub async fn drop_unused_blob_links(&mut self, cutoff_ms: i64) -> MetaResult<u64> {
-        let r = sqlx::query(
-            "DELETE FROM repository_blobs WHERE linked_at < $1 AND NOT EXISTS ( \
-                SELECT 1 FROM repository_manifests rm JOIN manifest_blobs mb ON mb.manifest_digest = rm.digest \
-                WHERE rm.repository_id = repository_blobs.repository_id AND mb.blob_digest = repository_blobs.digest)",
-        )
+    /// Drop the blob link if it is older than `cutoff_ms` and no manifest of its
+    /// repository uses it (checked here, under the write lock).
+    pub async fn drop_blob_link_if_unused(
+        &mut self,
+        repository_id: i64,
+        digest: &str,
+        cutoff_ms: i64,
+    ) -> MetaResult<bool> {
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM repository_blobs WHERE repository_id = $2 AND digest = $3 AND {UNUSED_BLOB_LINK}"
+        )))
         .bind(cutoff_ms)
+        .bind(repository_id)
+        .bind(digest)
         .execute(&mut *self.tx)
         .await?;
-        Ok(r.rows_affected())
+        Ok(r.rows_affected() > 0)
     }
 
-    /// Drop manifests older than `cutoff_ms` that no repository links to.
-    pub async fn drop_unlinked_manifests(&mut self, cutoff_ms: i64) -> MetaResult<u64> {
-        let r = sqlx::query(
-            "DELETE FROM manifests WHERE created_at < $1 AND NOT EXISTS ( \
-                SELECT 1 FROM repository_manifests rm WHERE rm.digest = manifests.digest) \
-             AND NOT EXISTS (SELECT 1 FROM version_content vc WHERE vc.digest = manifests.digest)",
-        )
+    /// Drop the manifest if it is older than `cutoff_ms` and no repository or version
+    /// holds it.
+    pub async fn drop_manifest_if_unlinked(&mut self, digest: &str, cutoff_ms: i64) -> MetaResult<bool> {
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM manifests WHERE digest = $2 AND {UNLINKED_MANIFEST}"
+        )))
         .bind(cutoff_ms)
+        .bind(digest)
         .execute(&mut *self.tx)
         .await?;
-        Ok(r.rows_affected())
+        Ok(r.rows_affected() > 0)
     }
 
-    /// Claim for deletion every live blob older than `cutoff_ms` that nothing references.
-    pub async fn claim_unreferenced_blobs(&mut self, cutoff_ms: i64) -> MetaResult<u64> {
-        let r = sqlx::query(
-            "UPDATE blobs SET state = 'deleting' WHERE state = 'live' AND created_at < $1 \
-             AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = blobs.digest) \
-             AND NOT EXISTS (SELECT 1 FROM manifest_blobs mb WHERE mb.blob_digest = blobs.digest) \
-             AND NOT EXISTS (SELECT 1 FROM version_content vc WHERE vc.digest = blobs.digest)",
-        )
+    /// Claim the blob for deletion if it is live, older than `cutoff_ms` and nothing
+    /// references it.
+    pub async fn claim_blob_if_unreferenced(&mut self, digest: &str, cutoff_ms: i64) -> MetaResult<bool> {
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE blobs SET state = 'deleting' WHERE digest = $2 AND {UNREFERENCED_BLOB}"
+        )))
         .bind(cutoff_ms)
+        .bind(digest)
         .execute(&mut *self.tx)
         .await?;
-        Ok(r.rows_affected())
+        Ok(r.rows_affected() > 0)
     }
 
     /// Whether the blob row is still claimed for deletion (not revived by an upload).
@@ -629,6 +673,19 @@ impl WriteTx {
         Ok(())
     }
 }
+
+/// Garbage, as SQL conditions on their table's row (`$1`: the grace cutoff in ms). The
+/// same text selects candidates and re-checks each under the write lock.
+const UNUSED_BLOB_LINK: &str = "repository_blobs.linked_at < $1 AND NOT EXISTS ( \
+    SELECT 1 FROM repository_manifests rm JOIN manifest_blobs mb ON mb.manifest_digest = rm.digest \
+    WHERE rm.repository_id = repository_blobs.repository_id AND mb.blob_digest = repository_blobs.digest)";
+const UNLINKED_MANIFEST: &str = "manifests.created_at < $1 \
+    AND NOT EXISTS (SELECT 1 FROM repository_manifests rm WHERE rm.digest = manifests.digest) \
+    AND NOT EXISTS (SELECT 1 FROM version_content vc WHERE vc.digest = manifests.digest)";
+const UNREFERENCED_BLOB: &str = "blobs.state = 'live' AND blobs.created_at < $1 \
+    AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = blobs.digest) \
+    AND NOT EXISTS (SELECT 1 FROM manifest_blobs mb WHERE mb.blob_digest = blobs.digest) \
+    AND NOT EXISTS (SELECT 1 FROM version_content vc WHERE vc.digest = blobs.digest)";
 
 /// How the registry path reports it (the OCI error format).
 impl From<MetaError> for crate::error::Error {
