@@ -58,12 +58,7 @@ fn fill(fs: &Tmpfs, filler: &Path, leave: u64) {
 }
 
 async fn error_of(r: reqwest::Response) -> (StatusCode, String) {
-    let status = r.status();
-    let body: serde_json::Value = r.json().await.unwrap_or_default();
-    (
-        status,
-        body["errors"][0]["code"].as_str().unwrap_or_default().to_owned(),
-    )
+    (r.status(), common::error_code(r).await)
 }
 
 #[tokio::test(flavor = "multi_thread")]

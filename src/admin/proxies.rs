@@ -15,7 +15,7 @@ use crate::policy::Principal;
 use crate::sync::Syncer;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
@@ -253,9 +253,9 @@ pub(super) async fn edge_notified(
     let Some(me) = sync.edge_username() else {
         return Err(ApiError::not_found("this server is not an edge"));
     };
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    let token = crate::identity::credentials::authorization(&headers)
+        .ok()
+        .flatten()
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
     if !gw.verify_edge_notification(token, &me) {
