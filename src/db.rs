@@ -173,6 +173,9 @@ async fn sqlite_pool(path: &Path, read_only: bool, max: u32, pragmas: &'static s
     let opts = AnyConnectOptions::from_str(&url)?;
     AnyPoolOptions::new()
         .max_connections(max)
+        // No server can drop a SQLite connection; the default ping before every query is
+        // a round trip to the connection's thread that costs as much as a short query.
+        .test_before_acquire(false)
         .after_connect(move |conn, _| Box::pin(async move { conn.execute(pragmas).await.map(|_| ()) }))
         .connect_with(opts)
         .await

@@ -727,6 +727,17 @@ async fn tags_and_catalog_paginate_with_link_headers() {
     assert_eq!(r.status(), 400);
     let r = c.get(srv.url("/v2/r/zzz/tags/list")).send().await.unwrap();
     assert_eq!(error_code(r).await, "NAME_UNKNOWN");
+    // A repository holding only blobs has an empty list, as has a page past the end.
+    let v: Value = get_json(&c, &srv.url("/v2/r/b/tags/list")).await;
+    assert_eq!(v, json!({ "name": "r/b", "tags": [] }));
+    let v: Value = get_json(&c, &srv.url("/v2/r/a/tags/list?last=v5")).await;
+    assert_eq!(v["tags"], json!([]));
+    // Lexical order, whatever order the tags came in.
+    for tag in ["v10", "latest", "V0"] {
+        assert_eq!(put_manifest(&c, &srv, "r/c", tag, OCI_MANIFEST, &m).await.status(), 201);
+    }
+    let v: Value = get_json(&c, &srv.url("/v2/r/c/tags/list")).await;
+    assert_eq!(v["tags"], json!(["V0", "latest", "v10"]));
 
     let r = c.get(srv.url("/v2/_catalog?n=2")).send().await.unwrap();
     assert_eq!(r.headers()["link"], "</v2/_catalog?n=2&last=r%2Fb>; rel=\"next\"");
