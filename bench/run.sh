@@ -361,6 +361,28 @@ R[sc.rss]=$(awk '/VmHWM/{print int($2/1024)}' /proc/$SC_PID/status)
 kill "$SC_PID" 2>/dev/null || true
 scripts/s3-server stop "$work/scale/s3"; scripts/pg-cluster stop "$work/scale/pg"
 
+# At scale: a catalog of SCALE_REPOS repositories walked page by page, and IDLE_CONNS
+# connections that send nothing (past max_connections = 8192 they are let go), with the
+# store's RSS and open files while they are held.
+SCALE_REPOS=${SCALE_REPOS:-100000}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+echo "at scale: ${SCALE_REPOS} repositories, ${IDLE_CONNS} idle connections..." >&2
+kill "$GH_PID" 2>/dev/null || true; sleep 0.5
+start_gatehouse
+read -r R[scale.rps] < <("$LOADGEN" many-repos "http://127.0.0.1:$GH_PORT" scale "$SCALE_REPOS" 16 | sed -E 's/.*repos_per_s=([0-9]+).*/\1/')
+cat_out=$("$LOADGEN" catalog "http://127.0.0.1:$GH_PORT")
+R[scale.cat_ms]=$(echo "$cat_out" | sed -E 's/.*total_ms=([0-9]+).*/\1/')
+R[scale.cat_page_ms]=$(echo "$cat_out" | sed -E 's/.*slowest_page_ms=([0-9.]+).*/\1/')
+R[scale.cat_pages]=$(echo "$cat_out" | sed -E 's/.*pages=([0-9]+).*/\1/')
+R[scale.rss_before]=$(awk '/VmRSS/{print int($2/1024)}' /proc/$GH_PID/status)
+{ sleep 6; awk '/VmRSS/{print int($2/1024)}' /proc/$GH_PID/status; ls /proc/$GH_PID/fd | wc -l; } >"$work/idle.sample" &
+idle_out=$("$LOADGEN" idle-conns "127.0.0.1:$GH_PORT" "$IDLE_CONNS" 8)
+wait $!
+R[scale.idle_open]=$(echo "$idle_out" | sed -E 's/.* open=([0-9]+).*/\1/')
+R[scale.idle_closed]=$(echo "$idle_out" | sed -E 's/.* closed=([0-9]+).*/\1/')
+{ read -r R[scale.rss_idle]; read -r R[scale.fds_idle]; } <"$work/idle.sample"
+kill "$GH_PID" 2>/dev/null || true
+
 echo "post-push hook..." >&2
 hook=$("$HOOKBENCH" "$work/hook")
 hv() { echo "${2:-$hook}" | tr ' ' '\n' | awk -F= -v k="$1" '$1==k{print $2}'; }
@@ -429,6 +451,16 @@ crow "  gatehouse's own, per 1,000 4 KiB pushes" own_push
 crow "  gatehouse's own, per 1,000 GETs" own_get
 echo "(pg+s3 counts gatehouse, PostgreSQL and the S3 server (s3s-fs); 2 replicas adds the second"
 echo " replica and nginx; \"gatehouse's own\" counts only the gatehouse processes)"
+
+printf '\n%-44s %12s  %s\n' "at scale (store, SQLite + files)" "gatehouse" "target"
+arow() { printf '%-44s %12s  %s\n' "$@"; }
+arow "repositories made/s (one blob each, 16 clients)" "${R[scale.rps]}" ""
+arow "catalog of ${SCALE_REPOS}: whole walk (ms)" "${R[scale.cat_ms]}" "pages of <= 10,000"
+arow "  pages, slowest page (ms)" "${R[scale.cat_pages]}, ${R[scale.cat_page_ms]}" ""
+arow "${IDLE_CONNS} idle connections: kept open" "${R[scale.idle_open]}" "<= max_connections (8192)"
+arow "  let go (past the limit, silent)" "${R[scale.idle_closed]}" ""
+arow "  RSS before / while held (MiB)" "${R[scale.rss_before]} / ${R[scale.rss_idle]}" "bounded"
+arow "  open files while held" "${R[scale.fds_idle]}" ""
 
 printf '\n%-44s %12s %12s %10s  %s\n' "post-push hook (store API, in-process)" "with hook" "without" "ratio" "target"
 grow "copy: 10-arch index of 50-layer images (ms)" "$(hv index_copy_ms)" "-" "" "< 50 ms"

@@ -171,6 +171,9 @@ impl Default for ConnLimits {
     }
 }
 
+/// How long a connection past `max_connections` may take to send its request.
+const OVER_CAPACITY_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// What a connection past `max_connections` is told before it is closed.
 async fn over_capacity(
     _req: axum::http::Request<hyper::body::Incoming>,
@@ -267,7 +270,15 @@ async fn serve_admitted<I, S>(
 {
     match permit {
         Some(_held_until_the_connection_ends) => serve_connection(io, service, limits, watcher, peer).await,
-        None => serve_connection(io, hyper::service::service_fn(over_capacity), limits, watcher, peer).await,
+        // Past the limit a connection gets its 503 for the request it sends now, not a
+        // full idle allowance: idle sockets over the limit are let go within seconds.
+        None => {
+            let limits = ConnLimits {
+                header_read_timeout: limits.header_read_timeout.min(OVER_CAPACITY_READ_TIMEOUT),
+                ..limits
+            };
+            serve_connection(io, hyper::service::service_fn(over_capacity), limits, watcher, peer).await
+        }
     }
 }
 

@@ -145,3 +145,26 @@ async fn connections_past_the_limit_are_told_to_retry_and_idle_ones_close() {
         .unwrap_or(0);
     assert_eq!(n, 0);
 }
+
+#[tokio::test]
+async fn a_silent_connection_past_the_limit_is_let_go_long_before_the_idle_timeout() {
+    let limits = ConnLimits {
+        max_connections: 1,
+        header_read_timeout: Duration::from_secs(300),
+        ..ConnLimits::default()
+    };
+    let srv = TestServer::start_with_limits(false, limits).await;
+    let mut admitted = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    assert!(request_on(&mut admitted, "/v2/").await.starts_with("HTTP/1.1 200"));
+    // Over the limit and sending nothing: holding its socket for the admitted
+    // connections' idle allowance (300 s here) would let idle sockets pile up unbounded.
+    let mut silent = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(20), silent.read(&mut buf))
+        .await
+        .expect("the server lets a silent connection over the limit go")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer: it asked nothing");
+    // The admitted connection is still served.
+    assert!(request_on(&mut admitted, "/v2/").await.starts_with("HTTP/1.1 200"));
+}
