@@ -337,6 +337,39 @@ echo "instructions per manifest GET (callgrind)..." >&2
 R[cg.off]=$(cg_per_get false '[]')
 R[cg.on]=$(cg_per_get true '[]')
 R[cg.signed]=$(cg_per_get true '["release"]')
+# Pulls over TLS: the gateway with its development certificate (TLS is its default)
+# against nginx serving the same file with the same certificate and key.
+echo "pulls over TLS..." >&2
+NGS_PORT=5209
+GATEHOUSE_LOG=warn "$GH_BIN" serve --listen 127.0.0.1:$GW_PORT --data-dir "$work/gw" --tls-dir "$work/certs" >>"$work/gw.log" 2>&1 &
+GW_PID=$!; pids+=($GW_PID)
+for _ in $(seq 100); do curl -s -o /dev/null --cacert "$work/certs/ca.crt" "https://127.0.0.1:$GW_PORT/" && break; sleep 0.1; done
+cat >"$work/nginx-tls.conf" <<NGX
+worker_processes 1;
+pid $work/nginx-tls.pid;
+error_log $work/nginx-tls.err;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on; tcp_nopush on;
+  server {
+    listen 127.0.0.1:$NGS_PORT ssl; root $work/www;
+    ssl_certificate $work/certs/server.crt; ssl_certificate_key $work/certs/server.key;
+  }
+}
+NGX
+nginx -c "$work/nginx-tls.conf"
+pids+=($(cat "$work/nginx-tls.pid"))
+TLS=(--cacert "$work/certs/ca.crt")
+tls_token=$(curl -s -f "${TLS[@]}" -u "$PS_USER:$PS_SECRET" "https://127.0.0.1:$GW_PORT/v2/token?service=gatehouse&scope=repository:bench/big:pull" | sed -E 's/.*"token":"([^"]+)".*/\1/')
+R[gw.tls_pull]=0; R[ng.tls_pull]=0
+for _ in 1 2; do  # alternately, the best of two each
+  t=$(curl -s -f "${TLS[@]}" -H "Authorization: Bearer $tls_token" -o /dev/null -w '%{time_total}' "https://127.0.0.1:$GW_PORT/v2/bench/big/blobs/$BIG_DIGEST")
+  v=$(mbps $BIG_BYTES "$t"); [ "$v" -gt "${R[gw.tls_pull]}" ] && R[gw.tls_pull]=$v
+  t=$(curl -s -f "${TLS[@]}" -o /dev/null -w '%{time_total}' "https://127.0.0.1:$NGS_PORT/big.bin")
+  v=$(mbps $BIG_BYTES "$t"); [ "$v" -gt "${R[ng.tls_pull]}" ] && R[ng.tls_pull]=$v
+done
+kill "$GW_PID" "$(cat "$work/nginx-tls.pid")" 2>/dev/null || true; wait "$GW_PID" 2>/dev/null || true
 AUTH=()
 echo "distribution..." >&2
 dr_pids() { echo "$DR_PID"; }
@@ -414,6 +447,7 @@ grow() { printf '%-44s %12s %12s %10s  %s\n' "$@"; }
 grow "manifest GET req/s (64 conns)" "${R[gw.mget]}" "${R[gh.mget_again]}" "$(ratio "${R[gw.mget]}" "${R[gh.mget_again]}")x" ">= 0.8x"
 grow "manifest GET p99 (ms)" "${R[gw.mp99]}" "${R[gh.mp99_again]}" "" ""
 grow "blob pull ${BIG_MB} MiB (MiB/s)" "${R[gw.pull]}" "${R[gh.pull_again]}" "$(ratio "${R[gw.pull]}" "${R[gh.pull_again]}")x" ">= 0.9x"
+grow "blob pull over TLS (MiB/s), vs nginx TLS" "${R[gw.tls_pull]}" "${R[ng.tls_pull]}" "$(ratio "${R[gw.tls_pull]}" "${R[ng.tls_pull]}")x" ">= 1.0x nginx"
 grow "manifest GET req/s, signature required vs not" "${R[gw.mget_signed]}" "${R[gw.mget_unsigned]}" "$(ratio "${R[gw.mget_signed]}" "${R[gw.mget_unsigned]}")x" ">= 0.91x (<= 1.1x time)"
 grow "  p99 (ms), required vs not" "${R[gw.mp99_signed]}" "${R[gw.mp99_unsigned]}" "" ""
 grow "manifest GET req/s, metrics on vs off" "${R[gw.mget_metrics_on]}" "${R[gw.mget_metrics_off]}" "$(ratio "${R[gw.mget_metrics_on]}" "${R[gw.mget_metrics_off]}")x" ">= 0.95x"
