@@ -1,5 +1,5 @@
 //! The metadata database: the record of which repositories, blobs, manifests, tags and
-//! upload sessions exist. All SQL of the store lives here, written to run on SQLite and
+//! upload sessions exist. All SQL of the store lives in this module, written to run on SQLite and
 //! PostgreSQL alike (`$n` parameters, BIGINT times in Unix milliseconds).
 //!
 //! Write transactions (`WriteTx`) go through the database's single writer with
@@ -11,6 +11,9 @@ pub use crate::db::now_ms;
 use sqlx::{Any, AnyPool, Row, Transaction};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+
+mod gc;
+mod uploads;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -109,45 +112,6 @@ impl MetaStore {
 
     pub async fn close(&self) {
         self.db.close().await;
-    }
-
-    // === garbage collection candidates (read without the write lock; each is checked
-    // again under it before anything changes) ===
-
-    /// Up to `limit` blob links that look unused (see `WriteTx::drop_blob_link_if_unused`).
-    pub async fn unused_blob_links(&self, cutoff_ms: i64, limit: i64) -> MetaResult<Vec<(i64, String)>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT repository_id, digest FROM repository_blobs WHERE {UNUSED_BLOB_LINK} LIMIT $2"
-        )))
-        .bind(cutoff_ms)
-        .bind(limit)
-        .fetch_all(&self.db.read)
-        .await?;
-        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
-    }
-
-    /// Up to `limit` manifests that look unlinked.
-    pub async fn unlinked_manifests(&self, cutoff_ms: i64, limit: i64) -> MetaResult<Vec<String>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT digest FROM manifests WHERE {UNLINKED_MANIFEST} LIMIT $2"
-        )))
-        .bind(cutoff_ms)
-        .bind(limit)
-        .fetch_all(&self.db.read)
-        .await?;
-        Ok(rows.into_iter().map(|r| r.get(0)).collect())
-    }
-
-    /// Up to `limit` live blobs that look unreferenced.
-    pub async fn unreferenced_blobs(&self, cutoff_ms: i64, limit: i64) -> MetaResult<Vec<String>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT digest FROM blobs WHERE {UNREFERENCED_BLOB} LIMIT $2"
-        )))
-        .bind(cutoff_ms)
-        .bind(limit)
-        .fetch_all(&self.db.read)
-        .await?;
-        Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 
     pub async fn repository_exists(&self, name: &str) -> MetaResult<bool> {
@@ -267,96 +231,6 @@ impl MetaStore {
             })
             .collect())
     }
-
-    // === upload sessions ===
-
-    pub async fn create_upload(&self, id: &str, repo: &str) -> MetaResult<()> {
-        let now = now_ms();
-        sqlx::query("INSERT INTO uploads (id, repository, size, created_at, updated_at) VALUES ($1, $2, 0, $3, $3)")
-            .bind(id)
-            .bind(repo)
-            .bind(now)
-            .execute(&self.db.write)
-            .await?;
-        Ok(())
-    }
-
-    /// Upload sessions open in `repo`.
-    pub async fn open_uploads(&self, repo: &str) -> MetaResult<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM uploads WHERE repository = $1")
-            .bind(repo)
-            .fetch_one(&self.db.read)
-            .await?)
-    }
-
-    pub async fn upload(&self, id: &str) -> MetaResult<Option<UploadRow>> {
-        // Read through the writer's snapshot-free path would serialise reads behind writes;
-        // the read pool sees every committed size, which is all a session needs.
-        let row = sqlx::query("SELECT repository, size, chunks FROM uploads WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.db.read)
-            .await?;
-        Ok(row.map(|r| UploadRow {
-            repository: r.get(0),
-            size: r.get::<i64, _>(1) as u64,
-            chunks: r
-                .get::<Option<String>, _>(2)
-                .and_then(|c| serde_json::from_str(&c).ok())
-                .unwrap_or_default(),
-        }))
-    }
-
-    /// Record that a session staged in object storage grew from `from` to `to` bytes with
-    /// the chunk objects `chunks`; false when the session is no longer at `from` (another
-    /// replica appended first, or it was discarded), and nothing changed.
-    pub async fn advance_upload(&self, id: &str, from: u64, to: u64, chunks: &[String]) -> MetaResult<bool> {
-        let r = sqlx::query("UPDATE uploads SET size = $1, chunks = $2, updated_at = $3 WHERE id = $4 AND size = $5")
-            .bind(to as i64)
-            .bind(serde_json::to_string(chunks).unwrap_or_default())
-            .bind(now_ms())
-            .bind(id)
-            .bind(from as i64)
-            .execute(&self.db.write)
-            .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    pub async fn set_upload_size(&self, id: &str, size: u64) -> MetaResult<()> {
-        sqlx::query("UPDATE uploads SET size = $1, updated_at = $2 WHERE id = $3")
-            .bind(size as i64)
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.db.write)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn delete_upload(&self, id: &str) -> MetaResult<bool> {
-        let r = sqlx::query("DELETE FROM uploads WHERE id = $1")
-            .bind(id)
-            .execute(&self.db.write)
-            .await?;
-        Ok(r.rows_affected() > 0)
-    }
-
-    /// Upload sessions not touched since `cutoff_ms`.
-    pub async fn stale_uploads(&self, cutoff_ms: i64) -> MetaResult<Vec<String>> {
-        let rows = sqlx::query("SELECT id FROM uploads WHERE updated_at < $1")
-            .bind(cutoff_ms)
-            .fetch_all(&self.db.read)
-            .await?;
-        Ok(rows.into_iter().map(|r| r.get(0)).collect())
-    }
-
-    /// Blob rows claimed by garbage collection (invisible, bytes possibly gone).
-    /// Blobs claimed for deletion, with their sizes.
-    pub async fn deleting_blobs(&self, limit: i64) -> MetaResult<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT digest, size FROM blobs WHERE state = 'deleting' LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.db.read)
-            .await?;
-        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
-    }
 }
 
 /// Names joined by `string_agg(name, ',')`; NULL when there were none.
@@ -434,14 +308,6 @@ impl WriteTx {
         let id = row.get(0);
         self.created_repos.push((name.to_owned(), id));
         Ok(id)
-    }
-
-    pub async fn delete_upload(&mut self, id: &str) -> MetaResult<()> {
-        sqlx::query("DELETE FROM uploads WHERE id = $1")
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
     }
 
     /// Whether a live row exists for the blob.
@@ -608,92 +474,7 @@ impl WriteTx {
             .await?;
         Ok(r.rows_affected() > 0)
     }
-
-    // === garbage collection (see store::gc for the protocol) ===
-
-    /// Drop the blob link if it is older than `cutoff_ms` and no manifest of its
-    /// repository uses it (checked here, under the write lock).
-    pub async fn drop_blob_link_if_unused(
-        &mut self,
-        repository_id: i64,
-        digest: &str,
-        cutoff_ms: i64,
-    ) -> MetaResult<bool> {
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM repository_blobs WHERE repository_id = $2 AND digest = $3 AND {UNUSED_BLOB_LINK}"
-        )))
-        .bind(cutoff_ms)
-        .bind(repository_id)
-        .bind(digest)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(r.rows_affected() > 0)
-    }
-
-    /// Drop the manifest if it is older than `cutoff_ms` and no repository or version
-    /// holds it.
-    pub async fn drop_manifest_if_unlinked(&mut self, digest: &str, cutoff_ms: i64) -> MetaResult<bool> {
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM manifests WHERE digest = $2 AND {UNLINKED_MANIFEST}"
-        )))
-        .bind(cutoff_ms)
-        .bind(digest)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(r.rows_affected() > 0)
-    }
-
-    /// Claim the blob for deletion if it is live, older than `cutoff_ms` and nothing
-    /// references it.
-    pub async fn claim_blob_if_unreferenced(&mut self, digest: &str, cutoff_ms: i64) -> MetaResult<bool> {
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE blobs SET state = 'deleting' WHERE digest = $2 AND {UNREFERENCED_BLOB}"
-        )))
-        .bind(cutoff_ms)
-        .bind(digest)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(r.rows_affected() > 0)
-    }
-
-    /// Whether the blob row is still claimed for deletion (not revived by an upload).
-    pub async fn blob_is_deleting(&mut self, digest: &str) -> MetaResult<bool> {
-        let row = sqlx::query("SELECT 1 FROM blobs WHERE digest = $1 AND state = 'deleting'")
-            .bind(digest)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        Ok(row.is_some())
-    }
-
-    pub async fn blob_row_exists(&mut self, digest: &str) -> MetaResult<bool> {
-        let row = sqlx::query("SELECT 1 FROM blobs WHERE digest = $1")
-            .bind(digest)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        Ok(row.is_some())
-    }
-
-    pub async fn delete_blob_row(&mut self, digest: &str) -> MetaResult<()> {
-        sqlx::query("DELETE FROM blobs WHERE digest = $1")
-            .bind(digest)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
-    }
 }
-
-/// Garbage, as SQL conditions on their table's row (`$1`: the grace cutoff in ms). The
-/// same text selects candidates and re-checks each under the write lock.
-const UNUSED_BLOB_LINK: &str = "repository_blobs.linked_at < $1 AND NOT EXISTS ( \
-    SELECT 1 FROM repository_manifests rm JOIN manifest_blobs mb ON mb.manifest_digest = rm.digest \
-    WHERE rm.repository_id = repository_blobs.repository_id AND mb.blob_digest = repository_blobs.digest)";
-const UNLINKED_MANIFEST: &str = "manifests.created_at < $1 \
-    AND NOT EXISTS (SELECT 1 FROM repository_manifests rm WHERE rm.digest = manifests.digest) \
-    AND NOT EXISTS (SELECT 1 FROM version_content vc WHERE vc.digest = manifests.digest)";
-const UNREFERENCED_BLOB: &str = "blobs.state = 'live' AND blobs.created_at < $1 \
-    AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = blobs.digest) \
-    AND NOT EXISTS (SELECT 1 FROM manifest_blobs mb WHERE mb.blob_digest = blobs.digest) \
-    AND NOT EXISTS (SELECT 1 FROM version_content vc WHERE vc.digest = blobs.digest)";
 
 /// How the registry path reports it (the OCI error format).
 impl From<MetaError> for crate::error::Error {
