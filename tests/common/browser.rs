@@ -20,8 +20,24 @@ pub struct Browser {
 }
 
 impl Drop for Browser {
+    /// Ends the WebDriver session (chromedriver then quits Chromium), then stops
+    /// chromedriver's whole process group: killing chromedriver alone left its Chromium
+    /// running after the test.
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        use std::io::{Read, Write};
+        let addr = self.base.trim_start_matches("http://").to_owned();
+        if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+            let req = format!(
+                "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            if s.write_all(req.as_bytes()).is_ok() {
+                let _ = s.read_to_end(&mut Vec::new());
+            }
+        }
+        // SAFETY: kill only sends a signal; the group is chromedriver's own (see `start`).
+        unsafe { libc::kill(-(self.driver.id() as libc::pid_t), libc::SIGKILL) };
         let _ = self.driver.wait();
     }
 }
@@ -47,7 +63,8 @@ impl Browser {
             .local_addr()
             .unwrap()
             .port();
-        let driver = Command::new("chromedriver")
+        // Its own process group, so that Drop can stop it with every browser it started.
+        let driver = std::os::unix::process::CommandExt::process_group(&mut Command::new("chromedriver"), 0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
