@@ -74,6 +74,45 @@ async fn main() {
     }
 }
 
+/// Operations `0..count`, `concurrency` at a time over one connection pool; stops the
+/// process at the first failure. Returns each operation's latency and the seconds taken.
+async fn run_concurrently<F, Fut>(count: usize, concurrency: usize, op: F) -> (Vec<Duration>, f64)
+where
+    F: Fn(reqwest::Client, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .expect("client");
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (client, next, op) = (client.clone(), next.clone(), op.clone());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return latencies;
+                }
+                let t = Instant::now();
+                if let Err(e) = op(client.clone(), i).await {
+                    eprintln!("operation {i} failed: {e}");
+                    std::process::exit(1);
+                }
+                latencies.push(t.elapsed());
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.expect("worker"));
+    }
+    (all, start.elapsed().as_secs_f64())
+}
+
 async fn small_push(args: &[String]) {
     let base = args[1].trim_end_matches('/').to_owned();
     let repo = args[2].clone();
@@ -84,43 +123,20 @@ async fn small_push(args: &[String]) {
         .map(|s| s.parse().unwrap_or_else(|_| usage()))
         .unwrap_or(4096);
 
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .expect("client");
-    let next = Arc::new(AtomicUsize::new(0));
     // Distinct content per push: a run tag plus the push number, padded with filler.
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let start = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (client, base, repo, next) = (client.clone(), base.clone(), repo.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count {
-                    return latencies;
-                }
-                let mut data = format!("{run}-{i}-").into_bytes();
-                data.resize(size, b'x');
-                let t = Instant::now();
-                if let Err(e) = push_one(&client, &base, &repo, data).await {
-                    eprintln!("push {i} failed: {e}");
-                    std::process::exit(1);
-                }
-                latencies.push(t.elapsed());
-            }
-        }));
-    }
-    let mut all: Vec<Duration> = Vec::new();
-    for w in workers {
-        all.extend(w.await.expect("worker"));
-    }
-    let secs = start.elapsed().as_secs_f64();
+    let (mut all, secs) = run_concurrently(count, concurrency, move |client, i| {
+        let (base, repo) = (base.clone(), repo.clone());
+        async move {
+            let mut data = format!("{run}-{i}-").into_bytes();
+            data.resize(size, b'x');
+            push_one(&client, &base, &repo, data).await
+        }
+    })
+    .await;
     all.sort();
     let p99 = all.get(all.len() * 99 / 100).copied().unwrap_or_default();
     println!(
@@ -150,36 +166,12 @@ async fn many_repos(args: &[String]) {
     let prefix = args[2].clone();
     let count: usize = args[3].parse().unwrap_or_else(|_| usage());
     let concurrency: usize = args[4].parse().unwrap_or_else(|_| usage());
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .expect("client");
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (client, base, prefix, next) = (client.clone(), base.clone(), prefix.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count {
-                    return;
-                }
-                let repo = format!("{prefix}/r{i:06}");
-                if let Err(e) = push_whole(&client, &base, &repo, format!("blob of {repo}").into_bytes()).await {
-                    eprintln!("repository {i} failed: {e}");
-                    std::process::exit(1);
-                }
-            }
-        }));
-    }
-    for w in workers {
-        w.await.expect("worker");
-    }
-    println!(
-        "repositories={count} repos_per_s={:.0}",
-        count as f64 / start.elapsed().as_secs_f64()
-    );
+    let (_, secs) = run_concurrently(count, concurrency, move |client, i| {
+        let (base, repo) = (base.clone(), format!("{prefix}/r{i:06}"));
+        async move { push_whole(&client, &base, &repo, format!("blob of {repo}").into_bytes()).await }
+    })
+    .await;
+    println!("repositories={count} repos_per_s={:.0}", count as f64 / secs);
 }
 
 async fn catalog(base: &str) {

@@ -17,7 +17,9 @@
 use crate::oci::Digest;
 use crate::store::Registry;
 use crate::store::blobs::BlobError;
-use crate::store::meta::{MetaError, now_ms};
+use crate::store::meta::{MetaError, MetaStore, WriteTx, now_ms};
+use futures_util::future::BoxFuture;
+use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -94,6 +96,34 @@ pub async fn purge_uploads(reg: &Registry, grace: Duration) -> Result<u64, GcErr
 /// configured grace period, such a file is left alone until it has been idle this long.
 const STRAY_STAGING_MIN_AGE: Duration = Duration::from_secs(3600);
 
+/// One marking step: candidates are found by reading (`candidates`, no lock however
+/// large the tables), then each is dropped or claimed by `act` in a short write
+/// transaction that checks its condition again, `BATCH` at a time, until none is found.
+/// Returns how many `act` dropped or claimed.
+async fn mark<C, Found>(
+    meta: &MetaStore,
+    candidates: impl Fn() -> Found,
+    act: impl for<'a> Fn(&'a mut WriteTx, &'a C) -> BoxFuture<'a, Result<bool, MetaError>>,
+) -> Result<u64, GcError>
+where
+    Found: Future<Output = Result<Vec<C>, MetaError>>,
+{
+    let mut marked = 0;
+    loop {
+        let found = candidates().await?;
+        if found.is_empty() {
+            return Ok(marked);
+        }
+        for chunk in found.chunks(BATCH as usize) {
+            let mut tx = meta.begin_write().await?;
+            for c in chunk {
+                marked += u64::from(act(&mut tx, c).await?);
+            }
+            tx.commit().await?;
+        }
+    }
+}
+
 pub async fn collect(reg: &Registry, grace: Duration) -> Result<GcReport, GcError> {
     let started = std::time::Instant::now();
     let cutoff_ms = now_ms() - grace.as_millis() as i64;
@@ -109,49 +139,27 @@ pub async fn collect(reg: &Registry, grace: Duration) -> Result<GcReport, GcErro
     // condition again, so pushes wait for one batch at most, never for a whole scan.
     // The steps keep their order (links, manifests, signatures, blobs), each finished
     // before the next looks.
-    loop {
-        let found = meta.unused_blob_links(cutoff_ms, CANDIDATES).await?;
-        if found.is_empty() {
-            break;
-        }
-        for chunk in found.chunks(BATCH as usize) {
-            let mut tx = meta.begin_write().await?;
-            for (repository_id, digest) in chunk {
-                report.blob_links_dropped +=
-                    u64::from(tx.drop_blob_link_if_unused(*repository_id, digest, cutoff_ms).await?);
-            }
-            tx.commit().await?;
-        }
-    }
-    loop {
-        let found = meta.unlinked_manifests(cutoff_ms, CANDIDATES).await?;
-        if found.is_empty() {
-            break;
-        }
-        for chunk in found.chunks(BATCH as usize) {
-            let mut tx = meta.begin_write().await?;
-            for digest in chunk {
-                report.manifests_dropped += u64::from(tx.drop_manifest_if_unlinked(digest, cutoff_ms).await?);
-            }
-            tx.commit().await?;
-        }
-    }
+    report.blob_links_dropped = mark(
+        meta,
+        || meta.unused_blob_links(cutoff_ms, CANDIDATES),
+        |tx, (repository_id, digest)| Box::pin(tx.drop_blob_link_if_unused(*repository_id, digest, cutoff_ms)),
+    )
+    .await?;
+    report.manifests_dropped = mark(
+        meta,
+        || meta.unlinked_manifests(cutoff_ms, CANDIDATES),
+        |tx, digest| Box::pin(tx.drop_manifest_if_unlinked(digest, cutoff_ms)),
+    )
+    .await?;
     let mut tx = meta.begin_write().await?;
     super::signatures::drop_unreferenced(&mut tx, cutoff_ms).await?;
     tx.commit().await?;
-    loop {
-        let found = meta.unreferenced_blobs(cutoff_ms, CANDIDATES).await?;
-        if found.is_empty() {
-            break;
-        }
-        for chunk in found.chunks(BATCH as usize) {
-            let mut tx = meta.begin_write().await?;
-            for digest in chunk {
-                tx.claim_blob_if_unreferenced(digest, cutoff_ms).await?;
-            }
-            tx.commit().await?;
-        }
-    }
+    mark(
+        meta,
+        || meta.unreferenced_blobs(cutoff_ms, CANDIDATES),
+        |tx, digest| Box::pin(tx.claim_blob_if_unreferenced(digest, cutoff_ms)),
+    )
+    .await?;
 
     loop {
         let batch = meta.deleting_blobs(BATCH).await?;
