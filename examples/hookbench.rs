@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! hookbench <data-dir>        # SQLite + files, or what GATEHOUSE_DATABASE / _BLOBS … name
+//! HOOKBENCH_TRACE=1 GATEHOUSE_LOG=warn,sqlx=debug hookbench <data-dir>   # and log every statement
 //! ```
 //! 1. An index of 10 architectures, each image with 50 layers, pushed to a push
 //!    repository: the copy into the normal repository (a new version) is timed alone.
@@ -75,6 +76,11 @@ async fn main() {
         std::process::exit(2)
     });
     let mut cfg = gatehouse::config::Config::load(None, &gatehouse::config::ProcessEnv).expect("settings");
+    if std::env::var_os("HOOKBENCH_TRACE").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(&cfg.log))
+            .init();
+    }
     cfg.data_dir = dir.into();
     let db = gatehouse::app::open_database(&cfg).await.expect("open database");
     let reg: Registry = gatehouse::app::open_store(&cfg, &db).await.expect("open store");

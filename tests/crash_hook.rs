@@ -1,7 +1,9 @@
 //! Crashes of the real binary (abort, as `kill -9`) in the post-push hook and in a
-//! remote sync. The post-push hook across crashes: the binary is killed
-//! right after the push commits, and inside the copy's transaction; after a restart the
-//! copy happens exactly once and the normal repository is complete.
+//! remote sync. The post-push copy runs inside the push's transaction: killed there,
+//! nothing of the push is visible and the client's retry copies once. When that copy
+//! fails (`fail:post_push_inline`), the push lands with the copy queued (the outbox):
+//! killed right after that commit, or inside the queued copy's transaction, the copy
+//! happens exactly once after a restart and the normal repository is complete.
 
 mod common;
 
@@ -172,13 +174,112 @@ async fn recovers_exactly_once(fault: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn crash_between_push_and_copy_copies_exactly_once_after_restart() {
-    recovers_exactly_once("after_push_commit").await;
+async fn crash_between_push_and_queued_copy_copies_exactly_once_after_restart() {
+    recovers_exactly_once("fail:post_push_inline,after_push_commit").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn crash_inside_the_copy_leaves_the_old_version_then_copies_once() {
-    recovers_exactly_once("post_push_before_commit").await;
+async fn crash_inside_the_queued_copy_leaves_the_old_version_then_copies_once() {
+    recovers_exactly_once("fail:post_push_inline,post_push_before_commit").await;
+}
+
+/// Killed inside the push's own transaction (after its copy, before the commit): the
+/// client saw no answer and nothing of the push is visible (no tag, version or job);
+/// its retry lands with exactly one version.
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_inside_the_pushs_copy_leaves_nothing_and_the_retry_copies_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut crashed = start(dir.path(), Some("post_push_before_commit"));
+    let manifest = push_until_crash(&mut crashed).await;
+    drop(crashed);
+
+    let srv = start(dir.path(), None);
+    let token = srv.token().await;
+    let get = || {
+        http()
+            .get(srv.url("/v2/acme/web/app/manifests/1.0"))
+            .header("accept", common::OCI_MANIFEST)
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(get().await.unwrap().status(), 404, "nothing of the push");
+    let v = srv.api("/api/v1/repositories/acme/web/app/versions").await;
+    assert_eq!(v["versions"].as_array().map(Vec::len), Some(0), "{v}");
+    assert_eq!(srv.api("/api/v1/jobs").await["jobs"], json!([]));
+
+    // The client's retry (the blobs stayed: each was acknowledged).
+    let r = http()
+        .put(srv.url("/v2/acme/web/app/manifests/1.0"))
+        .bearer_auth(&token)
+        .header("content-type", common::OCI_MANIFEST)
+        .body(manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v = srv.api("/api/v1/repositories/acme/web/app/versions").await;
+    assert_eq!(v["versions"].as_array().map(Vec::len), Some(1), "{v}");
+    let got = get().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), manifest.as_slice());
+    let jobs = srv.api("/api/v1/jobs").await;
+    assert_eq!(jobs["jobs"].as_array().map(Vec::len), Some(1), "{jobs}");
+    assert_eq!(jobs["jobs"][0]["state"], "done");
+}
+
+/// A copy that fails inside the push does not fail the push: it lands with the copy
+/// queued, which runs before the answer (read-your-writes still holds).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_failing_inside_the_push_is_queued_and_the_push_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), Some("fail:post_push_inline"));
+    let c = http();
+    let r = c
+        .post(srv.url("/api/v1/orgs"))
+        .basic_auth("admin", Some(PASSWORD))
+        .json(&json!({"label": "acme"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let token = srv.token().await;
+    let config = common::config_blob("amd64");
+    let layer = common::random_bytes(5000, 98);
+    for blob in [&config, &layer] {
+        let r = c
+            .post(srv.url(&format!(
+                "/v2/acme/web/app/blobs/uploads/?digest={}",
+                common::digest(blob)
+            )))
+            .bearer_auth(&token)
+            .body(blob.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let manifest = common::image_manifest(&config, &[&layer], json!({}));
+    let r = c
+        .put(srv.url("/v2/acme/web/app/manifests/1.0"))
+        .bearer_auth(&token)
+        .header("content-type", common::OCI_MANIFEST)
+        .body(manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let got = c
+        .get(srv.url("/v2/acme/web/app/manifests/1.0"))
+        .header("accept", common::OCI_MANIFEST)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200, "copied before the answer");
+    let jobs = srv.api("/api/v1/jobs").await;
+    assert_eq!(jobs["jobs"].as_array().map(Vec::len), Some(1), "{jobs}");
+    assert_eq!(jobs["jobs"][0]["state"], "done");
+    assert_eq!(jobs["jobs"][0]["attempts"], 0, "{jobs}");
 }
 
 /// A remote sync killed after fetching every blob, before its version: nothing of it
@@ -274,7 +375,7 @@ async fn a_sync_killed_before_its_version_completes_after_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn crash_inside_a_signing_copy_leaves_copy_and_signature_together() {
     let dir = tempfile::tempdir().unwrap();
-    let mut crashed = start(dir.path(), Some("post_push_before_commit"));
+    let mut crashed = start(dir.path(), Some("fail:post_push_inline,post_push_before_commit"));
     let c = http();
     let post = |path: &str, body: Value| {
         c.request(reqwest::Method::POST, crashed.url(path))

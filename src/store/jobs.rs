@@ -5,13 +5,14 @@
 //! queued; its effects and its `done` mark commit together. Write transactions are
 //! serialised, so two runners (the request that caused the job, the background loop,
 //! another replica) never both apply it, and a crash at any point leaves the job either
-//! undone (it runs again) or done, never half-done. The manifest PUT that caused a
-//! post-push job runs it right away and waits (read-your-writes); the background loop
-//! picks up whatever is left (after a crash or a failure, with backoff).
+//! undone (it runs again) or done, never half-done. A manifest PUT runs its post-push
+//! copy inside its own transaction (recorded as a job already done); only when that
+//! copy fails is the job queued instead, run right away (read-your-writes), and the
+//! background loop picks up whatever is left (after a crash or a failure, with backoff).
 
 use super::Registry;
-use super::meta::{MetaError, now_ms};
-use super::versions::{POST_PUSH_JOB, PostPushJob, apply_change};
+use super::meta::{Batch, MetaError, WriteTx, now_ms};
+use super::versions::{POST_PUSH_JOB, PostPushJob, apply_change, apply_change_along};
 use serde::Serialize;
 use sqlx::Row;
 use std::time::Duration;
@@ -121,6 +122,45 @@ impl Registry {
                 tracing::warn!(job = id, error = %e, "recording a job failure failed");
             }
         }
+    }
+
+    /// The post-push copy inside the push's own transaction `tx`, recorded as a job
+    /// already done: push and copy commit together or not at all. Returns the job's id
+    /// and the version made; an error means the copy failed, and the caller rolls the
+    /// whole push back and makes it again with the job queued instead.
+    /// `along`: the push's own writes, sent with the copy's first statements.
+    pub(crate) async fn post_push_in(
+        &self,
+        tx: &mut WriteTx,
+        job: &PostPushJob,
+        mut along: Batch,
+    ) -> Result<(i64, Option<i64>), crate::error::Error> {
+        if crate::fault::fails("post_push_inline") {
+            return Err(crate::error::Error::new(
+                crate::error::ErrorCode::Unavailable,
+                "injected failure of the post-push copy",
+            ));
+        }
+        let started = std::time::Instant::now();
+        let record = along.add(
+            "INSERT INTO jobs (kind, payload, state, attempts, run_after, created_at, updated_at) \
+             VALUES ($1, $2, 'done', 0, $3, $3, $3) RETURNING id",
+            vec![
+                POST_PUSH_JOB.into(),
+                serde_json::json!(job).to_string().into(),
+                now_ms().into(),
+            ],
+        );
+        let (done, version) = apply_change_along(tx, job, self, along).await?;
+        let id = done
+            .get(record)
+            .and_then(|d| d.rows.first())
+            .map(|r| r.get(0))
+            .ok_or_else(|| MetaError::from(sqlx::Error::RowNotFound))?;
+        if let Some(m) = self.metrics() {
+            m.job_finished(POST_PUSH_JOB, started.elapsed().as_secs_f64(), false);
+        }
+        Ok((id, version))
     }
 
     /// Copy the pushed change into the normal repository as a new version, and mark the

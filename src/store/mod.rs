@@ -15,6 +15,7 @@ pub mod gc;
 pub mod http;
 pub mod import;
 pub mod jobs;
+mod manifest_ops;
 pub mod manifests;
 pub mod meta;
 pub mod object_blobs;
@@ -28,9 +29,9 @@ pub mod versions;
 
 use crate::db::Database;
 use crate::error::{Error, ErrorCode, Result};
-use crate::oci::{Digest, Reference, RepoName, Tag};
+use crate::oci::{Digest, RepoName, Tag};
 use blobs::{BlobStore, ByteStream, FsBlobStore};
-use meta::{MetaStore, NewManifest, Referrer, StoredManifest};
+use meta::MetaStore;
 use serde_json::json;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -367,19 +368,21 @@ impl Registry {
         // A blob that was live may have been claimed by garbage collection since; one that
         // was not needs its bytes confirmed, since collection may have swept them.
         let live_now = already_live && tx.blob_is_live(&d).await?;
+        let mut writes = meta::Batch::default();
         if !live_now {
             if already_live || blobs.stat(digest).await? != Some(size) {
                 self.place_blob(digest, size, &staged).await?;
             }
-            tx.upsert_live_blob(&d, size).await?;
+            meta::add_upsert_live_blob(&mut writes, &d, size);
         }
         if let Some(repo) = repo {
             let repo_id = tx.ensure_repository(repo.as_str()).await?;
-            tx.link_blob(repo_id, &d).await?;
+            meta::add_link_blob(&mut writes, repo_id, &d);
         }
         if let Some(id) = finished_upload {
-            tx.delete_upload(id).await?;
+            meta::add_delete_upload(&mut writes, id);
         }
+        writes.run(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -531,217 +534,6 @@ impl Registry {
         let result = self.commit_blob(repo, digest, size, &path, None).await;
         self.inner.staging.remove(&id).await;
         result
-    }
-
-    // === manifests ===
-
-    pub async fn put_manifest(
-        &self,
-        repo: &RepoName,
-        reference: &Reference,
-        content_type: Option<&str>,
-        body: &[u8],
-        extra_tags: Vec<Tag>,
-    ) -> Result<PushedManifest> {
-        self.put_manifest_signed(repo, reference, content_type, body, extra_tags, None)
-            .await
-    }
-
-    /// `put_manifest`, the post-push copy signing the pushed tags as `sign` says.
-    pub async fn put_manifest_signed(
-        &self,
-        repo: &RepoName,
-        reference: &Reference,
-        content_type: Option<&str>,
-        body: &[u8],
-        extra_tags: Vec<Tag>,
-        sign: Option<signatures::SignOnPush>,
-    ) -> Result<PushedManifest> {
-        let parsed = manifests::parse(content_type, body)?;
-        let digest = match reference {
-            Reference::Digest(want) => {
-                let got = Digest::of(want.algorithm(), body);
-                if &got != want {
-                    return Err(digest_mismatch(want, &got));
-                }
-                got
-            }
-            Reference::Tag(_) => Digest::sha256_of(body),
-        };
-        let mut tags = extra_tags;
-        if let Reference::Tag(t) = reference {
-            tags.insert(0, t.clone());
-        }
-        tags.dedup();
-        let d = digest.to_string();
-
-        let mut tx = self.inner.meta.begin_write().await?;
-        let repo_id = tx.ensure_repository(repo.as_str()).await?;
-        // A push repository also sees what its normal repository holds: a client that
-        // found a blob there (and so did not upload it) can still reference it.
-        let (kind, normal_id) = versions::repository_kind(&mut tx, repo_id).await?;
-        let normal_id = normal_id.filter(|_| kind == versions::KIND_PUSH);
-        let mut blob_refs = Vec::with_capacity(parsed.required_blobs.len() + parsed.foreign_blobs.len());
-        for b in &parsed.required_blobs {
-            let b = b.to_string();
-            if tx.linked_blob_size(repo_id, &b).await?.is_none()
-                && let Some(n) = normal_id
-                && tx.linked_blob_size(n, &b).await?.is_some()
-            {
-                tx.link_blob(repo_id, &b).await?;
-            }
-            if tx.linked_blob_size(repo_id, &b).await?.is_none() {
-                return Err(Error::new(
-                    ErrorCode::ManifestBlobUnknown,
-                    format!("blob {b} is not in repository {repo}"),
-                )
-                .with_detail(json!({ "digest": b })));
-            }
-            blob_refs.push(b);
-        }
-        for b in &parsed.foreign_blobs {
-            let b = b.to_string();
-            if tx.linked_blob_size(repo_id, &b).await?.is_some() {
-                blob_refs.push(b);
-            }
-        }
-        let children: Vec<String> = parsed.children.iter().map(Digest::to_string).collect();
-        for c in &children {
-            if !tx.manifest_is_linked(repo_id, c).await?
-                && let Some(n) = normal_id
-                && tx.manifest_is_linked(n, c).await?
-            {
-                tx.link_manifest(repo_id, c).await?;
-            }
-            if !tx.manifest_is_linked(repo_id, c).await? {
-                return Err(Error::new(
-                    ErrorCode::ManifestBlobUnknown,
-                    format!("manifest {c} is not in repository {repo}"),
-                )
-                .with_detail(json!({ "digest": c })));
-            }
-        }
-        let subject = parsed.subject.as_ref().map(Digest::to_string);
-        tx.insert_manifest(&NewManifest {
-            digest: &d,
-            media_type: &parsed.media_type,
-            artifact_type: parsed.artifact_type.as_deref(),
-            subject: subject.as_deref(),
-            annotations: parsed.annotations.as_deref(),
-            content: body,
-            blobs: &blob_refs,
-            children: &children,
-        })
-        .await?;
-        tx.link_manifest(repo_id, &d).await?;
-        for t in &tags {
-            tx.set_tag(repo_id, t.as_str(), &d).await?;
-        }
-        // The hook runs for pushes by tag (an index's children pushed by digest come along
-        // with it); a manifest pushed by digest alone stays in the push repository.
-        let job = match normal_id {
-            Some(n) if !tags.is_empty() => {
-                let change = versions::PushChange::Push {
-                    digest: d.clone(),
-                    tags: tags.iter().map(|t| t.as_str().to_owned()).collect(),
-                };
-                Some(versions::enqueue_post_push(&mut tx, repo.as_str(), n, change, sign).await?)
-            }
-            _ => None,
-        };
-        tx.commit().await?;
-        let (job, version) = match job {
-            Some((id, job)) => {
-                crate::fault::point("after_push_commit");
-                // Read-your-writes: the copy into the normal repository is part of the push.
-                (Some(id), self.run_post_push_now(id, &job).await)
-            }
-            None => (None, None),
-        };
-        Ok(PushedManifest {
-            digest,
-            subject: parsed.subject,
-            tags,
-            job,
-            version,
-        })
-    }
-
-    pub async fn get_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<StoredManifest> {
-        let found = match reference {
-            Reference::Tag(t) => self.inner.meta.manifest_by_tag(repo.as_str(), t.as_str()).await?,
-            Reference::Digest(d) => {
-                self.inner
-                    .meta
-                    .manifest_by_digest(repo.as_str(), &d.to_string())
-                    .await?
-            }
-        };
-        match found {
-            Some(m) => Ok(m),
-            None => Err(self.manifest_unknown(repo, reference).await),
-        }
-    }
-
-    /// Delete a tag (the manifest stays), or a manifest by digest (with its tags).
-    pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
-        let mut tx = self.inner.meta.begin_write().await?;
-        let repo_id = tx
-            .repository_id(repo.as_str())
-            .await?
-            .ok_or_else(|| name_unknown(repo))?;
-        let removed = match reference {
-            Reference::Tag(t) => tx.delete_tag(repo_id, t.as_str()).await?,
-            Reference::Digest(d) => tx.unlink_manifest(repo_id, &d.to_string()).await?,
-        };
-        if !removed {
-            return Err(
-                Error::code(ErrorCode::ManifestUnknown).with_detail(json!({ "reference": reference.to_string() }))
-            );
-        }
-        // A deletion in a push repository flows to its normal repository as a version.
-        let job = match versions::repository_kind(&mut tx, repo_id).await? {
-            (kind, Some(n)) if kind == versions::KIND_PUSH => {
-                let change = match reference {
-                    Reference::Tag(t) => versions::PushChange::DeleteTag {
-                        tag: t.as_str().to_owned(),
-                    },
-                    Reference::Digest(d) => versions::PushChange::DeleteManifest { digest: d.to_string() },
-                };
-                Some(versions::enqueue_post_push(&mut tx, repo.as_str(), n, change, None).await?)
-            }
-            _ => None,
-        };
-        tx.commit().await?;
-        if let Some((id, job)) = job {
-            self.run_post_push_now(id, &job).await;
-        }
-        Ok(())
-    }
-
-    async fn manifest_unknown(&self, repo: &RepoName, reference: &Reference) -> Error {
-        match self.inner.meta.repository_exists(repo.as_str()).await {
-            Ok(false) => name_unknown(repo),
-            _ => Error::code(ErrorCode::ManifestUnknown).with_detail(json!({ "reference": reference.to_string() })),
-        }
-    }
-
-    // === listings ===
-
-    pub async fn tags(&self, repo: &RepoName, last: Option<&str>, limit: Option<u32>) -> Result<Vec<String>> {
-        self.inner
-            .meta
-            .tags(repo.as_str(), last, limit)
-            .await?
-            .ok_or_else(|| name_unknown(repo))
-    }
-
-    pub async fn catalog(&self, last: Option<&str>, limit: Option<u32>) -> Result<Vec<String>> {
-        Ok(self.inner.meta.catalog(last, limit).await?)
-    }
-
-    pub async fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Referrer>> {
-        Ok(self.inner.meta.referrers(repo.as_str(), &subject.to_string()).await?)
     }
 }
 

@@ -12,8 +12,17 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+mod batch;
 mod gc;
 mod uploads;
+mod writes;
+
+pub(crate) use batch::{Arg, Batch, Done};
+pub(crate) use uploads::add_delete_upload;
+pub(crate) use writes::{
+    Linked, ManifestRows, add_link_blob, add_link_manifest, add_set_tag, add_upsert_live_blob, linked_found,
+    read_linked_among,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -99,6 +108,7 @@ impl MetaStore {
     pub async fn begin_write(&self) -> MetaResult<WriteTx> {
         Ok(WriteTx {
             tx: self.db.begin_write().await?,
+            engine: self.db.engine(),
             repo_ids: self.repo_ids.clone(),
             created_repos: Vec::new(),
         })
@@ -251,6 +261,7 @@ fn stored_manifest(r: sqlx::any::AnyRow) -> StoredManifest {
 /// A serialised write transaction. Dropping it without `commit` rolls back.
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
+    engine: crate::db::Engine,
     repo_ids: Arc<RwLock<HashMap<String, i64>>>,
     /// Repositories created in this transaction: cached only once it commits.
     created_repos: Vec<(String, i64)>,
@@ -269,6 +280,10 @@ impl WriteTx {
     /// The transaction's connection, for the store's other SQL modules (`versions`).
     pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.tx
+    }
+
+    pub(crate) fn engine(&self) -> crate::db::Engine {
+        self.engine
     }
 
     fn cached_repo_id(&self, name: &str) -> Option<i64> {
@@ -319,33 +334,6 @@ impl WriteTx {
         Ok(row.is_some())
     }
 
-    /// Record the blob as live (reviving a row garbage collection had claimed).
-    pub async fn upsert_live_blob(&mut self, digest: &str, size: u64) -> MetaResult<()> {
-        sqlx::query(
-            "INSERT INTO blobs (digest, size, state, created_at) VALUES ($1, $2, 'live', $3) \
-             ON CONFLICT (digest) DO UPDATE SET state = 'live', size = excluded.size, created_at = excluded.created_at",
-        )
-        .bind(digest)
-        .bind(size as i64)
-        .bind(now_ms())
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn link_blob(&mut self, repo_id: i64, digest: &str) -> MetaResult<()> {
-        sqlx::query(
-            "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (repository_id, digest) DO UPDATE SET linked_at = excluded.linked_at",
-        )
-        .bind(repo_id)
-        .bind(digest)
-        .bind(now_ms())
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
-    }
-
     /// Size of a live blob linked into the repository.
     pub async fn linked_blob_size(&mut self, repo_id: i64, digest: &str) -> MetaResult<Option<u64>> {
         let row = sqlx::query(
@@ -375,74 +363,6 @@ impl WriteTx {
             .fetch_optional(&mut *self.tx)
             .await?;
         Ok(row.is_some())
-    }
-
-    /// Record a manifest (idempotent: the same digest is the same content) and its references.
-    pub async fn insert_manifest(&mut self, m: &NewManifest<'_>) -> MetaResult<()> {
-        let inserted = sqlx::query(
-            "INSERT INTO manifests (digest, media_type, artifact_type, subject, annotations, size, content, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (digest) DO NOTHING",
-        )
-        .bind(m.digest)
-        .bind(m.media_type)
-        .bind(m.artifact_type)
-        .bind(m.subject)
-        .bind(m.annotations)
-        .bind(m.content.len() as i64)
-        .bind(m.content)
-        .bind(now_ms())
-        .execute(&mut *self.tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            return Ok(());
-        }
-        for b in m.blobs {
-            sqlx::query(
-                "INSERT INTO manifest_blobs (manifest_digest, blob_digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(m.digest)
-            .bind(b)
-            .execute(&mut *self.tx)
-            .await?;
-        }
-        for c in m.children {
-            sqlx::query(
-                "INSERT INTO manifest_children (manifest_digest, child_digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(m.digest)
-            .bind(c)
-            .execute(&mut *self.tx)
-            .await?;
-        }
-        Ok(())
-    }
-
-    pub async fn link_manifest(&mut self, repo_id: i64, digest: &str) -> MetaResult<()> {
-        sqlx::query(
-            "INSERT INTO repository_manifests (repository_id, digest, pushed_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = excluded.pushed_at",
-        )
-        .bind(repo_id)
-        .bind(digest)
-        .bind(now_ms())
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn set_tag(&mut self, repo_id: i64, tag: &str, digest: &str) -> MetaResult<()> {
-        sqlx::query(
-            "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
-        )
-        .bind(repo_id)
-        .bind(tag)
-        .bind(digest)
-        .bind(now_ms())
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
     }
 
     pub async fn delete_tag(&mut self, repo_id: i64, tag: &str) -> MetaResult<bool> {

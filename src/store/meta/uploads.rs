@@ -1,7 +1,7 @@
 //! Upload sessions: one row per session, with the bytes received so far (and, when
 //! staged in object storage, the chunk objects holding them).
 
-use super::{MetaResult, MetaStore, UploadRow, WriteTx, now_ms};
+use super::{MetaResult, MetaStore, UploadRow, now_ms};
 use sqlx::Row;
 
 impl MetaStore {
@@ -84,12 +84,7 @@ impl MetaStore {
     }
 }
 
-impl WriteTx {
-    pub async fn delete_upload(&mut self, id: &str) -> MetaResult<()> {
-        sqlx::query("DELETE FROM uploads WHERE id = $1")
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
-    }
+/// Add the end of upload session `id` (its blob committed in the same transaction).
+pub(crate) fn add_delete_upload(batch: &mut super::Batch, id: &str) {
+    batch.add("DELETE FROM uploads WHERE id = $1", vec![id.into()]);
 }

@@ -9,16 +9,31 @@ use super::*;
 /// Returns the new version number, or `None` when nothing changed (a re-run).
 /// Costs work in proportion to the change, not to the repository.
 pub(crate) async fn apply_change(tx: &mut WriteTx, job: &PostPushJob, reg: &Registry) -> Result<Option<i64>> {
+    Ok(apply_change_along(tx, job, reg, Batch::default()).await?.1)
+}
+
+/// `apply_change`, running the caller's statements `along` in its first batch (they
+/// come first); returns their results with the version.
+pub(crate) async fn apply_change_along(
+    tx: &mut WriteTx,
+    job: &PostPushJob,
+    reg: &Registry,
+    mut along: Batch,
+) -> Result<(Vec<Done>, Option<i64>)> {
     let normal_id = job.normal_id;
     let mut delta = Delta::default();
-    let reason = match &job.change {
+    let keep = reg.version_retention();
+    let (reason, along) = match &job.change {
         PushChange::Push { digest, tags } => {
-            let manifests = add_manifest(tx, normal_id, digest, tags, &mut delta).await?;
-            if let Some(push_id) = tx.repository_id(&job.push_repository).await? {
-                for m in &manifests {
-                    copy_signatures(tx, push_id, normal_id, m, &mut delta).await?;
-                }
-            }
+            // The copy, with the push repository's signatures of what is copied, and the
+            // read of the latest version: one round trip with the caller's statements.
+            let k = along.len();
+            let plan = plan_add_manifest(&mut along, normal_id, digest, tags, Some(&job.push_repository));
+            let read = read_latest(&mut along, normal_id);
+            let mut done = along.run(tx).await?;
+            plan.record(&done, digest, tags, &mut delta);
+            let latest = Latest::from(&done[read])?;
+            done.truncate(k);
             let mut reason = if tags.is_empty() {
                 format!("push {digest}")
             } else {
@@ -35,91 +50,154 @@ pub(crate) async fn apply_change(tx: &mut WriteTx, job: &PostPushJob, reg: &Regi
                     }
                 }
             }
-            reason
+            let version =
+                record_version_after(tx, latest, normal_id, &job.normal_repository, &reason, &delta, keep).await?;
+            return Ok((done, version));
         }
         PushChange::DeleteTag { tag } => {
+            let along = along.run(tx).await?;
             remove_tag(tx, normal_id, tag, &mut delta).await?;
-            format!("delete tag {tag}")
+            (format!("delete tag {tag}"), along)
         }
         PushChange::DeleteManifest { digest } => {
+            let along = along.run(tx).await?;
             remove_manifest_and_orphans(tx, normal_id, digest, &mut delta).await?;
-            format!("delete manifest {digest}")
+            (format!("delete manifest {digest}"), along)
         }
         PushChange::Sign { digest } => {
+            let along = along.run(tx).await?;
             // Only where the manifest is: a signature never outlives what it signs.
             if let Some(push_id) = tx.repository_id(&job.push_repository).await?
                 && tx.manifest_is_linked(normal_id, digest).await?
             {
                 copy_signatures(tx, push_id, normal_id, digest, &mut delta).await?;
             }
-            format!("sign {digest}")
+            (format!("sign {digest}"), along)
         }
     };
-    Ok(record_version(
-        tx,
-        normal_id,
-        &job.normal_repository,
-        &reason,
-        &delta,
-        reg.version_retention(),
-    )
-    .await?)
+    let version = record_version(tx, normal_id, &job.normal_repository, &reason, &delta, keep).await?;
+    Ok((along, version))
 }
 
 /// Link `digest` with its closure (an index's children) and their blobs into the
-/// repository, and point `tags` at it; returns the closure.
+/// repository, with the signatures repository `signatures_from` has of them, and point
+/// `tags` at it. One batch: a round trip whatever the size of the closure.
 pub(super) async fn add_manifest(
     tx: &mut WriteTx,
     repo_id: i64,
     digest: &str,
     tags: &[String],
+    signatures_from: Option<&str>,
     delta: &mut Delta,
-) -> MetaResult<Vec<String>> {
-    let manifests = closure(tx, digest).await?;
-    for m in &manifests {
-        let linked = sqlx::query(
-            "INSERT INTO repository_manifests (repository_id, digest, pushed_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (repository_id, digest) DO NOTHING",
+) -> MetaResult<()> {
+    let mut batch = Batch::default();
+    let plan = plan_add_manifest(&mut batch, repo_id, digest, tags, signatures_from);
+    let done = batch.run(tx).await?;
+    plan.record(&done, digest, tags, delta);
+    Ok(())
+}
+
+/// Where the answers of `add_manifest`'s statements are in their batch.
+struct AddManifest {
+    manifests: usize,
+    blobs: usize,
+    signatures: Option<usize>,
+    tag_reads: Vec<usize>,
+}
+
+/// Add `add_manifest`'s statements to `batch`.
+fn plan_add_manifest(
+    batch: &mut Batch,
+    repo_id: i64,
+    digest: &str,
+    tags: &[String],
+    signatures_from: Option<&str>,
+) -> AddManifest {
+    let now = now_ms();
+    let manifests = batch.add(
+        format!(
+            "{CLOSURE} INSERT INTO repository_manifests (repository_id, digest, pushed_at) \
+             SELECT $2, d, $3 FROM c WHERE true ON CONFLICT (repository_id, digest) DO NOTHING RETURNING digest"
+        ),
+        vec![digest.into(), repo_id.into(), now.into()],
+    );
+    // The blobs the repository lacks, learning which they were.
+    let blobs = batch.add(
+        format!(
+            "{CLOSURE} INSERT INTO repository_blobs (repository_id, digest, linked_at) \
+             SELECT DISTINCT $2, mb.blob_digest, $3 FROM manifest_blobs mb JOIN c ON mb.manifest_digest = c.d \
+             WHERE NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.repository_id = $2 AND rb.digest = mb.blob_digest) \
+             RETURNING digest"
+        ),
+        vec![digest.into(), repo_id.into(), now.into()],
+    );
+    let signatures = signatures_from.map(|from| {
+        batch.add(
+            format!(
+                "{CLOSURE} INSERT INTO repository_signatures (repository_id, digest, manifest_digest, linked_at) \
+                 SELECT $2, rs.digest, rs.manifest_digest, $3 FROM repository_signatures rs JOIN c ON rs.manifest_digest = c.d \
+                 WHERE rs.repository_id = (SELECT id FROM repositories WHERE name = $4) AND NOT EXISTS ( \
+                   SELECT 1 FROM repository_signatures t WHERE t.repository_id = $2 AND t.digest = rs.digest) \
+                 RETURNING digest, manifest_digest"
+            ),
+            vec![digest.into(), repo_id.into(), now.into(), from.into()],
         )
-        .bind(repo_id)
-        .bind(m)
-        .bind(now_ms())
-        .execute(tx.conn())
-        .await?;
-        if linked.rows_affected() > 0 {
-            delta.added.push(("manifest", m.clone(), m.clone()));
+    });
+    // Each tag's current target (read before it is moved), then the move, only when it
+    // points elsewhere.
+    let tag_reads = tags
+        .iter()
+        .map(|t| {
+            let read = batch.add(
+                "SELECT digest FROM tags WHERE repository_id = $1 AND name = $2",
+                vec![repo_id.into(), t.into()],
+            );
+            batch.add(
+                "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at \
+                 WHERE tags.digest <> excluded.digest",
+                vec![repo_id.into(), t.into(), digest.into(), now.into()],
+            );
+            read
+        })
+        .collect();
+    AddManifest {
+        manifests,
+        blobs,
+        signatures,
+        tag_reads,
+    }
+}
+
+impl AddManifest {
+    /// What the statements changed, into `delta`.
+    fn record(self, done: &[Done], digest: &str, tags: &[String], delta: &mut Delta) {
+        for r in &done[self.manifests].rows {
+            let m: String = r.get(0);
+            delta.added.push(("manifest", m.clone(), m));
         }
-        // Link the blobs the repository lacks, learning which they were.
-        let linked = sqlx::query(
-            "INSERT INTO repository_blobs (repository_id, digest, linked_at) \
-             SELECT $2, mb.blob_digest, $3 FROM manifest_blobs mb WHERE mb.manifest_digest = $1 \
-             AND NOT EXISTS (SELECT 1 FROM repository_blobs rb \
-                             WHERE rb.repository_id = $2 AND rb.digest = mb.blob_digest) \
-             RETURNING digest",
-        )
-        .bind(m)
-        .bind(repo_id)
-        .bind(now_ms())
-        .fetch_all(tx.conn())
-        .await?;
-        for r in linked {
+        for r in &done[self.blobs].rows {
             let b: String = r.get(0);
             delta.added.push(("blob", b.clone(), b));
         }
-    }
-    for t in tags {
-        match current_tag(tx, repo_id, t).await? {
-            Some(old) if old == digest => {}
-            old => {
-                if let Some(old) = old {
-                    delta.removed.push(("tag", t.clone(), old));
+        if let Some(s) = self.signatures {
+            for r in &done[s].rows {
+                delta.added.push(("signature", r.get(0), r.get(1)));
+            }
+        }
+        for (t, read) in tags.iter().zip(self.tag_reads) {
+            let old: Option<String> = done[read].rows.first().map(|r| r.get(0));
+            match old {
+                Some(old) if old == digest => {}
+                old => {
+                    if let Some(old) = old {
+                        delta.removed.push(("tag", t.clone(), old));
+                    }
+                    delta.added.push(("tag", t.clone(), digest.to_owned()));
                 }
-                tx.set_tag(repo_id, t, digest).await?;
-                delta.added.push(("tag", t.clone(), digest.to_owned()));
             }
         }
     }
-    Ok(manifests)
 }
 
 /// Sign each of `tags` (pointing at `digest`) as `spec` says, into repository `repo_id`.
@@ -181,7 +259,7 @@ pub(super) async fn add_signature(
             reg.place_bytes(tx, &sig.payload).await?;
             reg.place_bytes(tx, &config).await?;
             let digest = record_manifest(tx, &attachment, crate::store::sigstore::OCI_MANIFEST).await?;
-            add_manifest(tx, repo_id, &digest, &[tag], delta).await?;
+            add_manifest(tx, repo_id, &digest, &[tag], None, delta).await?;
         }
     }
     Ok(())
@@ -380,7 +458,7 @@ impl Registry {
                         return Err(Error::new(ErrorCode::ManifestUnknown, format!("no manifest {digest}"))
                             .with_detail(json!({ "digest": digest })));
                     }
-                    add_manifest(&mut tx, repo_id, digest, tags, &mut delta).await?;
+                    add_manifest(&mut tx, repo_id, digest, tags, None, &mut delta).await?;
                 }
                 ContentOp::RemoveTag { tag } => {
                     if !remove_tag(&mut tx, repo_id, tag, &mut delta).await? {

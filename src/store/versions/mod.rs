@@ -6,16 +6,17 @@
 //! as version N+1 (tags, manifests and blobs by reference, plus a summary of what was
 //! added, removed and present), all in one transaction. Versions cost metadata, not bytes.
 //!
-//! Work caused by a push is recorded as a job (the outbox) in the push's own
-//! transaction; `jobs` runs it. Running a job twice is harmless: a copy that changes
-//! nothing records no version, and the job is marked done in the copy's transaction.
+//! The copy after a push runs in the push's own transaction; should it fail, it is
+//! recorded there as a job (the outbox) that `jobs` runs. Running a job twice is
+//! harmless: a copy that changes nothing records no version, and the job is marked done
+//! in the copy's transaction.
 //!
 //! Here: the model, recording versions, reading them, rollback. `changes`: what changes
 //! a normal repository (the post-push copy, content operations); `distributions`: names
 //! served from a version; `synced`: what a sync found becoming a version.
 
 use super::Registry;
-use super::meta::{MetaResult, WriteTx, now_ms};
+use super::meta::{Arg, Batch, Done, MetaResult, WriteTx, now_ms};
 use crate::error::{Error, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -29,7 +30,7 @@ mod listing;
 mod synced;
 
 pub use changes::ContentOp;
-pub(crate) use changes::apply_change;
+pub(crate) use changes::{apply_change, apply_change_along};
 pub use deletion::DeletedRepository;
 pub use distributions::Distribution;
 pub use listing::RepositorySummary;
@@ -144,6 +145,20 @@ pub(crate) async fn enqueue(tx: &mut WriteTx, kind: &str, payload: &serde_json::
     Ok(super::jobs::insert_job(tx.conn(), kind, &payload.to_string()).await?)
 }
 
+/// Add the read of a push repository's normal repository; `normal_found` reads the answer.
+pub(crate) fn read_normal_of_push(batch: &mut Batch, repo_id: i64) -> usize {
+    batch.add(
+        "SELECT n.id, n.name FROM repositories r JOIN repositories n ON n.id = r.normal_id \
+         WHERE r.id = $1 AND r.kind = $2",
+        vec![repo_id.into(), KIND_PUSH.into()],
+    )
+}
+
+/// A push repository's normal repository, id and name (`None` for any other repository).
+pub(crate) fn normal_found(done: &Done) -> Option<(i64, String)> {
+    done.rows.first().map(|r| (r.get(0), r.get(1)))
+}
+
 /// Enqueue the post-push job for a change in push repository `push` (paired with the
 /// normal repository `normal_id`); returns its id and the job.
 pub(crate) async fn enqueue_post_push(
@@ -163,24 +178,18 @@ pub(crate) async fn enqueue_post_push(
     Ok((enqueue(tx, POST_PUSH_JOB, &json!(job)).await?, job))
 }
 
+/// Every manifest reachable from the manifest `$1` (itself, an index's children,
+/// theirs…), as the table `c(d)`: a prefix for a statement working on a closure.
+const CLOSURE: &str = "WITH RECURSIVE c(d) AS (SELECT digest FROM manifests WHERE digest = $1 \
+     UNION SELECT mc.child_digest FROM manifest_children mc JOIN c ON mc.manifest_digest = c.d)";
+
 /// Every manifest reachable from `digest` (itself, an index's children, …).
 async fn closure(tx: &mut WriteTx, digest: &str) -> MetaResult<Vec<String>> {
-    let mut out = vec![digest.to_owned()];
-    let mut i = 0;
-    while i < out.len() {
-        let rows = sqlx::query("SELECT child_digest FROM manifest_children WHERE manifest_digest = $1")
-            .bind(&out[i])
-            .fetch_all(tx.conn())
-            .await?;
-        for r in rows {
-            let c: String = r.get(0);
-            if !out.contains(&c) {
-                out.push(c);
-            }
-        }
-        i += 1;
-    }
-    Ok(out)
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{CLOSURE} SELECT d FROM c")))
+        .bind(digest)
+        .fetch_all(tx.conn())
+        .await?;
+    Ok(rows.into_iter().map(|r| r.get(0)).collect())
 }
 
 /// What one change did to a normal repository's content.
@@ -269,6 +278,35 @@ async fn record_manifest_with(tx: &mut WriteTx, content: &[u8], media_type: &str
     Ok(digest)
 }
 
+/// The latest version of a repository and what it held: where the next version starts.
+struct Latest {
+    number: i64,
+    present: Counts,
+}
+
+/// Add to `batch` the read `Latest::from` understands.
+fn read_latest(batch: &mut Batch, repo_id: i64) -> usize {
+    batch.add(
+        "SELECT r.latest_version, v.summary FROM repositories r \
+         LEFT JOIN repository_versions v ON v.repository_id = r.id AND v.number = r.latest_version WHERE r.id = $1",
+        vec![repo_id.into()],
+    )
+}
+
+impl Latest {
+    fn from(done: &Done) -> MetaResult<Self> {
+        let row = done.rows.first().ok_or(sqlx::Error::RowNotFound)?;
+        Ok(Self {
+            number: row.get(0),
+            present: row
+                .get::<Option<&str>, _>(1)
+                .and_then(|s| serde_json::from_str::<Summary>(s).ok())
+                .map(|s| s.present)
+                .unwrap_or_default(),
+        })
+    }
+}
+
 /// Record `delta` as the normal repository's next version (nothing when it is empty),
 /// with a "content changed" event for edge syncs.
 async fn record_version(
@@ -282,48 +320,49 @@ async fn record_version(
     if delta.is_empty() {
         return Ok(None);
     }
-    let row = sqlx::query(
-        "SELECT r.latest_version, v.summary FROM repositories r \
-         LEFT JOIN repository_versions v ON v.repository_id = r.id AND v.number = r.latest_version WHERE r.id = $1",
-    )
-    .bind(repo_id)
-    .fetch_one(tx.conn())
-    .await?;
-    let latest: i64 = row.get(0);
-    let previous: Counts = row
-        .get::<Option<&str>, _>(1)
-        .and_then(|s| serde_json::from_str::<Summary>(s).ok())
-        .map(|s| s.present)
-        .unwrap_or_default();
+    let mut batch = Batch::default();
+    let read = read_latest(&mut batch, repo_id);
+    let latest = Latest::from(&batch.run(tx).await?[read])?;
+    record_version_after(tx, latest, repo_id, name, reason, delta, keep).await
+}
+
+/// `record_version` with the latest version already read (in the same transaction).
+async fn record_version_after(
+    tx: &mut WriteTx,
+    latest: Latest,
+    repo_id: i64,
+    name: &str,
+    reason: &str,
+    delta: &Delta,
+    keep: u64,
+) -> MetaResult<Option<i64>> {
+    if delta.is_empty() {
+        return Ok(None);
+    }
+    let (latest, previous) = (latest.number, latest.present);
     let next = latest + 1;
+    // Everything below needs no answer: one batch.
+    let mut batch = Batch::default();
     for (kind, key, digest) in &delta.removed {
-        sqlx::query(
+        batch.add(
             "UPDATE version_content SET removed_in = $1 \
              WHERE repository_id = $2 AND kind = $3 AND key = $4 AND digest = $5 AND removed_in IS NULL",
-        )
-        .bind(next)
-        .bind(repo_id)
-        .bind(*kind)
-        .bind(key)
-        .bind(digest)
-        .execute(tx.conn())
-        .await?;
+            vec![next.into(), repo_id.into(), (*kind).into(), key.into(), digest.into()],
+        );
     }
     // Many rows at once: an image of 50 layers is one statement, not 50.
     for chunk in delta.added.chunks(200) {
         let mut sql = String::from("INSERT INTO version_content (repository_id, kind, key, digest, added_in) VALUES ");
-        for i in 0..chunk.len() {
+        let mut args: Vec<Arg> = vec![repo_id.into(), next.into()];
+        for (i, (kind, key, digest)) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push_str(", ");
             }
             let p = 3 + i * 3;
             sql.push_str(&format!("($1, ${p}, ${}, ${}, $2)", p + 1, p + 2));
+            args.extend([(*kind).into(), key.into(), digest.into()]);
         }
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(repo_id).bind(next);
-        for (kind, key, digest) in chunk {
-            q = q.bind(*kind).bind(key).bind(digest);
-        }
-        q.execute(tx.conn()).await?;
+        batch.add(sql, args);
     }
     let (added, removed) = (Delta::counts(&delta.added), Delta::counts(&delta.removed));
     let summary = Summary {
@@ -337,47 +376,36 @@ async fn record_version(
         },
     };
     let now = now_ms();
-    sqlx::query(
+    batch.add(
         "INSERT INTO repository_versions (repository_id, number, created_at, reason, summary) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(repo_id)
-    .bind(next)
-    .bind(now)
-    .bind(reason)
-    .bind(json!(summary).to_string())
-    .execute(tx.conn())
-    .await?;
-    sqlx::query("UPDATE repositories SET latest_version = $1 WHERE id = $2")
-        .bind(next)
-        .bind(repo_id)
-        .execute(tx.conn())
-        .await?;
-    sqlx::query("INSERT INTO content_events (repository, version, created_at) VALUES ($1, $2, $3)")
-        .bind(name)
-        .bind(next)
-        .bind(now)
-        .execute(tx.conn())
-        .await?;
+        vec![repo_id.into(), next.into(), now.into(), reason.into(), json!(summary).to_string().into()],
+    );
+    batch.add(
+        "UPDATE repositories SET latest_version = $1 WHERE id = $2",
+        vec![next.into(), repo_id.into()],
+    );
+    batch.add(
+        "INSERT INTO content_events (repository, version, created_at) VALUES ($1, $2, $3)",
+        vec![name.into(), next.into(), now.into()],
+    );
     if keep > 0 && next > keep as i64 {
-        prune_versions(tx, repo_id, next - keep as i64 + 1).await?;
+        prune_versions(&mut batch, repo_id, next - keep as i64 + 1);
     }
+    batch.run(tx).await?;
     Ok(Some(next))
 }
 
 /// Drop versions older than `oldest_kept`, and the content rows no kept version has
 /// (a row is in version N when added_in <= N < removed_in).
-async fn prune_versions(tx: &mut WriteTx, repo_id: i64, oldest_kept: i64) -> MetaResult<()> {
-    sqlx::query("DELETE FROM repository_versions WHERE repository_id = $1 AND number < $2")
-        .bind(repo_id)
-        .bind(oldest_kept)
-        .execute(tx.conn())
-        .await?;
-    sqlx::query("DELETE FROM version_content WHERE repository_id = $1 AND removed_in IS NOT NULL AND removed_in <= $2")
-        .bind(repo_id)
-        .bind(oldest_kept)
-        .execute(tx.conn())
-        .await?;
-    Ok(())
+fn prune_versions(batch: &mut Batch, repo_id: i64, oldest_kept: i64) {
+    batch.add(
+        "DELETE FROM repository_versions WHERE repository_id = $1 AND number < $2",
+        vec![repo_id.into(), oldest_kept.into()],
+    );
+    batch.add(
+        "DELETE FROM version_content WHERE repository_id = $1 AND removed_in IS NOT NULL AND removed_in <= $2",
+        vec![repo_id.into(), oldest_kept.into()],
+    );
 }
 
 /// The content of version `n`: (kind, key, digest) rows.
