@@ -85,9 +85,9 @@ impl Drop for Server {
     }
 }
 
-/// Push blobs, then the manifest, which the fault makes the server die on. Returns the
-/// manifest bytes.
-async fn push_until_crash(srv: &mut Server) -> Vec<u8> {
+/// Make the organisation, push an image's blobs to acme/web/app, then PUT its manifest
+/// as 1.0. Returns what the PUT got and the manifest bytes.
+async fn push_image(srv: &Server, seed: u64) -> (reqwest::Result<reqwest::Response>, Vec<u8>) {
     let c = http();
     let r = c
         .post(srv.url("/api/v1/orgs"))
@@ -99,7 +99,7 @@ async fn push_until_crash(srv: &mut Server) -> Vec<u8> {
     assert!(r.status().is_success() || r.status() == 409);
     let token = srv.token().await;
     let config = common::config_blob("amd64");
-    let layer = common::random_bytes(5000, 99);
+    let layer = common::random_bytes(5000, seed);
     for blob in [&config, &layer] {
         let r = c
             .post(srv.url(&format!(
@@ -121,6 +121,13 @@ async fn push_until_crash(srv: &mut Server) -> Vec<u8> {
         .body(manifest.clone())
         .send()
         .await;
+    (r, manifest)
+}
+
+/// Push an image whose manifest PUT the fault makes the server die on. Returns the
+/// manifest bytes.
+async fn push_until_crash(srv: &mut Server) -> Vec<u8> {
+    let (r, manifest) = push_image(srv, 99).await;
     assert!(r.is_err(), "the server died answering the manifest PUT");
     let status = srv.child.wait().unwrap();
     assert!(!status.success(), "aborted by the fault point");
@@ -233,41 +240,10 @@ async fn crash_inside_the_pushs_copy_leaves_nothing_and_the_retry_copies_once() 
 async fn a_copy_failing_inside_the_push_is_queued_and_the_push_lands() {
     let dir = tempfile::tempdir().unwrap();
     let srv = start(dir.path(), Some("fail:post_push_inline"));
-    let c = http();
-    let r = c
-        .post(srv.url("/api/v1/orgs"))
-        .basic_auth("admin", Some(PASSWORD))
-        .json(&json!({"label": "acme"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    let (r, _) = push_image(&srv, 98).await;
+    assert_eq!(r.unwrap().status(), 201);
     let token = srv.token().await;
-    let config = common::config_blob("amd64");
-    let layer = common::random_bytes(5000, 98);
-    for blob in [&config, &layer] {
-        let r = c
-            .post(srv.url(&format!(
-                "/v2/acme/web/app/blobs/uploads/?digest={}",
-                common::digest(blob)
-            )))
-            .bearer_auth(&token)
-            .body(blob.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
-    let manifest = common::image_manifest(&config, &[&layer], json!({}));
-    let r = c
-        .put(srv.url("/v2/acme/web/app/manifests/1.0"))
-        .bearer_auth(&token)
-        .header("content-type", common::OCI_MANIFEST)
-        .body(manifest.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let c = http();
     let got = c
         .get(srv.url("/v2/acme/web/app/manifests/1.0"))
         .header("accept", common::OCI_MANIFEST)

@@ -2,8 +2,8 @@
 //! repository), a fetch, a delete; and the tag, catalog and referrers listings.
 
 use super::meta::{
-    Batch, Linked, ManifestRows, NewManifest, Referrer, StoredManifest, add_link_blob, add_link_manifest, add_set_tag,
-    linked_found, read_linked_among,
+    Batch, Linked, ManifestRows, NewManifest, Referrer, StoredManifest, WriteTx, add_link_blob, add_link_manifest,
+    add_set_tag, linked_found, read_linked_among,
 };
 use super::{PushedManifest, Registry, digest_mismatch, manifests, name_unknown, signatures, versions};
 use crate::error::{Error, ErrorCode, Result};
@@ -106,43 +106,18 @@ impl Registry {
         let mut writes = Batch::default();
         // A push repository also sees what its normal repository holds: a client that
         // found a blob there (and so did not upload it) can still reference it.
+        let normal_id = normal.as_ref().map(|n| n.0);
         let missing: Vec<String> = required.iter().filter(|b| !linked.contains(*b)).cloned().collect();
-        if !missing.is_empty() {
-            let from_normal = match &normal {
-                Some((n, _)) => tx.linked_among(*n, Linked::Blobs, &missing).await?,
-                None => Default::default(),
-            };
-            if let Some(b) = missing.iter().find(|b| !from_normal.contains(*b)) {
-                return Err(Error::new(
-                    ErrorCode::ManifestBlobUnknown,
-                    format!("blob {b} is not in repository {repo}"),
-                )
-                .with_detail(json!({ "digest": b })));
-            }
-            for b in &missing {
-                add_link_blob(&mut writes, repo_id, b);
-            }
+        for b in link_from_normal(&mut tx, repo, normal_id, Linked::Blobs, &missing).await? {
+            add_link_blob(&mut writes, repo_id, b);
         }
         let missing: Vec<String> = children
             .iter()
             .filter(|c| !linked_children.contains(*c))
             .cloned()
             .collect();
-        if !missing.is_empty() {
-            let from_normal = match &normal {
-                Some((n, _)) => tx.linked_among(*n, Linked::Manifests, &missing).await?,
-                None => Default::default(),
-            };
-            if let Some(c) = missing.iter().find(|c| !from_normal.contains(*c)) {
-                return Err(Error::new(
-                    ErrorCode::ManifestBlobUnknown,
-                    format!("manifest {c} is not in repository {repo}"),
-                )
-                .with_detail(json!({ "digest": c })));
-            }
-            for c in &missing {
-                add_link_manifest(&mut writes, repo_id, c);
-            }
+        for c in link_from_normal(&mut tx, repo, normal_id, Linked::Manifests, &missing).await? {
+            add_link_manifest(&mut writes, repo_id, c);
         }
         if !recorded {
             let mut blob_refs = required;
@@ -287,5 +262,38 @@ impl Registry {
 
     pub async fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Referrer>> {
         Ok(self.inner.meta.referrers(repo.as_str(), &subject.to_string()).await?)
+    }
+}
+
+/// `missing` (references the pushed manifest makes that its repository lacks), when the
+/// normal repository `normal` of a push repository holds them all: to be linked into
+/// the push repository. Otherwise MANIFEST_BLOB_UNKNOWN naming the first one absent.
+async fn link_from_normal<'a>(
+    tx: &mut WriteTx,
+    repo: &RepoName,
+    normal: Option<i64>,
+    kind: Linked,
+    missing: &'a [String],
+) -> Result<&'a [String]> {
+    if missing.is_empty() {
+        return Ok(missing);
+    }
+    let held = match normal {
+        Some(n) => tx.linked_among(n, kind, missing).await?,
+        None => Default::default(),
+    };
+    match missing.iter().find(|d| !held.contains(*d)) {
+        None => Ok(missing),
+        Some(d) => {
+            let what = match kind {
+                Linked::Blobs => "blob",
+                Linked::Manifests => "manifest",
+            };
+            Err(Error::new(
+                ErrorCode::ManifestBlobUnknown,
+                format!("{what} {d} is not in repository {repo}"),
+            )
+            .with_detail(json!({ "digest": d })))
+        }
     }
 }

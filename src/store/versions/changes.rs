@@ -50,8 +50,16 @@ pub(crate) async fn apply_change_along(
                     }
                 }
             }
-            let version =
-                record_version_after(tx, latest, normal_id, &job.normal_repository, &reason, &delta, keep).await?;
+            let version = record_version(
+                tx,
+                Some(latest),
+                normal_id,
+                &job.normal_repository,
+                &reason,
+                &delta,
+                keep,
+            )
+            .await?;
             return Ok((done, version));
         }
         PushChange::DeleteTag { tag } => {
@@ -75,7 +83,7 @@ pub(crate) async fn apply_change_along(
             (format!("sign {digest}"), along)
         }
     };
-    let version = record_version(tx, normal_id, &job.normal_repository, &reason, &delta, keep).await?;
+    let version = record_version(tx, None, normal_id, &job.normal_repository, &reason, &delta, keep).await?;
     Ok((along, version))
 }
 
@@ -490,7 +498,7 @@ impl Registry {
                 }
             }
         }
-        let version = record_version(&mut tx, repo_id, normal, reason, &delta, self.version_retention()).await?;
+        let version = record_version(&mut tx, None, repo_id, normal, reason, &delta, self.version_retention()).await?;
         tx.commit().await?;
         Ok(version)
     }

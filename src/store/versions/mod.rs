@@ -35,7 +35,7 @@ pub(crate) use changes::{apply_change, apply_change_along};
 pub use deletion::DeletedRepository;
 pub use distributions::Distribution;
 pub use listing::RepositorySummary;
-use record::{Delta, Latest, read_latest, record_version, record_version_after};
+use record::{Delta, Latest, read_latest, record_version};
 pub use synced::SyncedContent;
 use synced::remote_blob_known;
 
@@ -382,7 +382,7 @@ async fn set_content(
         return Ok(None);
     }
     replace_content(tx, repo_id, &target).await?;
-    Ok(record_version(tx, repo_id, normal, reason, &delta, keep).await?)
+    Ok(record_version(tx, None, repo_id, normal, reason, &delta, keep).await?)
 }
 
 fn not_normal(name: &str) -> Error {

@@ -61,9 +61,11 @@ impl Latest {
 }
 
 /// Record `delta` as the normal repository's next version (nothing when it is empty),
-/// with a "content changed" event for edge syncs.
+/// with a "content changed" event for edge syncs. `latest`: the latest version when
+/// the caller read it already (in the same transaction).
 pub(super) async fn record_version(
     tx: &mut WriteTx,
+    latest: Option<Latest>,
     repo_id: i64,
     name: &str,
     reason: &str,
@@ -73,25 +75,14 @@ pub(super) async fn record_version(
     if delta.is_empty() {
         return Ok(None);
     }
-    let mut batch = Batch::default();
-    let read = read_latest(&mut batch, repo_id);
-    let latest = Latest::from(&batch.run(tx).await?[read])?;
-    record_version_after(tx, latest, repo_id, name, reason, delta, keep).await
-}
-
-/// `record_version` with the latest version already read (in the same transaction).
-pub(super) async fn record_version_after(
-    tx: &mut WriteTx,
-    latest: Latest,
-    repo_id: i64,
-    name: &str,
-    reason: &str,
-    delta: &Delta,
-    keep: u64,
-) -> MetaResult<Option<i64>> {
-    if delta.is_empty() {
-        return Ok(None);
-    }
+    let latest = match latest {
+        Some(l) => l,
+        None => {
+            let mut batch = Batch::default();
+            let read = read_latest(&mut batch, repo_id);
+            Latest::from(&batch.run(tx).await?[read])?
+        }
+    };
     let (latest, previous) = (latest.number, latest.present);
     let next = latest + 1;
     // Everything below needs no answer: one batch.
