@@ -65,6 +65,17 @@ impl Server {
         v["token"].as_str().unwrap().to_owned()
     }
 
+    /// acme/web/app:1.0 as a client pulls it (a fresh pull token).
+    async fn pull_manifest(&self) -> reqwest::Response {
+        http()
+            .get(self.url("/v2/acme/web/app/manifests/1.0"))
+            .header("accept", common::OCI_MANIFEST)
+            .bearer_auth(self.token().await)
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn api(&self, path: &str) -> Value {
         http()
             .get(self.url(path))
@@ -166,14 +177,7 @@ async fn recovers_exactly_once(fault: &str) {
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0]["state"], "done");
     // Complete and served.
-    let token = srv.token().await;
-    let got = http()
-        .get(srv.url("/v2/acme/web/app/manifests/1.0"))
-        .header("accept", common::OCI_MANIFEST)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let got = srv.pull_manifest().await;
     assert_eq!(got.status(), 200);
     assert_eq!(got.bytes().await.unwrap().as_ref(), manifest.as_slice());
     // The runner keeps going; nothing runs twice.
@@ -201,15 +205,7 @@ async fn crash_inside_the_pushs_copy_leaves_nothing_and_the_retry_copies_once() 
     drop(crashed);
 
     let srv = start(dir.path(), None);
-    let token = srv.token().await;
-    let get = || {
-        http()
-            .get(srv.url("/v2/acme/web/app/manifests/1.0"))
-            .header("accept", common::OCI_MANIFEST)
-            .bearer_auth(&token)
-            .send()
-    };
-    assert_eq!(get().await.unwrap().status(), 404, "nothing of the push");
+    assert_eq!(srv.pull_manifest().await.status(), 404, "nothing of the push");
     let v = srv.api("/api/v1/repositories/acme/web/app/versions").await;
     assert_eq!(v["versions"].as_array().map(Vec::len), Some(0), "{v}");
     assert_eq!(srv.api("/api/v1/jobs").await["jobs"], json!([]));
@@ -217,7 +213,7 @@ async fn crash_inside_the_pushs_copy_leaves_nothing_and_the_retry_copies_once() 
     // The client's retry (the blobs stayed: each was acknowledged).
     let r = http()
         .put(srv.url("/v2/acme/web/app/manifests/1.0"))
-        .bearer_auth(&token)
+        .bearer_auth(srv.token().await)
         .header("content-type", common::OCI_MANIFEST)
         .body(manifest.clone())
         .send()
@@ -226,7 +222,7 @@ async fn crash_inside_the_pushs_copy_leaves_nothing_and_the_retry_copies_once() 
     assert_eq!(r.status(), 201);
     let v = srv.api("/api/v1/repositories/acme/web/app/versions").await;
     assert_eq!(v["versions"].as_array().map(Vec::len), Some(1), "{v}");
-    let got = get().await.unwrap();
+    let got = srv.pull_manifest().await;
     assert_eq!(got.status(), 200);
     assert_eq!(got.bytes().await.unwrap().as_ref(), manifest.as_slice());
     let jobs = srv.api("/api/v1/jobs").await;
@@ -242,16 +238,7 @@ async fn a_copy_failing_inside_the_push_is_queued_and_the_push_lands() {
     let srv = start(dir.path(), Some("fail:post_push_inline"));
     let (r, _) = push_image(&srv, 98).await;
     assert_eq!(r.unwrap().status(), 201);
-    let token = srv.token().await;
-    let c = http();
-    let got = c
-        .get(srv.url("/v2/acme/web/app/manifests/1.0"))
-        .header("accept", common::OCI_MANIFEST)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(got.status(), 200, "copied before the answer");
+    assert_eq!(srv.pull_manifest().await.status(), 200, "copied before the answer");
     let jobs = srv.api("/api/v1/jobs").await;
     assert_eq!(jobs["jobs"].as_array().map(Vec::len), Some(1), "{jobs}");
     assert_eq!(jobs["jobs"][0]["state"], "done");

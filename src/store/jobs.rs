@@ -143,12 +143,12 @@ impl Registry {
         }
         let started = std::time::Instant::now();
         let record = along.add(
-            "INSERT INTO jobs (kind, payload, state, attempts, run_after, created_at, updated_at) \
-             VALUES ($1, $2, 'done', 0, $3, $3, $3) RETURNING id",
+            INSERT_JOB,
             vec![
                 POST_PUSH_JOB.into(),
                 serde_json::json!(job).to_string().into(),
                 now_ms().into(),
+                "done".into(),
             ],
         );
         let (done, version) = apply_change_along(tx, job, self, along).await?;
@@ -278,16 +278,18 @@ fn job_info(r: sqlx::any::AnyRow) -> JobInfo {
 
 /// Insert a queued job in the caller's transaction; returns its id.
 pub(crate) async fn insert_job(conn: &mut sqlx::AnyConnection, kind: &str, payload: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO jobs (kind, payload, state, attempts, run_after, created_at, updated_at) \
-         VALUES ($1, $2, 'queued', 0, $3, $3, $3) RETURNING id",
-    )
-    .bind(kind)
-    .bind(payload)
-    .bind(now_ms())
-    .fetch_one(conn)
-    .await
+    sqlx::query_scalar(INSERT_JOB)
+        .bind(kind)
+        .bind(payload)
+        .bind(now_ms())
+        .bind("queued")
+        .fetch_one(conn)
+        .await
 }
+
+/// A job row: kind, payload, time, state; answers its id.
+const INSERT_JOB: &str = "INSERT INTO jobs (kind, payload, state, attempts, run_after, created_at, updated_at) \
+     VALUES ($1, $2, $4, 0, $3, $3, $3) RETURNING id";
 
 /// The background loop: runs whatever is runnable, every second.
 pub async fn run_forever(registry: Registry) {

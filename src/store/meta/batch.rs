@@ -56,7 +56,7 @@ impl From<Option<&str>> for Arg {
 /// What one statement of a batch did.
 #[derive(Default)]
 pub(crate) struct Done {
-    pub rows_affected: u64,
+    /// What it answered (a `SELECT`, a `RETURNING`).
     pub rows: Vec<AnyRow>,
 }
 
@@ -124,10 +124,8 @@ async fn fetch(conn: &mut sqlx::AnyConnection, q: Query<'_, Any, AnyArguments>) 
     while let Some(item) = stream.try_next().await? {
         match item {
             Either::Right(row) => current.rows.push(row),
-            Either::Left(result) => {
-                current.rows_affected = result.rows_affected();
-                out.push(std::mem::take(&mut current));
-            }
+            // The end of one statement.
+            Either::Left(_) => out.push(std::mem::take(&mut current)),
         }
     }
     Ok(out)
