@@ -1,6 +1,7 @@
 //! Push repositories, versioned normal repositories and the post-push hook, through the
 //! real gateway: versions with summaries, read-your-writes, rollback, deletions as
-//! versions, index closure, concurrent first pushes, jobs and events, GC.
+//! versions, index closure, concurrent first pushes, jobs and events, GC; and, at the
+//! store's API, what a push may take from its normal repository.
 
 mod common;
 
@@ -809,4 +810,82 @@ async fn deleting_a_repository_removes_it_whole_and_a_new_push_starts_afresh() {
     let now = versions(&gw, "acme/web/app").await;
     assert_eq!(now.len(), 1, "{now:?}");
     assert_eq!(now[0]["number"], 1);
+}
+
+/// A push repository sees what its normal repository holds: a manifest pushed to it may
+/// reference a blob or a child manifest that only the normal repository has (a client
+/// found it there and did not upload it again), and the push links it. A reference held
+/// by neither is refused with MANIFEST_BLOB_UNKNOWN, and nothing of that push is kept.
+#[tokio::test]
+async fn a_push_may_reference_what_only_the_normal_repository_holds() {
+    use gatehouse::error::ErrorCode;
+    use gatehouse::oci::{Reference, RepoName};
+    let dir = tempfile::tempdir().unwrap();
+    let reg = common::open_registry(dir.path()).await;
+    reg.ensure_push_pair("acme/web/app/push", "acme/web/app").await.unwrap();
+    let push: RepoName = "acme/web/app/push".parse().unwrap();
+    let normal: RepoName = "acme/web/app".parse().unwrap();
+    let blob = |repo: RepoName, data: Vec<u8>| {
+        let reg = reg.clone();
+        async move {
+            let d = common::digest(&data).parse().unwrap();
+            let body = futures_util::stream::once(async move { Ok(bytes::Bytes::from(data)) });
+            reg.upload_whole(&repo, &d, Box::pin(body)).await.unwrap();
+        }
+    };
+    let oci_manifest = Some(OCI_MANIFEST);
+    let tag = |t: &str| -> Reference { t.parse().unwrap() };
+
+    // Blobs and an image only in the normal repository.
+    let config = common::config_blob("amd64");
+    let layer = common::random_bytes(700, 71);
+    blob(normal.clone(), config.clone()).await;
+    blob(normal.clone(), layer.clone()).await;
+    let image = common::image_manifest(&config, &[&layer], json!({}));
+    let image_ref: Reference = common::digest(&image).parse().unwrap();
+    reg.put_manifest(&normal, &image_ref, oci_manifest, &image, vec![])
+        .await
+        .unwrap();
+
+    // An image referencing those blobs, and an index listing that image, pushed to the
+    // push repository, which holds none of them.
+    let other = common::image_manifest(&config, &[&layer], json!({"annotations": {"n": "2"}}));
+    let pushed = reg
+        .put_manifest(&push, &tag("1.0"), oci_manifest, &other, vec![])
+        .await
+        .unwrap();
+    assert_eq!(pushed.version, Some(1), "copied into the normal repository");
+    let index = common::index_manifest(&[(&image, "amd64")]);
+    let pushed = reg
+        .put_manifest(&push, &tag("multi"), Some(OCI_INDEX), &index, vec![])
+        .await
+        .unwrap();
+    assert_eq!(pushed.version, Some(2));
+    for reference in [tag("1.0"), tag("multi"), image_ref.clone()] {
+        reg.get_manifest(&push, &reference).await.unwrap();
+        reg.get_manifest(&normal, &reference).await.unwrap();
+    }
+
+    // A layer neither holds, and a child neither holds: refused, nothing kept.
+    let stray = common::random_bytes(700, 72);
+    let bad = common::image_manifest(&config, &[&stray], json!({}));
+    let e = reg
+        .put_manifest(&push, &tag("bad"), oci_manifest, &bad, vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::ManifestBlobUnknown, "{}", e.message);
+    let unknown_child = common::image_manifest(&config, &[&layer], json!({"annotations": {"n": "3"}}));
+    let bad_index = common::index_manifest(&[(&unknown_child, "amd64")]);
+    let e = reg
+        .put_manifest(&push, &tag("bad"), Some(OCI_INDEX), &bad_index, vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::ManifestBlobUnknown, "{}", e.message);
+    assert!(reg.get_manifest(&push, &tag("bad")).await.is_err());
+    assert!(reg.get_manifest(&normal, &tag("bad")).await.is_err());
+    assert_eq!(
+        reg.versions("acme/web/app").await.unwrap().len(),
+        2,
+        "no version for a refused push"
+    );
 }
